@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    creates .venv, installs, migrates a fresh demo database, starts a local KMS, serves :8000
+#   make test   installs and runs the whole suite (DATABASE_URL selects PostgreSQL; default SQLite)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HTMX := static/vendor/htmx.min.js
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint browser-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+$(HTMX): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
+# Debian's Chromium drives the browser tests (Playwright's own browser download is not available here).
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: $(STAMP) $(HTMX)
+	KONNECT_DEBUG=true $(PY) manage.py demo
+
+test: $(STAMP) $(HTMX) browser-deps
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) $(HTMX)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor staticfiles db.sqlite3 var

@@ -1,0 +1,52 @@
+"""Reading settings from the environment: `KONNECT_<NAME>` wins over plain `<NAME>`."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    for key in (f"KONNECT_{name}", name):
+        value = os.environ.get(key)
+        if value not in (None, ""):
+            return value
+    return default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env_str(name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    value = env_str(name)
+    if value is None:
+        return list(default or [])
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_mapping(name: str) -> dict[str, str]:
+    """`us=arn:…,eu=arn:…` → {"us": "arn:…", "eu": "arn:…"}."""
+    mapping = {}
+    for item in env_list(name):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(f"{name} entries must look like key=value, got {item!r}")
+        mapping[key.strip()] = value.strip()
+    return mapping

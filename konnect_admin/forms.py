@@ -1,0 +1,77 @@
+from django import forms
+
+from konnect_admin.models import ControlPlane, Role, Team
+
+CONTROL_PLANE_ROLES = [(role.value, role.label) for role in Role if role not in (Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY)]
+
+
+class LabelsField(forms.CharField):
+    """`key=value` pairs, one per line or comma separated, as Konnect labels."""
+
+    def to_python(self, value):
+        labels = {}
+        for item in (value or "").replace("\n", ",").split(","):
+            if not item.strip():
+                continue
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Write labels as key=value; {item.strip()!r} has no '='.")
+            if len(key.strip()) > 63 or len(val.strip()) > 63:
+                raise forms.ValidationError("Label keys and values are at most 63 characters.")
+            labels[key.strip()] = val.strip()
+        if len(labels) > 50:
+            raise forms.ValidationError("At most 50 labels.")
+        return labels
+
+
+class ControlPlaneForm(forms.ModelForm):
+    labels = LabelsField(required=False, help_text="key=value, comma separated", widget=forms.TextInput)
+
+    class Meta:
+        model = ControlPlane
+        fields = ["name", "region", "cluster_type", "description", "labels"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean(self):
+        cleaned = super().clean()
+        name, region = cleaned.get("name"), cleaned.get("region")
+        if name and region and ControlPlane.objects.filter(organization=self.organization, region=region, name=name).exists():
+            self.add_error("name", "A control plane with this name already exists in that region.")
+        return cleaned
+
+    def validate_unique(self):
+        """Uniqueness involves the organization, which is not a form field; `clean()` checks it."""
+
+
+class RoleAssignmentForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=None, to_field_name="pk")
+    role = forms.ChoiceField(choices=CONTROL_PLANE_ROLES)
+    control_plane = forms.ModelChoiceField(queryset=None, required=False, empty_label="* (all control planes)")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        from konnect_admin.models import User
+
+        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization).order_by("email")
+        self.fields["control_plane"].queryset = organization.control_planes.order_by("name")
+
+
+class TeamMembershipForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=None)
+    team = forms.ModelChoiceField(queryset=None)
+    member = forms.BooleanField(required=False)
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        from konnect_admin.models import User
+
+        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization)
+        self.fields["team"].queryset = Team.objects.filter(organization=organization)
+
+
+class OrganizationSwitchForm(forms.Form):
+    organization = forms.UUIDField()

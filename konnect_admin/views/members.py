@@ -1,0 +1,62 @@
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_GET, require_POST
+
+from konnect_admin import selectors, services
+from konnect_admin.forms import RoleAssignmentForm, TeamMembershipForm
+from konnect_admin.models import RoleAssignment, Team
+from konnect_admin.permissions import Action, can
+from konnect_admin.views.pages import paginate, render_page
+
+
+def _members_context(request, form=None):
+    organization = request.organization
+    memberships = selectors.member_list(user=request.user, organization=organization)
+    return {
+        "page": paginate(request, memberships),
+        "teams": Team.objects.filter(organization=organization).prefetch_related("members"),
+        "assignments": RoleAssignment.objects.filter(organization=organization).select_related("user", "control_plane"),
+        "can_manage": can(request.user, Action.MEMBERS_MANAGE, organization),
+        "form": form or RoleAssignmentForm(organization=organization),
+        "team_form": TeamMembershipForm(organization=organization),
+    }
+
+
+@require_GET
+def member_list(request):
+    return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
+
+
+@require_POST
+def role_assign(request):
+    form = RoleAssignmentForm(request.POST, organization=request.organization)
+    if form.is_valid():
+        services.role_assign(organization=request.organization, actor=request.user, **form.cleaned_data)
+        form = None
+    context = _members_context(request, form)
+    status = 200 if form is None else 422 if request.htmx else 400
+    if not request.htmx and form is None:
+        return redirect("member_list")
+    return render_page(request, "konnect_admin/members.html", context, partial="roles", status=status)
+
+
+@require_POST
+def role_revoke(request, pk):
+    assignment = get_object_or_404(RoleAssignment, pk=pk, organization=request.organization)
+    services.role_revoke(organization=request.organization, actor=request.user, assignment=assignment)
+    if request.htmx:
+        return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
+    return redirect("member_list")
+
+
+@require_POST
+def team_membership(request):
+    form = TeamMembershipForm(request.POST, organization=request.organization)
+    if form.is_valid():
+        try:
+            services.team_membership_set(organization=request.organization, actor=request.user, **form.cleaned_data)
+        except ValueError as error:
+            messages.error(request, str(error))
+    else:
+        messages.error(request, "Choose a member and a team.")
+    return redirect("member_list")

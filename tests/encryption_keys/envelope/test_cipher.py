@@ -1,0 +1,220 @@
+import copy
+import pickle
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from encryption_keys.envelope import (
+    HEADER_SIZE,
+    OVERHEAD,
+    DataKeyCipher,
+    DecryptionError,
+    ErrorCode,
+    aad_for,
+    pack,
+    parse,
+)
+from encryption_keys.envelope.cipher import TAG_MISMATCH_DETAIL
+
+KEY = bytes(range(32))
+DEK_ID = uuid.UUID("00112233-4455-6677-8899-aabbccddeeff")
+NONCE = bytes(range(100, 112))
+ROW = uuid.UUID("12345678-1234-5678-1234-567812345678")
+AAD = aad_for(model_label="debugger.payloadcapture", field="body", pk=ROW)
+
+# Computed once with this module, then frozen: any change to the format breaks it.
+KNOWN_ENVELOPE = bytes.fromhex(
+    "01"  # version
+    "00112233445566778899aabbccddeeff"  # dek id
+    "6465666768696a6b6c6d6e6f"  # nonce
+    "207eb20a16c576f5510c318db911"  # ciphertext of b"hello, konnect"
+    "b13ca2e5825daa379054439eabf43e78"  # GCM tag
+)
+KNOWN_EMPTY_ENVELOPE = bytes.fromhex(
+    "0100112233445566778899aabbccddeeff6465666768696a6b6c6d6e6f65cb61d69214ee4b634ad3a6a0fb1e66"
+)
+REGIONS = {  # name -> (start, end) in KNOWN_ENVELOPE
+    "version": (0, 1),
+    "dek_id": (1, 17),
+    "nonce": (17, 29),
+    "ciphertext_body": (29, 43),
+    "tag": (43, 59),
+}
+
+
+@pytest.fixture
+def cipher():
+    return DataKeyCipher(DEK_ID, KEY)
+
+
+def test_aad_binds_version_model_field_and_row():
+    assert AAD == b"v1|debugger.payloadcapture.body|12345678-1234-5678-1234-567812345678"
+    assert aad_for(model_label="vault.secret", field="value", pk=7) == b"v1|vault.secret.value|7"
+
+
+@pytest.mark.parametrize("pk", [None, ""])
+def test_aad_refuses_a_missing_pk(pk):
+    with pytest.raises(ValueError):
+        aad_for(model_label="vault.secret", field="value", pk=pk)
+
+
+def test_known_answer_vector(cipher):
+    assert cipher.seal(b"hello, konnect", aad=AAD, nonce=NONCE) == KNOWN_ENVELOPE
+    direct = AESGCM(KEY).encrypt(NONCE, b"hello, konnect", AAD)
+    assert KNOWN_ENVELOPE[HEADER_SIZE:] == direct
+    assert cipher.open(KNOWN_ENVELOPE, aad=AAD) == b"hello, konnect"
+
+
+def test_known_answer_vector_for_empty_plaintext(cipher):
+    assert cipher.seal(b"", aad=AAD, nonce=NONCE) == KNOWN_EMPTY_ENVELOPE
+    assert KNOWN_EMPTY_ENVELOPE[HEADER_SIZE:] == AESGCM(KEY).encrypt(NONCE, b"", AAD)
+    assert cipher.open(KNOWN_EMPTY_ENVELOPE, aad=AAD) == b""
+
+
+def test_nist_gcm_test_case_16_inside_an_envelope():
+    """AES-256 vector from the GCM specification (McGrew & Viega), test case 16."""
+    key = bytes.fromhex("feffe9928665731c6d6a8f9467308308" * 2)
+    nonce = bytes.fromhex("cafebabefacedbaddecaf888")
+    aad = bytes.fromhex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
+    plaintext = bytes.fromhex(
+        "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+        "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39"
+    )
+    expected = bytes.fromhex(
+        "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+        "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+        "76fc6ece0f4e1768cddf8853bb2d551b"
+    )
+    blob = DataKeyCipher(DEK_ID, key).seal(plaintext, aad=aad, nonce=nonce)
+    assert blob == b"\x01" + DEK_ID.bytes + nonce + expected
+
+
+@pytest.mark.parametrize("plaintext", [b"", b"x", "grüße ✓".encode(), bytes(range(256)) * 4096])
+def test_round_trip(cipher, plaintext):
+    blob = cipher.seal(plaintext, aad=AAD)
+    assert cipher.open(blob, aad=AAD) == plaintext
+    assert cipher.open(parse(blob), aad=AAD) == plaintext
+    assert cipher.open(memoryview(blob), aad=AAD) == plaintext
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 1024 * 1024])
+def test_overhead_is_exactly_45_bytes(cipher, size):
+    assert OVERHEAD == 45
+    assert len(cipher.seal(bytes(size), aad=AAD)) == size + 45
+
+
+def test_each_seal_uses_a_fresh_random_nonce(cipher):
+    first, second = cipher.seal(b"same", aad=AAD), cipher.seal(b"same", aad=AAD)
+    assert parse(first).nonce != parse(second).nonce
+    assert first != second
+
+
+@pytest.mark.parametrize("region", list(REGIONS))
+def test_flipping_a_byte_in_any_region_fails_integrity(cipher, region):
+    start, end = REGIONS[region]
+    for offset in (start, end - 1):
+        tampered = bytearray(KNOWN_ENVELOPE)
+        tampered[offset] ^= 0x01
+        with pytest.raises(DecryptionError) as caught:
+            cipher.open(bytes(tampered), aad=AAD)
+        assert caught.value.code is ErrorCode.INTEGRITY
+
+
+def test_flipping_any_single_byte_fails_integrity(cipher):
+    for offset in range(len(KNOWN_ENVELOPE)):
+        tampered = bytearray(KNOWN_ENVELOPE)
+        tampered[offset] ^= 0x80
+        with pytest.raises(DecryptionError) as caught:
+            cipher.open(tampered, aad=AAD)
+        assert caught.value.code is ErrorCode.INTEGRITY, offset
+
+
+def test_tampered_body_reports_tag_mismatch(cipher):
+    tampered = bytearray(KNOWN_ENVELOPE)
+    tampered[30] ^= 0xFF
+    with pytest.raises(DecryptionError) as caught:
+        cipher.open(bytes(tampered), aad=AAD)
+    assert caught.value.detail == TAG_MISMATCH_DETAIL
+
+
+def test_wrong_key_with_same_dek_id_fails(cipher):
+    impostor = DataKeyCipher(DEK_ID, bytes(32))
+    with pytest.raises(DecryptionError) as caught:
+        impostor.open(cipher.seal(b"secret", aad=AAD), aad=AAD)
+    assert (caught.value.code, caught.value.detail) == (ErrorCode.INTEGRITY, TAG_MISMATCH_DETAIL)
+
+
+def test_envelope_of_another_data_key_is_refused_without_trying(cipher):
+    other_id = uuid.UUID(int=DEK_ID.int + 1)
+    blob = DataKeyCipher(other_id, KEY).seal(b"secret", aad=AAD)
+    with pytest.raises(DecryptionError) as caught:
+        cipher.open(blob, aad=AAD)
+    assert caught.value.code is ErrorCode.INTEGRITY
+    assert caught.value.detail == f"envelope names data key {other_id}, not {DEK_ID}"
+
+
+@pytest.mark.parametrize(
+    "other_aad",
+    [
+        aad_for(model_label="debugger.payloadcapture", field="body", pk=uuid.UUID(int=1)),
+        aad_for(model_label="debugger.payloadcapture", field="headers", pk=ROW),
+        aad_for(model_label="debugger.requestlog", field="body", pk=ROW),
+        b"",
+    ],
+    ids=["another_row", "another_field", "another_model", "no_aad"],
+)
+def test_value_moved_to_another_row_field_or_model_fails(cipher, other_aad):
+    blob = cipher.seal(b"secret", aad=AAD)
+    with pytest.raises(DecryptionError) as caught:
+        cipher.open(blob, aad=other_aad)
+    assert (caught.value.code, caught.value.detail) == (ErrorCode.INTEGRITY, TAG_MISMATCH_DETAIL)
+
+
+def test_manually_built_envelope_with_unknown_version_is_refused(cipher):
+    envelope = parse(KNOWN_ENVELOPE)
+    forged = type(envelope)(2, envelope.dek_id, envelope.nonce, envelope.ciphertext)
+    with pytest.raises(DecryptionError) as caught:
+        cipher.open(forged, aad=AAD)
+    assert caught.value.detail == "unknown envelope version 2"
+
+
+@pytest.mark.parametrize("key", [b"", bytes(16), bytes(31), bytes(33), "k" * 32])
+def test_key_must_be_32_bytes(key):
+    with pytest.raises(ValueError):
+        DataKeyCipher(DEK_ID, key)
+
+
+def test_dek_id_must_be_a_uuid():
+    with pytest.raises(ValueError):
+        DataKeyCipher(str(DEK_ID), KEY)
+
+
+def test_seal_rejects_a_wrong_size_nonce(cipher):
+    with pytest.raises(ValueError):
+        cipher.seal(b"x", aad=AAD, nonce=bytes(8))
+
+
+def test_repr_shows_dek_id_and_no_key_material(cipher):
+    text = repr(cipher)
+    assert text == "<DataKeyCipher dek=00112233-4455-6677-8899-aabbccddeeff>"
+    assert KEY.hex() not in text and KEY.hex()[:16] not in text
+    assert repr(KEY) not in text and str(KEY) not in text
+    assert KEY not in text.encode("latin-1")
+
+
+def test_raw_key_is_not_kept_as_an_attribute(cipher):
+    assert not hasattr(cipher, "__dict__")
+    assert all(getattr(cipher, slot) != KEY for slot in DataKeyCipher.__slots__)
+
+
+def test_cipher_cannot_be_pickled_or_copied(cipher):
+    with pytest.raises(TypeError):
+        pickle.dumps(cipher)
+    with pytest.raises(TypeError):
+        copy.copy(cipher)
+
+
+def test_seal_output_parses_back_to_its_regions(cipher):
+    blob = cipher.seal(b"abc", aad=AAD, nonce=NONCE)
+    assert blob == pack(dek_id=DEK_ID, nonce=NONCE, ciphertext=AESGCM(KEY).encrypt(NONCE, b"abc", AAD))
