@@ -5,3 +5,10 @@ class KonnectAdminConfig(AppConfig):
     name = "konnect_admin"
     verbose_name = "Konnect platform"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from konnect_admin import navigation
+        from konnect_admin.sections import access_tokens_menu, data_plane_tokens_section
+
+        navigation.USER_MENU.append(access_tokens_menu)
+        navigation.CONTROL_PLANE_SECTIONS.append(data_plane_tokens_section)

@@ -1,3 +1,4 @@
+from konnect_admin import navigation
 from konnect_admin.permissions import Action, can
 from konnect_admin.selectors import organizations_of
 
@@ -7,15 +8,11 @@ def organization(request):
     current = getattr(request, "organization", None)
     if user is None or not user.is_authenticated:
         return {}
-    context = {
+    return {
         "current_organization": current,
         "user_organizations": organizations_of(user=user),
-        "can_view_org_settings": current is not None and can(user, Action.KEY_VIEW, current),
+        "can_view_org_settings": current is not None and can(user, Action.MEMBERS_VIEW, current),
+        "org_settings_menu": navigation.collect(navigation.ORG_SETTINGS_MENU, request) if current else [],
+        "user_menu": navigation.collect(navigation.USER_MENU, request),
+        "org_banners": navigation.collect(navigation.BANNERS, request) if current else [],
     }
-    for provider in BANNER_PROVIDERS:
-        context.setdefault("org_banners", []).extend(provider(request) or [])
-    return context
-
-
-# Other apps append callables `(request) -> list[dict(level, title, message, link)]` here.
-BANNER_PROVIDERS: list = []

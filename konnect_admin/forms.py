@@ -75,3 +75,7 @@ class TeamMembershipForm(forms.Form):
 
 class OrganizationSwitchForm(forms.Form):
     organization = forms.UUIDField()
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, min_length=1, help_text="What uses this token, e.g. terraform-ci.")

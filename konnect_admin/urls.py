@@ -1,8 +1,22 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path, register_converter
 
-from konnect_admin.views import audit, control_planes, dashboard, members
+from konnect_admin.api import api_v0, api_v1, api_v2
+from konnect_admin.views import audit, control_planes, dashboard, members, tokens
+
+
+class KonnectRegionConverter:
+    regex = "us|eu|au|me|in|sg"
+
+    def to_python(self, value):
+        return value
+
+    def to_url(self, value):
+        return value
+
+
+register_converter(KonnectRegionConverter, "konnect_region")
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -12,10 +26,22 @@ urlpatterns = [
     path("control-planes/", control_planes.control_plane_list, name="control_plane_list"),
     path("control-planes/new/", control_planes.control_plane_create, name="control_plane_create"),
     path("control-planes/<uuid:pk>/", control_planes.control_plane_detail, name="control_plane_detail"),
+    path("control-planes/<uuid:pk>/data-plane-tokens/", tokens.data_plane_token_create, name="data_plane_token_create"),
+    path("control-planes/<uuid:pk>/data-plane-tokens/<int:token_pk>/revoke/", tokens.data_plane_token_revoke,
+         name="data_plane_token_revoke"),
+    path("account/tokens/", tokens.access_token_list, name="access_token_list"),
+    path("account/tokens/new/", tokens.access_token_create, name="access_token_create"),
+    path("account/tokens/<int:pk>/revoke/", tokens.access_token_revoke, name="access_token_revoke"),
     path("organization/members/", members.member_list, name="member_list"),
     path("organization/members/roles/", members.role_assign, name="role_assign"),
     path("organization/members/roles/<int:pk>/revoke/", members.role_revoke, name="role_revoke"),
     path("organization/members/teams/", members.team_membership, name="team_membership"),
     path("organization/audit-log/", audit.audit_log, name="audit_log"),
+    path("", include("encryption_keys.urls")),
+    path("", include("debugger.urls")),
+    path("", include("vault.urls")),
+    path("api/<konnect_region:region>/v0/", api_v0.urls),
+    path("api/<konnect_region:region>/v1/", api_v1.urls),
+    path("api/<konnect_region:region>/v2/", api_v2.urls),
     path("platform-admin/", admin.site.urls),
 ]

@@ -42,3 +42,71 @@ def login(client):
         return client
 
     return _login
+
+
+# --- local KMS over HTTP -------------------------------------------------------------------------------
+
+PLATFORM_KEY_REGIONS = {"us": "us-west-2", "eu": "eu-central-1"}
+
+
+@pytest.fixture(scope="session")
+def kms_server():
+    """moto's KMS server with the fidelity layer, on loopback, for the whole test session."""
+    from encryption_keys.local_kms import LocalKmsServer
+
+    server = LocalKmsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def platform_keys(kms_server):
+    from encryption_keys.local_kms import create_key
+
+    return {
+        geo: create_key(region=region, description=f"platform key {geo}", multi_region=True)
+        for geo, region in PLATFORM_KEY_REGIONS.items()
+    }
+
+
+@pytest.fixture(autouse=True)
+def local_kms(request, settings, kms_server, platform_keys):
+    """Every test talks to the local KMS server over HTTP, with fresh in-process key caches."""
+    from encryption_keys import call_log, keyring, kms
+
+    settings.KMS_ENDPOINT_URL = kms_server.endpoint_url
+    settings.KMS_ENDPOINT_URLS = {}
+    settings.PLATFORM_KMS_KEYS = dict(platform_keys)
+    settings.KMS_MAX_ATTEMPTS = 1
+    settings.KMS_CONNECT_TIMEOUT = 1
+    kms.reset_clients()
+    keyring.reset_for_tests()
+    call_log.discard()
+    if not kms_server.running:
+        kms_server.start()
+    yield kms_server
+    call_log.discard()
+    keyring.reset_for_tests()
+
+
+@pytest.fixture
+def kms_calls(db):
+    """`kms_calls(**filters)` → the KmsCall rows written so far (flushes the buffered log first)."""
+    from encryption_keys import call_log
+    from encryption_keys.models import KmsCall
+
+    def _calls(**filters):
+        call_log.flush()
+        return KmsCall.objects.filter(**filters)
+
+    return _calls
+
+
+@pytest.fixture
+def cmek(org):
+    """A fresh customer key in us-west-2 (multi-region, replicated to us-east-2), not linked yet."""
+    from encryption_keys.local_kms import create_key, replicate_key
+
+    arn = create_key(region="us-west-2", description="customer key", multi_region=True)
+    replicate_key(arn, to_region="us-east-2")
+    return arn

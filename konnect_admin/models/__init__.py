@@ -2,13 +2,16 @@ from konnect_admin.models.access import Role, RoleAssignment, Team, TeamMembersh
 from konnect_admin.models.audit import AuditEvent
 from konnect_admin.models.control_planes import ClusterType, ControlPlane, Region
 from konnect_admin.models.organizations import Membership, Organization, User
+from konnect_admin.models.tokens import DataPlaneToken, PersonalAccessToken
 
 __all__ = [
     "AuditEvent",
     "ClusterType",
     "ControlPlane",
+    "DataPlaneToken",
     "Membership",
     "Organization",
+    "PersonalAccessToken",
     "Region",
     "Role",
     "RoleAssignment",

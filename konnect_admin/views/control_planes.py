@@ -2,7 +2,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from konnect_admin import selectors, services
+from konnect_admin import navigation, selectors, services
 from konnect_admin.forms import ControlPlaneForm
 from konnect_admin.models import Region
 from konnect_admin.permissions import Action, can, require
@@ -48,7 +48,7 @@ def control_plane_detail(request, pk):
     context = {
         "control_plane": control_plane,
         "can_admin": can(request.user, Action.CONTROL_PLANE_ADMIN, control_plane),
-        "sections": control_plane_sections(request, control_plane),
+        "sections": navigation.collect(navigation.CONTROL_PLANE_SECTIONS, request, control_plane),
     }
     return render_page(request, "konnect_admin/control_plane_detail.html", context)
 
@@ -58,11 +58,3 @@ def control_plane_url(control_plane) -> str:
 
     return reverse("control_plane_detail", args=[control_plane.pk])
 
-
-# Apps add sections to the control plane page: callables `(request, control_plane) -> dict | None`
-# returning {"title", "template", "context"}.
-CONTROL_PLANE_SECTIONS: list = []
-
-
-def control_plane_sections(request, control_plane) -> list[dict]:
-    return [section for provider in CONTROL_PLANE_SECTIONS if (section := provider(request, control_plane))]

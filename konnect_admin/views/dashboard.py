@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from konnect_admin import navigation
 from konnect_admin.forms import OrganizationSwitchForm
 from konnect_admin.middleware import SESSION_KEY
 from konnect_admin.models import AuditEvent
@@ -19,6 +20,7 @@ def dashboard(request):
         "recent_events": AuditEvent.objects.filter(organization=organization)[:8]
         if can(request.user, Action.AUDIT_VIEW, organization)
         else None,
+        "dashboard_cards": navigation.collect(navigation.DASHBOARD_CARDS, request),
     }
     return render(request, "konnect_admin/dashboard.html", context)
 

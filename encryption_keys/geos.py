@@ -1,0 +1,87 @@
+"""Konnect geos ↔ AWS regions, and KMS key ARN parsing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+GEO_AWS_REGIONS: dict[str, tuple[str, ...]] = {
+    "au": ("ap-southeast-2", "ap-southeast-4"),
+    "eu": ("eu-central-1", "eu-west-1"),
+    "me": ("me-central-1", "me-south-1"),
+    "us": ("us-west-2", "us-east-2"),
+    "in": ("ap-south-1", "ap-south-2"),
+    "sg": ("ap-southeast-1",),
+}
+
+_KEY_ARN = re.compile(
+    r"^arn:(?P<partition>aws|aws-us-gov|aws-cn):kms:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):"
+    r"key/(?P<key_id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$"
+)
+_ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[^:]*:\d{12}:alias/")
+
+
+class InvalidKeyArn(ValueError):
+    """The text is not a usable KMS key ARN; `reason` says why in words a person can act on."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class KeyArn:
+    arn: str
+    partition: str
+    region: str
+    account: str
+    key_id: str
+
+    @property
+    def is_multi_region(self) -> bool:
+        return self.key_id.startswith("mrk-")
+
+    def in_region(self, aws_region: str) -> str:
+        """The same key in another AWS region (a multi-region replica has the same key id)."""
+        return f"arn:{self.partition}:kms:{aws_region}:{self.account}:key/{self.key_id}"
+
+
+def parse_key_arn(text: str) -> KeyArn:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidKeyArn("Enter the key's ARN.")
+    if _ALIAS_ARN.match(text):
+        raise InvalidKeyArn(
+            "Alias ARNs are not accepted: an alias can be re-pointed to another key, which would silently change "
+            "which key protects your data. Use the key ARN (…:key/<key id>)."
+        )
+    match = _KEY_ARN.match(text)
+    if not match:
+        raise InvalidKeyArn(
+            "This is not a KMS key ARN. Expected arn:aws:kms:<aws-region>:<12-digit account>:key/<key id>, "
+            "where the key id is a UUID or a multi-region id mrk-<32 hex>."
+        )
+    return KeyArn(arn=text, **match.groupdict())
+
+
+def geo_of_aws_region(aws_region: str) -> str | None:
+    for geo, regions in GEO_AWS_REGIONS.items():
+        if aws_region in regions:
+            return geo
+    return None
+
+
+def aws_region_of(arn: str) -> str:
+    """The AWS region field of any ARN (no validation: stored ARNs were validated when linked)."""
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 5 else ""
+
+
+def failover_arns(arn: str) -> list[str]:
+    """The ARN first, then for a multi-region key the same key in the geo's other AWS regions."""
+    parts = arn.split(":")
+    if len(parts) != 6 or not parts[5].startswith("key/mrk-"):
+        return [arn]
+    region = parts[3]
+    others = [r for r in GEO_AWS_REGIONS.get(geo_of_aws_region(region), ()) if r != region]
+    return [arn, *(":".join([*parts[:3], other, *parts[4:]]) for other in others)]

@@ -1,0 +1,187 @@
+"""The one door to AWS KMS: clients, typed errors, multi-region failover, and a record of every call.
+
+Nothing else in the project imports boto3.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from django.conf import settings
+
+from encryption_keys import call_log
+from encryption_keys.envelope import EnvelopeError, ErrorCode
+from encryption_keys.geos import aws_region_of, failover_arns
+
+_ERROR_CODES = {
+    "DisabledException": ErrorCode.KEY_DISABLED,
+    "KMSInvalidStateException": ErrorCode.KEY_PENDING_DELETION,
+    "AccessDeniedException": ErrorCode.KEY_ACCESS_DENIED,
+    "AccessDenied": ErrorCode.KEY_ACCESS_DENIED,
+    "InvalidKeyUsageException": ErrorCode.KEY_ACCESS_DENIED,
+    "NotFoundException": ErrorCode.KEY_NOT_FOUND,
+    "IncorrectKeyException": ErrorCode.INTEGRITY,
+    "InvalidCiphertextException": ErrorCode.INTEGRITY,
+    "ThrottlingException": ErrorCode.KMS_UNAVAILABLE,
+    "LimitExceededException": ErrorCode.KMS_UNAVAILABLE,
+    "KMSInternalException": ErrorCode.KMS_UNAVAILABLE,
+    "DependencyTimeoutException": ErrorCode.KMS_UNAVAILABLE,
+    "KeyUnavailableException": ErrorCode.KMS_UNAVAILABLE,
+}
+_UNREACHABLE = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.HTTPClientError,
+)
+
+
+class KmsError(EnvelopeError):
+    """A KMS call failed; `aws_code` is KMS's own error name (for operators), `code` ours."""
+
+    def __init__(self, code, *, aws_code: str = "", **kwargs):
+        super().__init__(code, **kwargs)
+        self.aws_code = aws_code
+
+
+_clients: dict[tuple[str, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def endpoint_for(aws_region: str) -> str | None:
+    return settings.KMS_ENDPOINT_URLS.get(aws_region) or settings.KMS_ENDPOINT_URL
+
+
+def client_for(aws_region: str):
+    endpoint = endpoint_for(aws_region)
+    key = (aws_region, endpoint)
+    with _clients_lock:
+        if key not in _clients:
+            config = botocore.config.Config(
+                connect_timeout=settings.KMS_CONNECT_TIMEOUT,
+                read_timeout=settings.KMS_READ_TIMEOUT,
+                retries={"total_max_attempts": settings.KMS_MAX_ATTEMPTS, "mode": "standard"},
+                user_agent_extra="konnect-admin",
+            )
+            credentials = {}
+            if endpoint and not boto3.session.Session().get_credentials():
+                credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # noqa: S106
+            session = boto3.session.Session()
+            _clients[key] = session.client(
+                "kms", region_name=aws_region, endpoint_url=endpoint, config=config, **credentials
+            )
+        return _clients[key]
+
+
+def reset_clients() -> None:
+    with _clients_lock:
+        _clients.clear()
+
+
+def _to_error(exc: Exception, key_arn: str) -> KmsError:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        aws_code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        code = _ERROR_CODES.get(aws_code, ErrorCode.KMS_UNAVAILABLE if status >= 500 else None)
+        if code is None:
+            code = ErrorCode.KEY_ACCESS_DENIED
+        message = exc.response.get("Error", {}).get("Message", "")
+        return KmsError(code, aws_code=aws_code, key_arn=key_arn, detail=f"{aws_code}: {message}"[:300])
+    return KmsError(ErrorCode.KMS_UNAVAILABLE, aws_code=type(exc).__name__, key_arn=key_arn, detail=type(exc).__name__)
+
+
+def _call(operation: str, key_arn: str, *, organization_id=None, context: dict | None = None,
+          key_param: str = "KeyId", context_param: str | None = "EncryptionContext", failover: bool = True,
+          **params):
+    """Call `operation` with `key_arn`; for a multi-region key, fail over to its replicas when KMS is unreachable."""
+    candidates = failover_arns(key_arn) if failover else [key_arn]
+    last_error: KmsError | None = None
+    for arn in candidates:
+        region = aws_region_of(arn)
+        started = time.perf_counter()
+        outcome, request_id = "ok", ""
+        try:
+            call_params = {key_param: arn, **params}
+            if context is not None and context_param:
+                call_params[context_param] = context
+            response = getattr(client_for(region), operation)(**call_params)
+            request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
+            return response
+        except (botocore.exceptions.ClientError, *_UNREACHABLE) as exc:
+            last_error = _to_error(exc, key_arn)
+            outcome = last_error.code.value
+            if isinstance(exc, botocore.exceptions.ClientError):
+                request_id = exc.response.get("ResponseMetadata", {}).get("RequestId", "")
+            if last_error.code is not ErrorCode.KMS_UNAVAILABLE:
+                break
+        finally:
+            call_log.record(
+                organization_id=organization_id,
+                key_arn=key_arn,
+                aws_region=region,
+                operation=_OPERATION_NAMES.get(operation, operation),
+                encryption_context=context or {},
+                outcome=outcome,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                request_id=request_id,
+            )
+    raise last_error
+
+
+_OPERATION_NAMES = {
+    "generate_data_key": "GenerateDataKey",
+    "decrypt": "Decrypt",
+    "encrypt": "Encrypt",
+    "re_encrypt": "ReEncrypt",
+    "describe_key": "DescribeKey",
+    "get_key_rotation_status": "GetKeyRotationStatus",
+}
+
+
+def generate_data_key(*, key_arn: str, context: dict[str, str], organization_id=None) -> tuple[bytes, bytes]:
+    """A fresh AES-256 data key: (plaintext, wrapped)."""
+    response = _call("generate_data_key", key_arn, organization_id=organization_id, context=context, KeySpec="AES_256")
+    return response["Plaintext"], response["CiphertextBlob"]
+
+
+def decrypt(*, key_arn: str, wrapped: bytes, context: dict[str, str], organization_id=None) -> bytes:
+    response = _call("decrypt", key_arn, organization_id=organization_id, context=context, CiphertextBlob=bytes(wrapped))
+    return response["Plaintext"]
+
+
+def encrypt(*, key_arn: str, plaintext: bytes, context: dict[str, str], organization_id=None) -> bytes:
+    response = _call("encrypt", key_arn, organization_id=organization_id, context=context, Plaintext=plaintext)
+    return response["CiphertextBlob"]
+
+
+def re_encrypt(*, source_arn: str, destination_arn: str, wrapped: bytes, context: dict[str, str],
+               organization_id=None) -> bytes:
+    """Re-wrap under another key inside KMS: the data key's plaintext never leaves KMS."""
+    response = _call(
+        "re_encrypt",
+        destination_arn,
+        organization_id=organization_id,
+        context=context,
+        context_param=None,
+        key_param="DestinationKeyId",
+        failover=False,
+        CiphertextBlob=bytes(wrapped),
+        SourceKeyId=source_arn,
+        SourceEncryptionContext=context,
+        DestinationEncryptionContext=context,
+    )
+    return response["CiphertextBlob"]
+
+
+def describe_key(*, key_arn: str, organization_id=None) -> dict:
+    return _call("describe_key", key_arn, organization_id=organization_id)["KeyMetadata"]
+
+
+def get_key_rotation_status(*, key_arn: str, organization_id=None) -> bool:
+    return bool(_call("get_key_rotation_status", key_arn, organization_id=organization_id)["KeyRotationEnabled"])

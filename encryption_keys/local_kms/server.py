@@ -1,0 +1,275 @@
+"""A local AWS KMS on loopback: moto's server plus the fidelity layer, spoken to over real HTTP.
+
+    with LocalKmsServer() as kms:                      # port 0 → a free port
+        arn = create_key(region="us-west-2", multi_region=True)
+        boto3.client("kms", region_name="us-west-2", endpoint_url=kms.endpoint_url, ...)
+
+Key state lives in moto's process-global backends, not in the server: ``stop()`` then ``start()``
+keeps every key (and the port), and two servers in one process serve the same keys — which is how a
+test simulates "KMS in region A is down, region B is up".
+
+From a shell (or the ``kms_server`` management command)::
+
+    python -m encryption_keys.local_kms --port 4566 --create-platform-keys us=us-west-2+us-east-2,eu=eu-central-1
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+from . import admin, fidelity
+
+#: moto server internals ``LocalKmsServer`` relies on (checked by the fidelity guard test).
+SERVER_SEAMS: tuple[fidelity.Seam, ...] = (
+    fidelity.Seam("moto.server.ThreadedMotoServer.__init__", ("self", "ip_address", "port", "verbose")),
+    fidelity.Seam("moto.server.ThreadedMotoServer._server_entry", ("self",)),
+    fidelity.Seam("moto.server.ThreadedMotoServer.start", ("self",)),
+    fidelity.Seam("moto.server.ThreadedMotoServer.stop", ("self",)),
+    fidelity.Seam("moto.moto_server.werkzeug_app.DomainDispatcherApplication"),
+    fidelity.Seam("moto.moto_server.werkzeug_app.create_backend_app", ("service",)),
+    fidelity.Seam("moto.moto_server.werkzeug_app.MotoRequestHandler"),
+)
+
+
+def _request_handler(quiet: bool) -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    if not quiet:
+        return MotoRequestHandler
+
+    class QuietRequestHandler(MotoRequestHandler):
+        """No access log line per request; errors are still logged."""
+
+        def log_request(self, code: Any = "-", size: Any = "-") -> None:
+            pass
+
+    return QuietRequestHandler
+
+
+class _MotoServerThread(ThreadedMotoServer):
+    """moto's ThreadedMotoServer, made to (a) report a bind error instead of hanging in ``start()``,
+    (b) close its listening socket on ``stop()`` so clients get "connection refused" and the port can
+    be bound again, and (c) optionally skip werkzeug's per-request access log."""
+
+    def __init__(self, host: str, port: int, *, quiet: bool) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self.startup_error: BaseException | None = None
+        self._handler = _request_handler(quiet)
+
+    def _server_entry(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        try:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=self._handler)
+        except BaseException as exc:  # surfaced by LocalKmsServer.start()
+            self.startup_error = exc
+            self._server_ready_event.set()
+            return
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._server is not None:
+            self._server.server_close()
+            self._server = None
+
+
+class LocalKmsServer:
+    """moto's KMS (with ``fidelity.apply()``) served on ``host:port`` in a background thread."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._quiet = quiet
+        self._moto: _MotoServerThread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 10.0) -> LocalKmsServer:
+        """Apply the fidelity layer, start serving and wait until the server answers HTTP.
+
+        Port 0 picks a free port on the first start; later starts reuse that port.
+        """
+        if self.running:
+            return self
+        fidelity.apply()
+        port = self._port if self._port is not None else self._requested_port
+        moto_server = _MotoServerThread(self.host, port, quiet=self._quiet)
+        moto_server.start()
+        if moto_server.startup_error is not None:
+            raise RuntimeError(
+                f"local KMS could not listen on {self.host}:{port}: {moto_server.startup_error}"
+            ) from moto_server.startup_error
+        self._moto = moto_server
+        self._port = moto_server.get_host_and_port()[1]
+        self._wait_until_answering(timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Keys stay in moto's backends (process-global)."""
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalKmsServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._moto is not None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the local KMS server has not been started yet")
+        return self._port
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://host:port`` — valid once started, and still the same after ``stop()``."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104 - a comparison
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        where = self.endpoint_url if self._port is not None else f"{self.host}:{self._requested_port}"
+        return f"<LocalKmsServer {where} {'running' if self.running else 'stopped'}>"
+
+    def _wait_until_answering(self, timeout: float) -> None:
+        host = self.endpoint_url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+        deadline = time.monotonic() + timeout
+        while True:
+            connection = http.client.HTTPConnection(host, self.port, timeout=1)
+            try:
+                connection.request("GET", "/moto-api/lib.js")
+                connection.getresponse().read()
+                return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"local KMS at {self.endpoint_url} did not answer: {exc}") from exc
+                time.sleep(0.05)
+            finally:
+                connection.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def parse_platform_keys(spec: str) -> dict[str, list[str]]:
+    """``"us=us-west-2+us-east-2,eu=eu-central-1"`` → ``{"us": ["us-west-2", "us-east-2"], "eu": [...]}``.
+
+    The first region of a geo holds the (multi-Region) primary key; the others get replicas.
+    """
+    result: dict[str, list[str]] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        geo, sep, regions = item.partition("=")
+        region_list = [r.strip() for r in regions.split("+") if r.strip()]
+        if not sep or not geo.strip() or not region_list:
+            raise ValueError(f"expected geo=region[+replica-region…], got {item!r}")
+        result[geo.strip()] = region_list
+    return result
+
+
+def create_platform_keys(spec: str | dict[str, list[str]]) -> dict[str, str]:
+    """Create one multi-Region platform key per Konnect geo (replicated to the extra regions).
+
+    Returns ``{geo: primary ARN}``, the shape of the ``PLATFORM_KMS_KEYS`` setting.
+    """
+    geos = parse_platform_keys(spec) if isinstance(spec, str) else spec
+    arns: dict[str, str] = {}
+    for geo, (primary_region, *replica_regions) in geos.items():
+        arn = admin.create_key(
+            region=primary_region, description=f"Konnect platform key ({geo})", multi_region=True
+        )
+        for region in replica_regions:
+            admin.replicate_key(arn, to_region=region)
+        arns[geo] = arn
+    return arns
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m encryption_keys.local_kms",
+        description="Run a local AWS KMS (moto + Konnect fidelity layer) on loopback until interrupted.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=4566, help="port (default 4566; 0 = any free port)")
+    parser.add_argument(
+        "--create-platform-keys",
+        metavar="GEO=REGION[+REPLICA…],…",
+        default="",
+        help="create a multi-Region platform key per geo, e.g. us=us-west-2+us-east-2,eu=eu-central-1",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Start the server, create the requested keys, print the settings to use, block until
+    SIGINT/SIGTERM (or ``stop_event`` is set, for callers running it in a thread)."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    out = stdout or sys.stdout
+    try:
+        platform_keys = parse_platform_keys(args.create_platform_keys)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop_event = stop_event or threading.Event()
+
+    server = LocalKmsServer(host=args.host, port=args.port, quiet=not args.verbose)
+    server.start()
+    try:
+        arns = create_platform_keys(platform_keys)
+        print(f"Local KMS listening on {server.endpoint_url}", file=out)
+        print(f"KMS_ENDPOINT_URL={server.endpoint_url}", file=out)
+        for geo, arn in arns.items():
+            print(f"platform key {geo}: {arn}", file=out)
+        if arns:
+            print("PLATFORM_KMS_KEYS=" + ",".join(f"{g}={a}" for g, a in arns.items()), file=out)
+        out.flush()
+        _install_signal_handlers(stop_event)
+        while not stop_event.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _install_signal_handlers(stop_event: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_event.set())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The JSON APIs (django-ninja), wire-compatible with Konnect's: bearer tokens and problem+json errors.
+
+    /api/{region}/v0/   CMEK and blob API            (encryption_keys.api, debugger.api)
+    /api/{region}/v1/   data-plane API: debugger ingest, vault secret resolution
+    /api/{region}/v2/   Config Store API             (vault.api)
+
+Each app adds its router here by import path, so this module is the one place that lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from encryption_keys.envelope import EncryptionUnavailable, EnvelopeError
+from konnect_admin import tokens
+from konnect_admin.problems import PROBLEM_CONTENT_TYPE, invalid_parameters_from, problem_response
+
+logger = logging.getLogger(__name__)
+
+
+class PersonalAccessTokenAuth(HttpBearer):
+    """`Authorization: Bearer kpat_…` → request.user and request.organization of the token."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        access_token = tokens.personal_access_token_authenticate(token)
+        if access_token is None:
+            return None
+        request.user = access_token.user
+        request.organization = access_token.organization
+        return access_token
+
+
+class DataPlaneTokenAuth(HttpBearer):
+    """`Authorization: Bearer kdpt_…` → request.control_plane of the data plane."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        data_plane_token = tokens.data_plane_token_authenticate(token)
+        if data_plane_token is None:
+            return None
+        request.control_plane = data_plane_token.control_plane
+        request.organization = data_plane_token.control_plane.organization
+        return data_plane_token
+
+
+def api_region(request: HttpRequest) -> str:
+    """The Konnect region of the URL (`/api/{region}/…`)."""
+    return request.resolver_match.kwargs["region"]
+
+
+def _problem(status: int, detail: str, **extra) -> HttpResponse:
+    return problem_response(status=status, detail=detail, **extra)
+
+
+def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
+    @api.exception_handler(ValidationError)
+    def validation(request, exc):
+        return _problem(400, "The request is invalid.", invalid_parameters=invalid_parameters_from(exc.errors))
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request, exc):
+        return _problem(401, "Invalid credentials: send a valid token as 'Authorization: Bearer <token>'.")
+
+    @api.exception_handler(AuthorizationError)
+    def unauthorized(request, exc):
+        return _problem(403, "You do not have permission to perform this action.")
+
+    @api.exception_handler(PermissionDenied)
+    def forbidden(request, exc):
+        return _problem(403, "You do not have permission to perform this action.")
+
+    @api.exception_handler(Http404)
+    def not_found(request, exc):
+        return _problem(404, "Not found.")
+
+    @api.exception_handler(ObjectDoesNotExist)
+    def object_not_found(request, exc):
+        return _problem(404, "Not found.")
+
+    @api.exception_handler(HttpError)
+    def http_error(request, exc):
+        return _problem(exc.status_code, str(exc.message))
+
+    @api.exception_handler(EnvelopeError)
+    def encryption(request, exc: EnvelopeError):
+        # A write that could not get a data key stored nothing; a read that cannot decrypt says why.
+        retryable = exc.retryable or isinstance(exc, EncryptionUnavailable)
+        headers = {"Retry-After": "5"} if retryable else {}
+        status = 503 if retryable else 409
+        return _problem(status, exc.message, code=exc.code.value, title=exc.title, headers=headers)
+
+    @api.exception_handler(Exception)
+    def unexpected(request, exc):
+        reference = uuid.uuid4().hex
+        logger.error("API error %s on %s %s: %s", reference, request.method, request.path, type(exc).__name__,
+                     exc_info=exc)
+        return _problem(500, f"Something went wrong on our side (reference {reference}).")
+
+    return api
+
+
+def make_api(*, title: str, version: str, namespace: str, description: str = "") -> NinjaAPI:
+    api = NinjaAPI(
+        title=title,
+        version=version,
+        description=description,
+        urls_namespace=namespace,
+        openapi_url="/openapi.json",
+        docs_url=None,
+    )
+    return install_problem_handlers(api)
+
+
+api_v0 = make_api(title="Konnect Admin CMEK and Blob API", version="0.0.1", namespace="api-v0")
+api_v1 = make_api(title="Konnect Admin data-plane API", version="1.0.0", namespace="api-v1",
+                  description="Debugger ingest and vault secret resolution for gateway data planes.")
+api_v2 = make_api(title="Konnect Admin Config Store API", version="2.0.0", namespace="api-v2")
+
+ROUTERS = [
+    (api_v0, "", "encryption_keys.api.router"),
+    (api_v0, "", "debugger.api.blob_router"),
+    (api_v1, "/debugger", "debugger.api.ingest_router"),
+    (api_v1, "/vault", "vault.api.resolve_router"),
+    (api_v2, "", "vault.api.router"),
+]
+for api, prefix, router in ROUTERS:
+    api.add_router(prefix, router)
+
+__all__ = ["PROBLEM_CONTENT_TYPE", "api_v0", "api_v1", "api_v2", "DataPlaneTokenAuth", "PersonalAccessTokenAuth"]

@@ -1,0 +1,89 @@
+"""`application/problem+json` bodies in Konnect's shape: status, title, type, instance, detail, invalid_parameters."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from http import HTTPStatus
+
+from django.http import HttpResponse
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# pydantic error type → Konnect's InvalidRules
+_RULES = {
+    "missing": "required",
+    "string_type": "is_string",
+    "int_type": "is_integer",
+    "int_parsing": "is_integer",
+    "bool_type": "is_boolean",
+    "bool_parsing": "is_boolean",
+    "dict_type": "is_object",
+    "model_type": "is_object",
+    "list_type": "is_array",
+    "uuid_parsing": "is_uuid",
+    "uuid_type": "is_uuid",
+    "datetime_parsing": "is_date_time",
+    "float_parsing": "is_number",
+    "extra_forbidden": "unknown_property",
+    "string_pattern_mismatch": "matches_regex",
+    "json_invalid": "invalid",
+}
+_SOURCES = {"body": "body", "query": "query", "path": "path", "header": "header"}
+
+
+def problem_body(*, status: int, detail: str, title: str | None = None, **extra) -> dict:
+    body = {
+        "status": status,
+        "title": title or HTTPStatus(status).phrase,
+        "type": f"https://httpstatuses.com/{status}",
+        "instance": f"kong:trace:{secrets.randbelow(10**19)}",
+        "detail": detail,
+    }
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return body
+
+
+def problem_response(*, status: int, detail: str, headers: dict | None = None, **extra) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(problem_body(status=status, detail=detail, **extra)), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def invalid_parameter(field: str, reason: str, *, rule: str | None = "invalid", source: str = "body", **extra) -> dict:
+    return {"field": field, "rule": rule, "source": source, "reason": reason, **extra}
+
+
+def invalid_parameters_from(errors: list[dict]) -> list[dict]:
+    """pydantic/ninja validation errors → Konnect `invalid_parameters` (unique entries, at least one)."""
+    params = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        source = _SOURCES.get(location[0], "body") if location else "body"
+        field = ".".join(part for part in location[1:] if part not in ("payload", "data")) or (location[-1] if location else "body")
+        kind = error.get("type", "")
+        ctx = error.get("ctx") or {}
+        if kind in ("string_too_short", "too_short"):
+            entry = {"field": field, "rule": "min_length", "minimum": int(ctx.get("min_length", 0)), "source": source,
+                     "reason": f"must have at least {ctx.get('min_length', 0)} characters"}
+        elif kind in ("string_too_long", "too_long"):
+            entry = {"field": field, "rule": "max_length", "maximum": int(ctx.get("max_length", 0)), "source": source,
+                     "reason": f"must not have more than {ctx.get('max_length', 0)} characters"}
+        elif kind in ("enum", "literal_error"):
+            choices = ctx.get("expected", "")
+            entry = {"field": field, "rule": "enum", "source": source, "reason": error.get("msg", "is not allowed"),
+                     "choices": [c.strip(" '") for c in str(choices).replace(" or ", ",").split(",") if c.strip(" '")] or ["?"]}
+        else:
+            entry = invalid_parameter(field, _reason(error), rule=_RULES.get(kind, "invalid"), source=source)
+        if entry not in params:
+            params.append(entry)
+    return params or [invalid_parameter("body", "is invalid")]
+
+
+def _reason(error: dict) -> str:
+    if error.get("type") == "missing":
+        return "is a required field"
+    return str(error.get("msg", "is invalid"))

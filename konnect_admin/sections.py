@@ -1,0 +1,24 @@
+"""This app's entries in the navigation extension points."""
+
+from django.urls import reverse
+
+from konnect_admin.forms import TokenForm
+from konnect_admin.models import DataPlaneToken
+from konnect_admin.permissions import Action, can
+
+
+def access_tokens_menu(request):
+    if request.organization is None:
+        return None
+    return {"label": "API tokens", "url": reverse("access_token_list")}
+
+
+def data_plane_tokens_section(request, control_plane):
+    if not can(request.user, Action.CONTROL_PLANE_ADMIN, control_plane):
+        return None
+    return {
+        "template": "konnect_admin/data_plane_tokens.html#tokens",
+        "control_plane": control_plane,
+        "data_plane_tokens": DataPlaneToken.objects.filter(control_plane=control_plane),
+        "form": TokenForm(),
+    }
