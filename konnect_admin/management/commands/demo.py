@@ -7,6 +7,8 @@ from django.db import connection
 
 from konnect_admin.demo import DEMO_PASSWORD, demo_build
 
+DEMO_PLATFORM_KEYS = "us=us-west-2+us-east-2,eu=eu-central-1+eu-west-1"
+
 
 class Command(BaseCommand):
     help = "Create a fresh demo database (two organizations, a user per role) and serve the app on 127.0.0.1:8000."
@@ -19,6 +21,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        self.start_local_kms()
         self.reset_database(allow_flush=options["reset_database"])
         call_command("migrate", verbosity=0, interactive=False)
         demo = demo_build(log=lambda message: self.stdout.write(message))
@@ -28,6 +31,22 @@ class Command(BaseCommand):
         if not options["no_serve"]:
             self.stdout.write(f"\nServing on http://{options['addrport']}/")
             call_command("runserver", options["addrport"], use_reloader=False)
+
+    def start_local_kms(self) -> None:
+        """Without KMS_ENDPOINT_URL, run the local KMS server in this process and create the platform keys."""
+        if settings.KMS_ENDPOINT_URL:
+            if not settings.PLATFORM_KMS_KEYS:
+                raise CommandError("KMS_ENDPOINT_URL is set: set PLATFORM_KMS_KEYS too (one key ARN per region).")
+            self.stdout.write(f"Using the KMS at {settings.KMS_ENDPOINT_URL}")
+            return
+        from encryption_keys import kms
+        from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
+
+        self.kms_server = LocalKmsServer().start()
+        settings.KMS_ENDPOINT_URL = self.kms_server.endpoint_url
+        settings.PLATFORM_KMS_KEYS = create_platform_keys(DEMO_PLATFORM_KEYS)
+        kms.reset_clients()
+        self.stdout.write(f"Local KMS server on {self.kms_server.endpoint_url} (in this process)")
 
     def reset_database(self, *, allow_flush: bool) -> None:
         if connection.vendor == "sqlite":
