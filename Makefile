@@ -29,7 +29,6 @@ run: $(STAMP) $(HTMX)
 	KONNECT_DEBUG=true $(PY) manage.py demo
 
 test: $(STAMP) $(HTMX) browser-deps
-	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) $(HTMX)
