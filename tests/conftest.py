@@ -1,6 +1,18 @@
 import pytest
 
-from tests import factories
+from tests import factories, leaks
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_log_capture():
+    """Capture every log record of the session (see tests/leaks.py)."""
+    leaks.install()
+    return leaks.capture
+
+
+def pytest_collection_modifyitems(session, config, items):
+    last = [item for item in items if item.module.__name__.endswith("test_zz_no_plaintext_in_logs")]
+    items[:] = [item for item in items if item not in last] + last
 
 
 @pytest.fixture

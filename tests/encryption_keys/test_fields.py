@@ -13,11 +13,12 @@ from encryption_keys import keyring
 from encryption_keys.envelope import OVERHEAD, DecryptionError, EncryptionUnavailable
 from encryption_keys.fields import EncryptedTextField, SealedValue
 from encryption_keys.models import DataKey
+from tests import leaks
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "card=4111-1111-1111-1111;cvv=737"
+SECRET = leaks.plant("card=4111-1111-1111-1111;cvv=737")
 
 
 def raw_column(note, column):

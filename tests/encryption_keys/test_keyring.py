@@ -10,10 +10,11 @@ from django.utils import timezone
 from encryption_keys import keyring, local_kms
 from encryption_keys.envelope import DecryptionError, EncryptionUnavailable
 from encryption_keys.models import DataKey, EncryptionKey
+from tests import leaks
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
-SECRET = "s3cret-payload"
+SECRET = leaks.plant("s3cret-payload")
 
 
 def fresh_reader():
