@@ -9,6 +9,7 @@ later. ``parse`` treats its input as hostile: any malformed blob raises
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -59,7 +60,15 @@ def parse(blob: _BytesLike) -> Envelope:
 
 def peek_dek_id(blob: _BytesLike) -> uuid.UUID:
     """Read only the data-key id from the header, e.g. to group values by DEK."""
-    return uuid.UUID(bytes=_checked_bytes(blob)[1:_DEK_ID_END])
+    if type(blob) is bytes and len(blob) >= OVERHEAD and blob[0] == VERSION_V1:  # hot path, same checks
+        return _dek_uuid(blob[1:_DEK_ID_END])
+    return _dek_uuid(_checked_bytes(blob)[1:_DEK_ID_END])
+
+
+@functools.lru_cache(maxsize=4096)
+def _dek_uuid(raw: bytes) -> uuid.UUID:
+    # Memoized: few distinct data keys, many values; building a UUID costs more than the lookup.
+    return uuid.UUID(bytes=raw)
 
 
 def _checked_bytes(blob: object) -> bytes:
