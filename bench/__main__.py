@@ -27,6 +27,9 @@ from bench.report import load_results, write_atomically, write_report
 
 BENCHMARKS = [
     "envelope",
+    "load",
+    "rewrap",
+    "debugger",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
