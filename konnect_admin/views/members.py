@@ -5,7 +5,7 @@ from django.views.decorators.http import require_GET, require_POST
 from konnect_admin import selectors, services
 from konnect_admin.forms import RoleAssignmentForm, TeamMembershipForm
 from konnect_admin.models import RoleAssignment, Team
-from konnect_admin.permissions import Action, can
+from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
 
 
@@ -29,6 +29,7 @@ def member_list(request):
 
 @require_POST
 def role_assign(request):
+    require(request.user, Action.MEMBERS_MANAGE, request.organization)
     form = RoleAssignmentForm(request.POST, organization=request.organization)
     if form.is_valid():
         services.role_assign(organization=request.organization, actor=request.user, **form.cleaned_data)
@@ -51,6 +52,7 @@ def role_revoke(request, pk):
 
 @require_POST
 def team_membership(request):
+    require(request.user, Action.MEMBERS_MANAGE, request.organization)
     form = TeamMembershipForm(request.POST, organization=request.organization)
     if form.is_valid():
         try:
