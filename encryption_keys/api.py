@@ -1,3 +1,220 @@
-from ninja import Router
+"""Konnect-compatible CMEK API: GET /cmeks, GET|PUT|DELETE /cmeks/default (one key per organization and region).
 
-router = Router(tags=["CMEK"])
+The region is the URL's (`/api/{region}/v0/`); the organization and user come from the personal access token.
+PUT runs the same verification checklist as the Link key form; a failed check is a 400 with `invalid_parameters`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django.http import Http404
+from ninja import Field, Query, Router, Schema, Status
+
+from encryption_keys import selectors, services
+from encryption_keys.models import EncryptionKey
+from encryption_keys.verification import Checklist
+from konnect_admin.api import PersonalAccessTokenAuth, api_region
+from konnect_admin.permissions import Action
+from konnect_admin.problems import invalid_parameter, problem_response
+
+router = Router(tags=["CMEK"], auth=PersonalAccessTokenAuth())
+
+DEFAULT_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 100
+
+
+class CMEK(Schema):
+    id: str
+    key_arn: str
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CursorMetaPage(Schema):
+    first: str
+    next: str | None
+    previous: str | None
+    size: int
+
+
+class CursorMeta(Schema):
+    page: CursorMetaPage
+
+
+class ListCMEKs(Schema):
+    data: list[CMEK]
+    meta: CursorMeta
+
+
+class PutCMEKBody(Schema):
+    key_arn: str = Field(max_length=2048)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    description: str = Field("", max_length=1000, pattern=r"^[^\x00]*$")
+
+
+def _cmek(key: EncryptionKey) -> dict:
+    return {"id": EncryptionKey.API_ID, "key_arn": key.key_arn, "name": key.name, "description": key.description,
+            "created_at": key.created_at, "updated_at": key.updated_at}
+
+
+def _require_default(cmek_id: str) -> None:
+    if cmek_id != EncryptionKey.API_ID:
+        raise Http404(f"No CMEK {cmek_id!r}: the only CMEK id is 'default'.")
+
+
+def _query_problem(field: str, reason: str, rule: str = "invalid"):
+    return problem_response(status=400, detail="The request is invalid.",
+                            invalid_parameters=[invalid_parameter(field, reason, rule=rule, source="query")])
+
+
+def _cursor(key: EncryptionKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"id": str(key.pk)}).encode()).decode()
+
+
+def _cursor_id(text: str) -> uuid.UUID:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(text.encode()))
+    except (binascii.Error, ValueError):  # ValueError covers bad JSON and bad UTF-8
+        raise ValueError(text) from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise ValueError(text)
+    return uuid.UUID(data["id"])
+
+
+@router.get("/cmeks", response={200: ListCMEKs}, operation_id="list-cmeks", summary="List CMEKs")
+def list_cmeks(
+    request,
+    page_size: str | None = Query(None, alias="page[size]"),
+    page_after: str | None = Query(None, alias="page[after]"),
+    page_before: str | None = Query(None, alias="page[before]"),
+    filter_name: str | None = Query(None, alias="filter[name]"),
+    filter_name_eq: str | None = Query(None, alias="filter[name][eq]"),
+    filter_name_contains: str | None = Query(None, alias="filter[name][contains]"),
+):
+    """The organization's CMEK of this region (at most one, `default`), with cursor pagination."""
+    size = DEFAULT_PAGE_SIZE
+    if page_size:
+        try:
+            size = int(page_size)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            return _query_problem("page[size]", f"must be an integer from 1 to {MAX_PAGE_SIZE}", rule="is_integer")
+    filters = {"filter[name]": filter_name, "filter[name][eq]": filter_name_eq,
+               "filter[name][contains]": filter_name_contains}
+    for field, value in filters.items():
+        if value and "\x00" in value:
+            return _query_problem(field, "must not contain NUL characters", rule="is_string")
+    keys = selectors.key_list(user=request.user, organization=request.organization).filter(region=api_region(request))
+    if filter_name or filter_name_eq:
+        keys = keys.filter(name=filter_name or filter_name_eq)
+    if filter_name_contains:
+        keys = keys.filter(name__contains=filter_name_contains)
+    try:
+        after = _cursor_id(page_after) if page_after else None
+        before = _cursor_id(page_before) if page_before else None
+    except ValueError:
+        return _query_problem("page[after]" if page_after else "page[before]", "is not a valid cursor")
+    keys = keys.order_by("id")
+    if before is not None:
+        window = list(keys.filter(id__lt=before).order_by("-id")[: size + 1])
+        has_previous, has_next = len(window) > size, True
+        items = list(reversed(window[:size]))
+    else:
+        window = list((keys.filter(id__gt=after) if after else keys)[: size + 1])
+        has_next, has_previous = len(window) > size, after is not None and keys.filter(id__lte=after).exists()
+        items = window[:size]
+    kept = {"page[size]": size, **{k: v for k, v in request.GET.items() if k.startswith("filter[")}}
+
+    def link(**cursor) -> str:
+        return f"{request.path}?{urlencode({**kept, **cursor})}"
+
+    page = {
+        "first": link(),
+        "next": link(**{"page[after]": _cursor(items[-1])}) if has_next and items else None,
+        "previous": link(**{"page[before]": _cursor(items[0])}) if has_previous and items else None,
+        "size": size,
+    }
+    return Status(200, {"data": [_cmek(key) for key in items], "meta": {"page": page}})
+
+
+@router.get("/cmeks/{cmekId}", response={200: CMEK}, operation_id="get-cmek", summary="Get a CMEK")
+def get_cmek(request, cmekId: str):  # noqa: N803 - the spec's parameter name
+    _require_default(cmekId)
+    key = selectors.key_for_region(user=request.user, organization=request.organization, region=api_region(request))
+    if key is None:
+        raise Http404("No CMEK is linked in this region.")
+    return Status(200, _cmek(key))
+
+
+def _verification_problem(checklist: Checklist):
+    if checklist.kms_unreachable:
+        return problem_response(status=503, detail="AWS KMS could not be reached to verify the key; try again.",
+                                code="kms_unavailable", headers={"Retry-After": "5"})
+    params = [
+        invalid_parameter("key_arn", f"{check.title}: {check.explanation} {check.fix}".strip(),
+                          rule="is_arn" if check.id == "arn_syntax" else "invalid")
+        for check in checklist.failures
+    ]
+    titles = ", ".join(check.title for check in checklist.failures)
+    return problem_response(status=400, detail=f"The key failed verification: {titles}.", invalid_parameters=params)
+
+
+def _replace(request, key: EncryptionKey, payload: PutCMEKBody):
+    service = services.key_replacement()
+    if service is None:
+        return problem_response(status=409, code="replacement_unavailable", detail=(
+            "A different key is linked in this region and key replacement is not available on this server. "
+            "Unlink the current key (DELETE) before linking another one."))
+    replace_key, errors = service
+    try:
+        replace_key(organization=request.organization, region=key.region, new_key_arn=payload.key_arn.strip(),
+                    name=payload.name, description=payload.description, actor=request.user)
+    except errors as error:
+        checklist = getattr(error, "checklist", None)
+        if checklist is not None:
+            return _verification_problem(checklist)
+        return problem_response(status=409, detail=str(error), code=getattr(error, "code", "replacement_refused"))
+    return Status(200, _cmek(EncryptionKey.objects.get(pk=key.pk)))
+
+
+@router.put("/cmeks/{cmekId}", response={200: CMEK}, operation_id="put-cmek", summary="Replace a CMEK")
+def put_cmek(request, cmekId: str, payload: PutCMEKBody):  # noqa: N803
+    """Link the region's key (verified like the Link key form), rename it, or replace it with a new ARN."""
+    _require_default(cmekId)
+    organization = request.organization
+    key = selectors.key_for_region(user=request.user, organization=organization, region=api_region(request),
+                                   action=Action.KEY_MANAGE)
+    if key is not None and payload.key_arn.strip() != key.key_arn:
+        return _replace(request, key, payload)
+    try:
+        if key is None:
+            key = services.link_key(organization=organization, region=api_region(request), key_arn=payload.key_arn,
+                                    name=payload.name, description=payload.description, actor=request.user).key
+        else:
+            key = services.key_update(key=key, name=payload.name, description=payload.description, actor=request.user)
+    except services.KeyVerificationFailed as failure:
+        return _verification_problem(failure.checklist)
+    except services.KeyAlreadyLinked as error:
+        return problem_response(status=409, detail=str(error), code="already_linked")
+    return Status(200, _cmek(key))
+
+
+@router.delete("/cmeks/{cmekId}", response={204: None}, operation_id="delete-cmek", summary="Delete a CMEK")
+def delete_cmek(request, cmekId: str):  # noqa: N803
+    """Unlink: new data goes back under the platform key; data keys wrapped by this key stay so."""
+    _require_default(cmekId)
+    key = selectors.key_for_region(user=request.user, organization=request.organization, region=api_region(request),
+                                   action=Action.KEY_MANAGE)
+    if key is None:
+        raise Http404("No CMEK is linked in this region.")
+    services.unlink_key(key=key, actor=request.user)
+    return Status(204, None)

@@ -43,6 +43,9 @@ class EncryptionScope:
     region: str
     purpose: str
     scope_ref: str
+    # An explicit wrapping key for new DEKs of this scope, instead of wrapping_key_arn() (the org's CMEK if
+    # linked, else the platform key): vault secrets of a control plane created before the CMEK was linked.
+    wrapping_key_arn: str | None = None
 
 
 @dataclass(slots=True)
@@ -83,6 +86,8 @@ class _Keyring:
         self.lock = threading.Lock()
         self.generation = 0
         self.generation_checked = 0.0
+        # Negative cache for writers: key ARN → (when, error) of the last failed GenerateDataKey.
+        self.generate_failures: dict[str, tuple[float, EnvelopeError]] = {}
 
     def sync_generation(self) -> int:
         """Drop every cached DEK and lease when another process bumped the shared generation counter."""
@@ -94,6 +99,7 @@ class _Keyring:
             self.generation_checked = now
             if shared != self.generation:
                 self.cache.clear()
+                self.generate_failures.clear()
                 self.leases.clear()
                 self.generation = shared
         return self.generation
@@ -128,6 +134,7 @@ def invalidate_everywhere() -> None:
         generation = 1
     with ring.lock:
         ring.cache.clear()
+        ring.generate_failures.clear()
         ring.leases.clear()
         ring.generation = generation
         ring.generation_checked = time.monotonic()
@@ -182,7 +189,7 @@ def active_cipher(scope: EncryptionScope) -> DataKeyCipher:
 
 def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
     ring = keyring()
-    arn = wrapping_key_arn(organization_id=scope.organization_id, region=scope.region)
+    arn = scope.wrapping_key_arn or wrapping_key_arn(organization_id=scope.organization_id, region=scope.region)
     now = timezone.now()
     uses = min(LEASE_USES, settings.DATAKEY_MAX_USES)
     current = DataKey.objects.filter(
@@ -237,12 +244,18 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
         encrypt_until=timezone.now() + timedelta(seconds=settings.DATAKEY_LIFETIME_SECONDS),
         usage_count=uses,
     )
+    ring = keyring()
+    failed = ring.generate_failures.get(arn)
+    if failed is not None and time.monotonic() - failed[0] < ring.cache.failure_ttl:
+        raise EncryptionUnavailable.from_error(failed[1])  # an outage must not multiply KMS traffic
     try:
         plaintext, row.wrapped = kms.generate_data_key(
             key_arn=arn, context=row.encryption_context(), organization_id=scope.organization_id
         )
     except kms.KmsError as error:
+        ring.generate_failures[arn] = (time.monotonic(), error)
         raise EncryptionUnavailable.from_error(error) from None
+    ring.generate_failures.pop(arn, None)
     row.save(force_insert=True)
     cipher = DataKeyCipher(row.id, plaintext)
     keyring().cache.put(cipher, wrapping_key_arn=arn)

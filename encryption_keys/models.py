@@ -44,6 +44,7 @@ class EncryptionKey(models.Model):
     # Snapshot of DescribeKey / GetKeyRotationStatus: key_spec, key_usage, multi_region, replica_regions, rotation_enabled
     kms_metadata = models.JSONField(default=dict, blank=True)
     linked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    linked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,3 +135,6 @@ class KmsCall(models.Model):
 
     def __str__(self):
         return f"{self.operation} {self.outcome}"
+
+
+from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob  # noqa: E402,F401

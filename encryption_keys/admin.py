@@ -1,0 +1,71 @@
+"""The platform operator's view of keys, data keys and the KMS call log: metadata only, never key material.
+
+Rows change only through the app's services (verification, audit): the operator reads here.
+"""
+
+from django.contrib import admin
+
+from encryption_keys.models import DataKey, EncryptionKey, KeyStatusChange, KmsCall
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class KeyStatusChangeInline(admin.TabularInline):
+    model = KeyStatusChange
+    extra = 0
+    fields = ["created_at", "previous_status", "status", "detail"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EncryptionKey)
+class EncryptionKeyAdmin(ReadOnlyAdmin):
+    list_display = ["organization", "region", "name", "status", "last_checked_at", "deletion_date"]
+    list_filter = ["status", "region"]
+    search_fields = ["name", "key_arn", "organization__name"]
+    list_select_related = ["organization"]
+    inlines = [KeyStatusChangeInline]
+    fields = ["organization", "region", "name", "description", "key_arn", "status", "deletion_date",
+              "last_checked_at", "last_error", "kms_metadata", "linked_by", "linked_at", "created_at", "updated_at"]
+    readonly_fields = fields
+
+
+@admin.register(DataKey)
+class DataKeyAdmin(ReadOnlyAdmin):
+    list_display = ["id", "organization", "region", "purpose", "scope_ref", "wrapping_key_arn", "created_at",
+                    "encrypt_until", "usage_count", "shredded_at"]
+    list_filter = ["purpose", "region", ("shredded_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=id", "scope_ref", "wrapping_key_arn", "organization__name"]
+    list_select_related = ["organization"]
+    exclude = ["wrapped"]  # wrapped key material never appears, not even on the change form
+    readonly_fields = ["id", "organization", "region", "purpose", "scope_ref", "wrapping_key_arn", "created_at",
+                       "encrypt_until", "usage_count", "retired_at", "shredded_at", "rewrapped_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("wrapped")
+
+
+@admin.register(KmsCall)
+class KmsCallAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "organization", "operation", "outcome", "key_arn", "aws_region", "latency_ms"]
+    list_filter = ["operation", "outcome", "aws_region"]
+    search_fields = ["key_arn", "request_id", "organization__name"]
+    list_select_related = ["organization"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "organization", "key_arn", "aws_region", "operation", "encryption_context",
+                       "outcome", "latency_ms", "request_id"]

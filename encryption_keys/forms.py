@@ -1,0 +1,47 @@
+from django import forms
+
+from encryption_keys.models import EncryptionKey
+from konnect_admin.models import Region
+
+ARN_HELP = "The key ARN, arn:aws:kms:<aws-region>:<account>:key/<key id> — not an alias ARN."
+
+
+class ReplaceKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, min_length=1)
+    key_arn = forms.CharField(label="Amazon Resource Name (ARN)", max_length=2048, help_text=ARN_HELP)
+    description = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_key_arn(self):
+        return self.cleaned_data["key_arn"].strip()
+
+
+class LinkKeyForm(ReplaceKeyForm):
+    region = forms.ChoiceField(label="Konnect region", choices=Region.choices,
+                               help_text="The key must live in an AWS region of this Konnect geo.")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_region(self):
+        region = self.cleaned_data["region"]
+        if EncryptionKey.objects.filter(organization=self.organization, region=region).exists():
+            raise forms.ValidationError(
+                "A key is already linked for this region (one key per region). Replace it from its page."
+            )
+        return region
+
+
+class UsageFilterForm(forms.Form):
+    operation = forms.ChoiceField(required=False)
+    outcome = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, operations, outcomes, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["operation"].choices = [("", "All operations"), *((op, op) for op in operations)]
+        self.fields["outcome"].choices = [("", "All outcomes"), *((o, o) for o in outcomes)]
+
+    def filters(self) -> dict[str, str]:
+        if not self.is_valid():
+            return {"operation": "", "outcome": ""}
+        return {name: self.cleaned_data.get(name) or "" for name in ("operation", "outcome")}

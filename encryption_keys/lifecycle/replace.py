@@ -1,0 +1,195 @@
+"""Replacing an organization's key with another ARN, without losing a byte.
+
+The new ARN passes the linking checklist; then, in one transaction, the job is recorded and the
+EncryptionKey points at the new ARN, so new writes use the new key from that moment. The data keys
+wrapped by the old key are then re-wrapped (see rewrap.py) — in a background thread by default, inline
+when `KEY_REWRAP_INLINE` is set (tests) or when the caller runs the job itself (the management command).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.utils import timezone
+
+from encryption_keys import call_log, keyring
+from encryption_keys.lifecycle.models import RewrapJob, RewrapState
+from encryption_keys.lifecycle.rewrap import RewrapInterrupted, data_keys_under, rewrap_data_keys
+from encryption_keys.models import EncryptionKey, KeyStatus
+from encryption_keys.services import KeyVerificationFailed
+from encryption_keys.verification import verify_key
+from konnect_admin.models import Organization
+from konnect_admin.permissions import Action, require
+from konnect_admin.services import audit_record
+
+__all__ = ["KeyReplacementError", "KeyVerificationFailed", "replace_key", "resume_rewrap", "wait_for_rewrap"]
+
+logger = logging.getLogger(__name__)
+_threads: dict[int, threading.Thread] = {}
+_threads_lock = threading.Lock()
+
+
+class KeyReplacementError(Exception):
+    """The key cannot be replaced (or the job resumed) now; `code` is stable, the message is for people."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def replace_key(*, organization: Organization, region: str, new_key_arn: str, name: str | None = None,
+                description: str | None = None, actor, start: bool = True) -> RewrapJob:
+    """Switch the organization's key for `region` to `new_key_arn` and re-wrap its data keys.
+
+    `actor` None is the platform operator on a shell (the management command); a user must be an Org Admin.
+    With `start=False` the caller runs `rewrap_data_keys(job)` itself.
+    Raises PermissionDenied, KeyReplacementError, or KeyVerificationFailed (carrying the checklist).
+    """
+    if actor is not None:
+        require(actor, Action.KEY_MANAGE, organization)
+    key = linked_key(organization=organization, region=region)
+    new_key_arn = (new_key_arn or "").strip()
+    if new_key_arn == key.key_arn:
+        raise KeyReplacementError("This key is already the linked key for this region.", code="same_key")
+    _refuse_if_unfinished(organization, region, key.key_arn)
+    checklist = verify_key(organization=organization, region=region, key_arn=new_key_arn)
+    if not checklist.ok:
+        raise KeyVerificationFailed(checklist)
+    with transaction.atomic():
+        key = EncryptionKey.objects.select_for_update().get(pk=key.pk)
+        _refuse_if_unfinished(organization, region, key.key_arn)
+        job = RewrapJob.objects.create(
+            organization=organization, region=region, old_key_arn=key.key_arn, new_key_arn=checklist.key_arn,
+            total=data_keys_under(organization_id=organization.pk, region=region, key_arn=key.key_arn).count(),
+            actor=actor if actor is not None and actor.pk else None,
+        )
+        _point_key_at(key, checklist, name=name, description=description)
+        audit_record(
+            actor=actor, organization=organization, action="encryption_key.replaced", target=key,
+            details={"region": region, "old_key_arn": job.old_key_arn, "new_key_arn": job.new_key_arn,
+                     "rewrap_job": job.pk, "data_keys": job.total, "checks": checklist.verdicts()},
+        )
+    _switch_writers()
+    if start:
+        _launch(job)
+    return job
+
+
+def resume_rewrap(*, job: RewrapJob, actor, take_over: bool = False, start: bool = True) -> RewrapJob:
+    """Run an interrupted job (or one with failures, e.g. after the old key was re-enabled) again.
+
+    `take_over` lets an operator resume a job still marked running (its process died).
+    """
+    if actor is not None:
+        require(actor, Action.KEY_MANAGE, job.organization)
+    current = EncryptionKey.objects.filter(organization_id=job.organization_id, region=job.region).first()
+    if current is None or current.key_arn != job.new_key_arn:
+        raise KeyReplacementError(
+            "The key this job re-wraps to is no longer the linked key; a later change superseded it.",
+            code="superseded",
+        )
+    if not job.is_finished and not take_over:
+        raise KeyReplacementError("This re-wrap job is still running.", code="replacement_in_progress")
+    RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.PENDING)
+    job.state = RewrapState.PENDING
+    if start:
+        _launch(job, actor=actor)
+    return job
+
+
+def linked_key(*, organization: Organization, region: str) -> EncryptionKey:
+    key = EncryptionKey.objects.filter(organization=organization, region=region).first()
+    if key is None:
+        raise KeyReplacementError(
+            "No key is linked for this region: link a key first (replacing needs a current key).", code="no_key"
+        )
+    return key
+
+
+def wait_for_rewrap(job: RewrapJob, *, timeout: float | None = None) -> bool:
+    """Wait for this process's background run of `job`; True when none is left running."""
+    with _threads_lock:
+        thread = _threads.get(job.pk)
+    if thread is not None:
+        thread.join(timeout)
+        return not thread.is_alive()
+    return True
+
+
+def _refuse_if_unfinished(organization: Organization, region: str, current_arn: str) -> None:
+    """One replacement at a time; an interrupted one (KMS was unreachable) is resumed before the next,
+    or its DEKs would stay under a key that is no longer the source of any job."""
+    jobs = RewrapJob.objects.filter(organization=organization, region=region)
+    unfinished = jobs.filter(state__in=RewrapJob.UNFINISHED).first()
+    if unfinished is not None:
+        raise KeyReplacementError(
+            f"Re-wrap job #{unfinished.pk} of this region is still running; wait for it to finish "
+            f"(or resume it: manage.py rewrap_data_keys --resume {unfinished.pk}).",
+            code="replacement_in_progress",
+        )
+    interrupted = jobs.filter(state=RewrapState.FAILED, new_key_arn=current_arn).first()
+    if interrupted is not None:
+        raise KeyReplacementError(
+            f"Re-wrap job #{interrupted.pk} of this region was interrupted; resume it before replacing the key again.",
+            code="replacement_interrupted",
+        )
+
+
+def _point_key_at(key: EncryptionKey, checklist, *, name: str | None, description: str | None) -> None:
+    now = timezone.now()
+    key.key_arn = checklist.key_arn
+    if name is not None:
+        key.name = name
+    if description is not None:
+        key.description = description
+    key.kms_metadata = checklist.metadata
+    key.status = KeyStatus.ROTATION_DISABLED if checklist.metadata.get("rotation_enabled") is False else KeyStatus.HEALTHY
+    key.deletion_date = None
+    key.last_error = ""
+    key.last_checked_at = now
+    key.save()
+
+
+def _switch_writers() -> None:
+    """Writers must take DEKs under the new key: drop leases here now, elsewhere once the switch commits."""
+    keyring.invalidate_everywhere()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(keyring.invalidate_everywhere)
+
+
+def _launch(job: RewrapJob, *, actor=None) -> None:
+    if getattr(settings, "KEY_REWRAP_INLINE", False):
+        try:
+            rewrap_data_keys(job, actor=actor)
+        except RewrapInterrupted as interrupted:
+            logger.warning("%s", interrupted)
+        job.refresh_from_db()
+        return
+    # The thread has its own database connection: start it once the job row is committed.
+    transaction.on_commit(lambda: _start_thread(job.pk, actor))
+
+
+def _start_thread(job_pk: int, actor) -> None:
+    thread = threading.Thread(target=_run_in_background, args=(job_pk, actor), name=f"rewrap-{job_pk}", daemon=True)
+    with _threads_lock:
+        _threads[job_pk] = thread
+    thread.start()
+
+
+def _run_in_background(job_pk: int, actor) -> None:
+    close_old_connections()
+    try:
+        rewrap_data_keys(RewrapJob.objects.get(pk=job_pk), actor=actor)
+    except RewrapInterrupted as interrupted:
+        logger.warning("%s", interrupted)
+    except Exception:
+        logger.exception("re-wrap job %s failed", job_pk)
+    finally:
+        call_log.flush()
+        close_old_connections()
+        connections.close_all()  # this thread's connections only
+        with _threads_lock:
+            _threads.pop(job_pk, None)

@@ -1,0 +1,272 @@
+"""Re-wrapping data keys from a replaced KMS key to its successor.
+
+KMS calls are proportional to data keys, never to records: each DEK is re-wrapped inside KMS with
+`ReEncrypt` (its plaintext never leaves KMS), or with Decrypt + Encrypt where the key policies refuse
+ReEncrypt. No record is rewritten; the envelope names the DEK, not the KMS key.
+
+The DEKs of a batch move in one transaction, each guarded by `wrapping_key_arn == old`, so a crash leaves
+each DEK under exactly one of the two keys, and a re-run (which selects what is still under the old key)
+finishes the rest. DEKs that cannot be re-wrapped (the old key is already revoked) stay under the old key,
+are counted and recorded as RewrapFailure rows, and are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from encryption_keys import call_log, keyring, kms
+from encryption_keys.envelope import EnvelopeError, ErrorCode
+from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState
+from encryption_keys.models import DataKey
+from konnect_admin.services import audit_record
+
+logger = logging.getLogger(__name__)
+BATCH_SIZE = 50
+
+Progress = Callable[[RewrapJob], None]
+
+
+class RewrapInterrupted(Exception):
+    """The run stopped before the end (e.g. KMS unreachable); the job is marked failed and can be resumed."""
+
+    def __init__(self, job: RewrapJob, error: Exception):
+        super().__init__(f"re-wrap job {job.pk} interrupted: {error}")
+        self.job = job
+        self.error = error
+
+
+def data_keys_under(*, organization_id, region: str, key_arn: str) -> QuerySet[DataKey]:
+    """The organization's live data keys in `region` that `key_arn` wraps."""
+    return DataKey.objects.filter(
+        organization_id=organization_id, region=region, wrapping_key_arn=key_arn, shredded_at__isnull=True
+    )
+
+
+def concurrency() -> int:
+    """KMS calls in flight at once (`KEY_REWRAP_CONCURRENCY`, default 8); database writes stay sequential."""
+    return max(1, int(getattr(settings, "KEY_REWRAP_CONCURRENCY", 8)))
+
+
+def settle_seconds() -> float:
+    """How long after the switch a run sweeps once more for DEKs another process made under the old key
+    just before it saw the new one (it re-reads the linked key within GENERATION_CHECK_SECONDS)."""
+    return float(getattr(settings, "KEY_REWRAP_SETTLE_SECONDS", 2 * keyring.GENERATION_CHECK_SECONDS))
+
+
+def rewrap_data_keys(job: RewrapJob, *, actor=None, on_progress: Progress | None = None) -> RewrapJob:
+    """Run (or resume) `job` to the end; returns the job in its final state.
+
+    Raises RewrapInterrupted when the run cannot go on (KMS unreachable, database error): the job is
+    then `failed` and a later run picks up where this one stopped.
+    """
+    job = _begin_run(job, actor=actor if actor is not None else job.actor)
+    pending = data_keys_under(organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn)
+    pending = pending.exclude(pk__in=RewrapFailure.objects.filter(job=job).values("data_key_id"))
+    pool = ThreadPoolExecutor(concurrency(), thread_name_prefix=f"rewrap-{job.pk}-kms") if concurrency() > 1 else None
+    try:
+        swept = False
+        while True:
+            batch = list(pending.order_by("created_at", "id")[:BATCH_SIZE])
+            if not batch:
+                wait = settle_seconds() - (timezone.now() - job.created_at).total_seconds()
+                if swept or wait <= 0:
+                    break
+                time.sleep(wait)
+                swept = True
+                continue
+            _rewrap_batch(job, batch, pool, on_progress)
+            call_log.flush()
+    except Exception as error:
+        _interrupt(job, error, actor=actor)
+        if isinstance(error, EnvelopeError):
+            raise RewrapInterrupted(job, error) from error
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        call_log.flush()
+    return _finish(job, actor=actor if actor is not None else job.actor)
+
+
+def _begin_run(job: RewrapJob, *, actor) -> RewrapJob:
+    with transaction.atomic():
+        job = RewrapJob.objects.select_for_update().get(pk=job.pk)
+        job.failures.all().delete()  # this run retries them
+        remaining = data_keys_under(
+            organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn
+        ).count()
+        resumed = job.started_at is not None
+        job.state = RewrapState.RUNNING
+        job.failed = 0
+        job.total = job.done + remaining
+        job.last_error = ""
+        job.started_at = job.started_at or timezone.now()
+        job.finished_at = None
+        job.save()
+        audit_record(
+            actor=actor, organization=job.organization, action="encryption_key.rewrap_started", target=job,
+            details={**_arns(job), "data_keys": remaining, "resumed": resumed},
+        )
+    return job
+
+
+def commit_every() -> int:
+    """Re-wrapped DEKs stored per transaction (`KEY_REWRAP_COMMIT_EVERY`, default 25): all of them switch keys,
+    or none, so each DEK is still under exactly one key; fewer commits make a large re-wrap much faster."""
+    return max(1, int(getattr(settings, "KEY_REWRAP_COMMIT_EVERY", 25)))
+
+
+def _rewrap_batch(job: RewrapJob, batch: list[DataKey], pool: ThreadPoolExecutor | None, on_progress) -> None:
+    """KMS calls run in the pool, at most `concurrency()` at once; results are stored in order, `commit_every()`
+    DEKs per transaction. Without a pool, strictly one KMS call after the other."""
+    limit = concurrency() if pool is not None else 1
+    window: deque[tuple[DataKey, Future | None]] = deque()
+    rewrapped: list[tuple[DataKey, bytes]] = []
+    handled = 0
+
+    def store(force: bool = False) -> None:
+        nonlocal handled
+        if force or len(rewrapped) >= commit_every():
+            _store_rewrapped(job, rewrapped)
+            rewrapped.clear()
+            for _ in range(handled if on_progress is not None else 0):
+                on_progress(job)
+            handled = 0
+
+    try:
+        for data_key in batch:
+            window.append((data_key, _start_call(job, data_key, pool)))
+            if len(window) >= limit:
+                _collect_outcome(job, *window.popleft(), rewrapped)
+                handled += 1
+                store()
+        while window:
+            _collect_outcome(job, *window.popleft(), rewrapped)
+            handled += 1
+            store()
+    finally:
+        store(force=True)  # what KMS already re-wrapped is kept, even when the run stops here
+
+
+def _start_call(job: RewrapJob, data_key: DataKey, pool: ThreadPoolExecutor | None) -> Future | None:
+    if not data_key.wrapped:
+        return None
+    if pool is not None:
+        return pool.submit(_in_worker, _rewrapped, job, data_key)
+    future: Future = Future()
+    try:
+        future.set_result(_rewrapped(job, data_key))
+    except kms.KmsError as error:
+        future.set_exception(error)
+    return future
+
+
+def _in_worker(function, *args):
+    try:
+        return function(*args)
+    finally:
+        if connection.connection is not None:  # a KMS-call log flush opened one in this pool thread
+            connection.close()
+
+
+def _collect_outcome(job: RewrapJob, data_key: DataKey, call: Future | None, rewrapped: list) -> None:
+    if call is None:
+        _record_failure(job, data_key, EnvelopeError(ErrorCode.DATA_KEY_SHREDDED, detail="no wrapped key material"))
+        return
+    try:
+        rewrapped.append((data_key, call.result()))
+    except kms.KmsError as error:
+        if error.code is ErrorCode.KMS_UNAVAILABLE:
+            raise  # nothing is wrong with this DEK: stop the run, a resume finishes it
+        _record_failure(job, data_key, error)
+
+
+def _store_rewrapped(job: RewrapJob, rewrapped: list[tuple[DataKey, bytes]]) -> None:
+    if not rewrapped:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        moved = sum(
+            DataKey.objects.filter(pk=data_key.pk, wrapping_key_arn=job.old_key_arn, shredded_at__isnull=True)
+            .update(wrapped=wrapped, wrapping_key_arn=job.new_key_arn, rewrapped_at=now)
+            for data_key, wrapped in rewrapped
+        )
+        if moved:
+            RewrapJob.objects.filter(pk=job.pk).update(done=F("done") + moved)
+    job.done += moved
+
+
+def _rewrapped(job: RewrapJob, data_key: DataKey) -> bytes:
+    """The DEK wrapped by the new key, under the same encryption context."""
+    context = data_key.encryption_context()
+    organization_id = data_key.organization_id
+    try:
+        return kms.re_encrypt(
+            source_arn=job.old_key_arn, destination_arn=job.new_key_arn, wrapped=data_key.wrapped,
+            context=context, organization_id=organization_id,
+        )
+    except kms.KmsError as error:
+        if error.code is not ErrorCode.KEY_ACCESS_DENIED:
+            raise
+    # A key policy may grant Decrypt/Encrypt but not ReEncrypt*: take the long way round.
+    plaintext = kms.decrypt(
+        key_arn=job.old_key_arn, wrapped=data_key.wrapped, context=context, organization_id=organization_id
+    )
+    return kms.encrypt(key_arn=job.new_key_arn, plaintext=plaintext, context=context, organization_id=organization_id)
+
+
+def _record_failure(job: RewrapJob, data_key: DataKey, error: EnvelopeError) -> None:
+    with transaction.atomic():
+        _, created = RewrapFailure.objects.update_or_create(
+            job=job, data_key=data_key, defaults={"code": error.code.value, "detail": (error.detail or "")[:500]}
+        )
+        if created:
+            RewrapJob.objects.filter(pk=job.pk).update(failed=F("failed") + 1)
+    job.failed += created
+    logger.warning("re-wrap job %s: data key %s stays under the old key (%s)", job.pk, data_key.pk, error.code)
+
+
+def _finish(job: RewrapJob, *, actor) -> RewrapJob:
+    with transaction.atomic():
+        job = RewrapJob.objects.select_for_update().get(pk=job.pk)
+        job.state = RewrapState.COMPLETED_WITH_FAILURES if job.failed else RewrapState.COMPLETED
+        job.total = max(job.total, job.processed)
+        job.finished_at = timezone.now()
+        job.save()
+        audit_record(
+            actor=actor, organization=job.organization, action="encryption_key.rewrap_finished", target=job,
+            details={**_arns(job), "outcome": job.state, "rewrapped": job.done, "failed": job.failed},
+        )
+    return job
+
+
+def _interrupt(job: RewrapJob, error: Exception, *, actor) -> None:
+    reason = str(error)[:500] if isinstance(error, EnvelopeError) else type(error).__name__
+    logger.warning("re-wrap job %s interrupted: %s", job.pk, reason)
+    try:
+        with transaction.atomic():
+            RewrapJob.objects.filter(pk=job.pk).update(
+                state=RewrapState.FAILED, last_error=reason, finished_at=timezone.now()
+            )
+            audit_record(
+                actor=actor if actor is not None else job.actor, organization=job.organization,
+                action="encryption_key.rewrap_interrupted", target=job,
+                details={**_arns(job), "reason": reason, "rewrapped": job.done, "failed": job.failed},
+            )
+    except Exception:  # the database itself may be what failed; the job then stays `running` until resumed
+        logger.exception("could not mark re-wrap job %s as interrupted", job.pk)
+    job.state = RewrapState.FAILED
+    job.last_error = reason
+
+
+def _arns(job: RewrapJob) -> dict:
+    return {"old_key_arn": job.old_key_arn, "new_key_arn": job.new_key_arn, "rewrap_job": job.pk}

@@ -1,0 +1,101 @@
+"""Crypto-shredding: destroy the data keys of a debug session, a config store, or everything older than a date.
+
+    manage.py shred --org Acme --session <debug session id>          # dry run
+    manage.py shred --org Acme --config-store <config store id> --yes
+    manage.py shred --org Acme --before 2026-01-01 --yes
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from encryption_keys.lifecycle.console import organization_from_argument
+from encryption_keys.lifecycle.records import count_records
+from encryption_keys.lifecycle.shred import (
+    config_store_data_keys,
+    data_keys_before,
+    session_data_keys,
+    shred_data_keys,
+)
+
+
+class Command(BaseCommand):
+    help = "Destroy data keys so the data they protect becomes unreadable (data_key_shredded). Dry run unless --yes."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, help="Organization id or exact name.")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--session", help="A debug session id.")
+        target.add_argument("--config-store", help="A config store id.")
+        target.add_argument("--before", help="A date (YYYY-MM-DD) or ISO datetime: data keys that stopped "
+                                             "encrypting before it.")
+        parser.add_argument("--yes", action="store_true", help="Act; without it, only say what would happen.")
+
+    def handle(self, *args, org, session, config_store, before, yes, **options):
+        organization = organization_from_argument(org)
+        if session:
+            _check_owner("debugger", "DebugSession", session, organization, "debug session")
+            queryset, what = session_data_keys(organization=organization, session_id=session), f"debug session {session}"
+        elif config_store:
+            _check_owner("vault", "ConfigStore", config_store, organization, "config store")
+            queryset = config_store_data_keys(organization=organization, config_store_id=config_store)
+            what = f"config store {config_store}"
+        else:
+            moment = _moment(before)
+            queryset, what = data_keys_before(organization=organization, before=moment), f"data before {moment:%Y-%m-%d %H:%M %Z}"
+        live = queryset.filter(shredded_at__isnull=True)
+        ids = list(live.values_list("pk", flat=True))
+        records = sum(count_records(ids, organization_id=organization.pk).values())
+        if not ids:
+            self.stdout.write(f"Nothing to shred for {what} of {organization.name}: no live data keys.")
+            return
+        if not yes:
+            self.stdout.write(f"Would shred {len(ids)} data keys of {what} ({organization.name}); {records} records "
+                              "would become unreadable (data_key_shredded), for good.")
+            self.stdout.write("Dry run: nothing changed. Re-run with --yes to shred.")
+            return
+        shredded = shred_data_keys(queryset=live, actor=None, reason=f"shred command: {what}")
+        self.stdout.write(f"Shredded {shredded} data keys of {what} ({organization.name}); {records} records now "
+                          "report data_key_shredded.")
+
+
+def _check_owner(app_label: str, model_name: str, pk: str, organization, noun: str) -> None:
+    """When the owning app is installed, the session / config store must exist in the organization."""
+    try:
+        model = apps.get_model(app_label, model_name)
+    except LookupError:
+        return
+    names = {f.name for f in model._meta.concrete_fields}
+    try:
+        rows = model._base_manager.filter(pk=pk)
+        if "control_plane" in names:
+            exists = rows.filter(control_plane__organization=organization).exists()
+        elif "organization" in names:
+            exists = rows.filter(organization=organization).exists()
+        else:
+            exists = rows.exists()
+    except (ValidationError, ValueError):
+        raise CommandError(f"{pk!r} is not a {noun} id.") from None
+    if not exists:
+        raise CommandError(f"No {noun} {pk} in {organization.name}.")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        parsed = parse_datetime(text)
+        day = parse_date(text) if parsed is None else None
+    except ValueError:
+        parsed = day = None
+    if parsed is None:
+        if day is None:
+            raise CommandError(f"--before: {text!r} is not a date (YYYY-MM-DD) or ISO datetime.")
+        parsed = datetime.combine(day, time.min)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed

@@ -1,0 +1,159 @@
+"""Writes of the encryption-keys app: link, update, unlink a customer-managed key, and check its health.
+
+Keyword-only, typed, audited. KMS calls happen outside database transactions; the rows change inside one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from encryption_keys import call_log, health, keyring
+from encryption_keys.models import DataKey, EncryptionKey, KeyStatus, KeyStatusChange
+from encryption_keys.verification import Checklist, verify_key
+from konnect_admin.models import Organization, User
+from konnect_admin.permissions import Action, require
+from konnect_admin.services import audit_record
+
+
+class KeyVerificationFailed(Exception):
+    """At least one check of the verification checklist failed; nothing was linked."""
+
+    def __init__(self, checklist: Checklist):
+        super().__init__("; ".join(f"{c.title}: {c.explanation}" for c in checklist.failures))
+        self.checklist = checklist
+
+
+class KeyAlreadyLinked(Exception):
+    """The organization already has a key in this region (one key per organization per region)."""
+
+
+@dataclass(frozen=True)
+class LinkedKey:
+    key: EncryptionKey
+    checklist: Checklist
+
+
+def key_replacement():
+    """`(encryption_keys.lifecycle.replace_key, the errors it raises)`, or None while key replacement
+    (the Key lifecycle issue) is not installed."""
+    try:
+        lifecycle = importlib.import_module("encryption_keys.lifecycle")
+        replace_key = lifecycle.replace_key
+    except (ImportError, AttributeError):
+        return None
+    errors = [KeyVerificationFailed]
+    for name in ("KeyVerificationFailed", "KeyReplacementError"):
+        try:
+            errors.append(getattr(lifecycle, name))
+        except (ImportError, AttributeError):
+            continue
+    return replace_key, tuple(errors)
+
+
+def _invalidate_data_key_caches() -> None:
+    """New DEKs must be wrapped by the key now linked: drop cached leases here, in other processes
+    shortly, and again once the transaction commits (when the change becomes visible to them)."""
+    keyring.invalidate_everywhere()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(keyring.invalidate_everywhere)
+
+
+def link_key(
+    *, organization: Organization, region: str, key_arn: str, name: str, description: str = "", actor: User
+) -> LinkedKey:
+    require(actor, Action.KEY_MANAGE, organization)
+    if EncryptionKey.objects.filter(organization=organization, region=region).exists():
+        raise KeyAlreadyLinked(f"A key is already linked for region {region}.")
+    checklist = verify_key(organization=organization, region=region, key_arn=key_arn)
+    if not checklist.ok:
+        raise KeyVerificationFailed(checklist)
+    now = timezone.now()
+    rotation_off = checklist.metadata.get("rotation_enabled") is False
+    try:
+        with transaction.atomic():
+            key = EncryptionKey.objects.create(
+                organization=organization, region=region, name=name, description=description,
+                key_arn=checklist.key_arn, status=KeyStatus.ROTATION_DISABLED if rotation_off else KeyStatus.HEALTHY,
+                last_checked_at=now, kms_metadata=checklist.metadata, linked_by=actor, linked_at=now,
+            )
+            KeyStatusChange.objects.create(key=key, status=key.status, detail="Linked after verification.")
+            audit_record(actor=actor, organization=organization, action="encryption_key.linked", target=key,
+                         details={"region": region, "key_arn": key.key_arn, "checks": checklist.verdicts()})
+    except IntegrityError:
+        raise KeyAlreadyLinked(f"A key is already linked for region {region}.") from None
+    _invalidate_data_key_caches()
+    return LinkedKey(key=key, checklist=checklist)
+
+
+@transaction.atomic
+def key_update(*, key: EncryptionKey, name: str, description: str, actor: User) -> EncryptionKey:
+    """Rename or re-describe a linked key (the ARN stays: a new ARN is a replacement)."""
+    require(actor, Action.KEY_MANAGE, key.organization)
+    changes = {f: v for f, v in (("name", name), ("description", description)) if getattr(key, f) != v}
+    if changes:
+        for field, value in changes.items():
+            setattr(key, field, value)
+        key.save(update_fields=[*changes, "updated_at"])
+        audit_record(actor=actor, organization=key.organization, action="encryption_key.updated", target=key,
+                     details={"fields": sorted(changes)})
+    return key
+
+
+def unlink_key(*, key: EncryptionKey, actor: User) -> None:
+    """New data goes back under the platform key; data keys already wrapped by this key stay so."""
+    require(actor, Action.KEY_MANAGE, key.organization)
+    with transaction.atomic():
+        still_wrapped = DataKey.objects.filter(
+            organization=key.organization, region=key.region, wrapping_key_arn=key.key_arn, shredded_at__isnull=True
+        ).count()
+        audit_record(actor=actor, organization=key.organization, action="encryption_key.unlinked", target=key,
+                     details={"region": key.region, "key_arn": key.key_arn, "data_keys_still_wrapped": still_wrapped})
+        key.delete()
+    _invalidate_data_key_caches()
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    key: EncryptionKey
+    previous_status: str
+    reading: health.KeyHealth
+
+    @property
+    def changed(self) -> bool:
+        return self.previous_status != self.key.status
+
+
+def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> HealthCheck:
+    """Re-read the key's state in KMS and store it; `actor` None is the system (the check_keys command)."""
+    if actor is not None:
+        require(actor, Action.KEY_MANAGE, key.organization)
+    reading = health.read_key_health(key_arn=key.key_arn, organization_id=key.organization_id, region=key.region)
+    with transaction.atomic():
+        key = EncryptionKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+        previous = key.status
+        key.status, key.deletion_date, key.last_error = reading.status, reading.deletion_date, reading.error
+        key.last_checked_at = timezone.now()
+        if reading.metadata:
+            key.kms_metadata = reading.metadata
+        key.save(update_fields=["status", "deletion_date", "last_error", "last_checked_at", "kms_metadata",
+                                "updated_at"])
+        details = {"status": key.status, "previous_status": previous, "key_arn": key.key_arn}
+        if previous != key.status:
+            KeyStatusChange.objects.create(key=key, status=key.status, previous_status=previous,
+                                           detail=reading.error[:500])
+            audit_record(actor=actor, organization=key.organization, action="encryption_key.status_changed",
+                         target=key, details=details)
+        audit_record(actor=actor, organization=key.organization, action="encryption_key.checked", target=key,
+                     details=details)
+    if key.status in health.REVOKED:
+        keyring.data_key_cache().evict_wrapping_key(key.key_arn)
+        keyring.invalidate_everywhere()
+    elif previous in health.REVOKED:
+        keyring.invalidate_everywhere()  # drop cached failures: the key works again
+    if not transaction.get_connection().in_atomic_block:
+        call_log.flush()  # the key-usage log shows the check's calls at once (commands have no request end)
+    return HealthCheck(key=key, previous_status=previous, reading=reading)

@@ -1,0 +1,90 @@
+"""An Org Admin links a customer key through the form, sees the checklist, then the key page (real Chromium)."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from encryption_keys import local_kms as kms_admin
+from encryption_keys.models import EncryptionKey, KeyStatus
+from tests import factories
+
+pytestmark = pytest.mark.browser
+
+
+def customer_key() -> str:
+    arn = kms_admin.create_key(region="us-west-2", multi_region=True)
+    kms_admin.replicate_key(arn, to_region="us-east-2")
+    return arn
+
+
+def test_org_admin_links_a_key_and_sees_the_checklist(page, browser_login):
+    org = factories.make_organization("Acme")
+    admin = factories.make_role_user(org, "org_admin")
+    arn = customer_key()
+    browser_login(admin)
+
+    page.locator("summary", has_text="Organization settings").click()
+    page.get_by_role("link", name="Encryption Keys").click()
+    expect(page.get_by_role("heading", name="Protect your data with your own key")).to_be_visible()
+    page.get_by_role("link", name="Link key").click()
+    expect(page.locator("#key-policy-json")).to_contain_text(f'"kms:EncryptionContext:konnect:org": "{org.pk}"')
+    expect(page.get_by_role("button", name="Copy statements")).to_be_visible()  # revealed by copy.js
+
+    # A disabled key: Connect swaps in the checklist with the failure, in place (no navigation).
+    kms_admin.disable_key(arn)
+    page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+    page.get_by_label("Amazon Resource Name (ARN)").fill(arn)
+    page.get_by_label("Description").fill("Production key")
+    page.get_by_label("Konnect region").select_option("us")
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("The key was not linked")).to_be_visible()
+    expect(page.locator('[data-check="key_state"] .badge')).to_have_text("Fail")
+    expect(page.locator('[data-check="round_trip"] .badge')).to_have_text("Skipped")
+    expect(page).to_have_url(re.compile(r"/organization/encryption-keys/link/$"))
+    assert not EncryptionKey.objects.exists()
+
+    # Enabled again: every check passes and the key is linked.
+    kms_admin.enable_key(arn)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("Key linked.")).to_be_visible()
+    expect(page.locator(".encryption-keys-check")).to_have_count(10)
+    expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
+    key = EncryptionKey.objects.get(organization=org)
+    assert (key.key_arn, key.status, key.description) == (arn, KeyStatus.HEALTHY, "Production key")
+
+    page.get_by_role("link", name="Open the key page").click()
+    expect(page.get_by_role("heading", name="Acme US")).to_be_visible()
+    expect(page.locator("#key-usage")).to_contain_text("GenerateDataKey")
+
+    # Check now swaps the status region after the key is disabled in KMS.
+    kms_admin.disable_key(arn)
+    page.get_by_role("button", name="Check now").click()
+    expect(page.locator("#key-status")).to_contain_text("status changed from healthy to disabled")
+    page.reload()
+    expect(page.locator(".banner-error")).to_contain_text("Encryption key “Acme US” (US): disabled.")
+    assert page.js_errors == []
+
+
+def test_link_key_works_without_javascript(browser, live_server, transactional_db):
+    org = factories.make_organization("Acme")
+    admin = factories.make_role_user(org, "org_admin")
+    arn = customer_key()
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/login/")
+        page.get_by_label("Email").fill(admin.email)
+        page.get_by_label("Password").fill(factories.PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/organization/encryption-keys/link/")
+        page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+        page.get_by_label("Amazon Resource Name (ARN)").fill(arn)
+        page.get_by_label("Konnect region").select_option("us")
+        page.get_by_role("button", name="Connect").click()
+        expect(page.get_by_text("Key linked.")).to_be_visible()
+        expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
+        expect(page.get_by_role("button", name="Copy statements")).to_be_hidden()
+    finally:
+        context.close()
+    assert EncryptionKey.objects.filter(organization=org, key_arn=arn).exists()
