@@ -1,0 +1,181 @@
+"""Which KMS key protects a control plane's vault, and "Protect with CMEK" for older control planes.
+
+Konnect puts a control plane's vault secrets under the organization's CMEK only if the CMEK was linked
+before the control plane was created. We record that decision at creation (VaultProtection), and let an
+Org Admin move an older control plane under the CMEK by re-wrapping its vault DEKs: KMS ReEncrypt (the DEK
+never leaves KMS), or Decrypt + Encrypt when the key policy refuses ReEncrypt. Secret values are not touched:
+only the wrapping of their data keys changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from encryption_keys import keyring, kms
+from encryption_keys.envelope import EnvelopeError, ErrorCode
+from encryption_keys.models import DataKey, EncryptionKey, Purpose
+from konnect_admin.models import ControlPlane, User
+from konnect_admin.permissions import Action, require
+from konnect_admin.services import audit_record
+from vault.models import ConfigStore, VaultProtection
+
+logger = logging.getLogger(__name__)
+
+
+class ProtectionRefused(Exception):
+    """The control plane cannot be put under a CMEK (none is linked for its region)."""
+
+
+def record_vault_protection(sender, instance: ControlPlane, created: bool, raw: bool = False, **kwargs) -> None:
+    """post_save of ControlPlane: decide, at creation, which key protects the new control plane's vault."""
+    if created and not raw:
+        VaultProtection.decide(instance)
+
+
+def vault_data_keys(control_plane: ControlPlane):
+    """The live (not shredded) DEKs of the control plane's config stores."""
+    store_ids = [str(pk) for pk in ConfigStore.objects.filter(control_plane=control_plane).values_list("pk", flat=True)]
+    return DataKey.objects.filter(
+        organization_id=control_plane.organization_id,
+        region=control_plane.region,
+        purpose=Purpose.VAULT_SECRET,
+        scope_ref__in=store_ids,
+        shredded_at__isnull=True,
+    )
+
+
+@dataclass
+class ProtectionSummary:
+    under_cmek: bool
+    cmek: EncryptionKey | None
+    protecting_arn: str | None
+    data_keys: list[dict] = field(default_factory=list)  # [{"arn", "count", "is_cmek"}]
+    error: str = ""
+
+    @property
+    def pending(self) -> int:
+        """DEKs not (yet) wrapped by the linked CMEK."""
+        if self.cmek is None:
+            return 0
+        return sum(item["count"] for item in self.data_keys if not item["is_cmek"])
+
+    @property
+    def can_migrate(self) -> bool:
+        return self.cmek is not None and (not self.under_cmek or self.pending > 0)
+
+    @property
+    def protected_by_cmek(self) -> bool:
+        return bool(self.protecting_arn and self.cmek and self.protecting_arn == self.cmek.key_arn)
+
+    @property
+    def key_label(self) -> str:
+        return "Customer-managed key (CMEK)" if self.protected_by_cmek else "Platform key"
+
+
+def protection_summary(control_plane: ControlPlane) -> ProtectionSummary:
+    protection = VaultProtection.for_control_plane(control_plane)
+    cmek = EncryptionKey.objects.filter(
+        organization_id=control_plane.organization_id, region=control_plane.region
+    ).first()
+    summary = ProtectionSummary(under_cmek=protection.under_cmek, cmek=cmek, protecting_arn=None)
+    try:
+        summary.protecting_arn = protection.wrapping_key_override() or keyring.wrapping_key_arn(
+            organization_id=control_plane.organization_id, region=control_plane.region
+        )
+    except EnvelopeError as error:
+        summary.error = error.message
+    counts = vault_data_keys(control_plane).values("wrapping_key_arn").annotate(count=Count("id"))
+    summary.data_keys = [
+        {"arn": row["wrapping_key_arn"], "count": row["count"],
+         "is_cmek": cmek is not None and row["wrapping_key_arn"] == cmek.key_arn}
+        for row in counts.order_by("wrapping_key_arn")
+    ]
+    return summary
+
+
+@dataclass
+class ProtectionOutcome:
+    rewrapped: int = 0
+    fallbacks: int = 0  # DEKs re-wrapped by Decrypt + Encrypt because ReEncrypt was refused
+    already_protected: bool = False
+
+
+def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane) -> ProtectionOutcome:
+    """Put an older control plane's vault under the organization's CMEK. Idempotent; audited.
+
+    Raises ProtectionRefused without a linked CMEK, and an EnvelopeError (typed KMS error) when a DEK cannot be
+    re-wrapped; the DEKs done so far stay done and running it again carries on.
+    """
+    organization = control_plane.organization
+    require(actor, Action.KEY_MANAGE, organization)
+    cmek = EncryptionKey.objects.filter(organization=organization, region=control_plane.region).first()
+    if cmek is None:
+        raise ProtectionRefused(
+            f"No customer-managed key is linked for the {control_plane.get_region_display()} region: link one first."
+        )
+    protection = VaultProtection.for_control_plane(control_plane)
+    outcome = ProtectionOutcome()
+    if protection.under_cmek and not vault_data_keys(control_plane).exclude(wrapping_key_arn=cmek.key_arn).exists():
+        outcome.already_protected = True
+        return outcome
+    try:
+        _rewrap_all(control_plane, cmek.key_arn, outcome)
+        VaultProtection.objects.filter(pk=protection.pk).update(
+            under_cmek=True, migrated_at=timezone.now(), migrated_by=actor
+        )
+        keyring.invalidate_everywhere()  # no writer keeps a lease on the platform-key scope
+        _rewrap_all(control_plane, cmek.key_arn, outcome)  # DEKs a writer made before the switch
+    except EnvelopeError as error:
+        audit_record(actor=actor, organization=organization, action="vault.cmek_protection_failed",
+                     target=control_plane, details={"code": error.code.value, "data_keys_rewrapped": outcome.rewrapped,
+                                                    "key_arn": cmek.key_arn})
+        raise
+    audit_record(actor=actor, organization=organization, action="vault.protected_with_cmek", target=control_plane,
+                 details={"key_arn": cmek.key_arn, "data_keys_rewrapped": outcome.rewrapped,
+                          "decrypt_encrypt_fallbacks": outcome.fallbacks})
+    keyring.invalidate_everywhere()
+    logger.info("vault of control plane %s moved under its CMEK: %d data keys re-wrapped",
+                control_plane.pk, outcome.rewrapped)
+    return outcome
+
+
+def _rewrap_all(control_plane: ControlPlane, destination_arn: str, outcome: ProtectionOutcome) -> None:
+    pending = vault_data_keys(control_plane).exclude(wrapping_key_arn=destination_arn)
+    for data_key_id in list(pending.values_list("pk", flat=True)):
+        method = _rewrap(data_key_id, destination_arn)
+        if method is not None:
+            outcome.rewrapped += 1
+            outcome.fallbacks += method == "decrypt_encrypt"
+
+
+def _rewrap(data_key_id, destination_arn: str) -> str | None:
+    """Re-wrap one DEK under `destination_arn` in its own transaction; None when there is nothing to do."""
+    with transaction.atomic():
+        row = DataKey.objects.select_for_update().filter(pk=data_key_id, shredded_at__isnull=True).first()
+        if row is None or not row.wrapped or row.wrapping_key_arn == destination_arn:
+            return None
+        context = row.encryption_context()
+        try:
+            wrapped = kms.re_encrypt(source_arn=row.wrapping_key_arn, destination_arn=destination_arn,
+                                     wrapped=bytes(row.wrapped), context=context,
+                                     organization_id=row.organization_id)
+            method = "re_encrypt"
+        except kms.KmsError as error:
+            if error.code is not ErrorCode.KEY_ACCESS_DENIED:
+                raise
+            plaintext = kms.decrypt(key_arn=row.wrapping_key_arn, wrapped=bytes(row.wrapped), context=context,
+                                    organization_id=row.organization_id)
+            wrapped = kms.encrypt(key_arn=destination_arn, plaintext=plaintext, context=context,
+                                  organization_id=row.organization_id)
+            del plaintext
+            method = "decrypt_encrypt"
+        row.wrapping_key_arn = destination_arn
+        row.wrapped = wrapped
+        row.rewrapped_at = timezone.now()
+        row.save(update_fields=["wrapping_key_arn", "wrapped", "rewrapped_at"])
+    return method
