@@ -1,0 +1,69 @@
+"""Two organizations with an object of every kind: what the isolation matrices request, as every role."""
+
+import secrets
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from konnect_admin import tokens
+from konnect_admin.models import Role, RoleAssignment
+from tests import factories
+
+
+def build_tenant(name: str, cmek_arn: str) -> dict:
+    """One organization with an object of every kind, all reachable through some URL."""
+    from debugger.models import DebugSession, PayloadCapture, SessionStatus, Trace
+    from encryption_keys.lifecycle.models import RewrapJob
+    from encryption_keys.models import EncryptionKey
+    from vault.models import ConfigStore, Secret, Vault
+
+    org = factories.make_organization(name)
+    admin = factories.make_role_user(org, "org_admin")
+    cp = factories.make_control_plane(org, name=f"{name.lower()}-payments")
+    now = timezone.now()
+    session = DebugSession.objects.create(
+        control_plane=cp, name=f"{name} session", status=SessionStatus.IN_PROGRESS, duration_seconds=600,
+        started_at=now, ends_at=now + timedelta(minutes=10), retain_until=now + timedelta(days=15))
+    trace = Trace.objects.create(session=session, trace_id=secrets.token_hex(16), start_time=now, method="GET",
+                                 status_code=200)
+    PayloadCapture.objects.create(trace=trace, kind="client_request", url="https://x.test/", headers={"a": "b"},
+                                  body=b"{}", expires_at=now + timedelta(days=3))
+    store = ConfigStore.objects.create(control_plane=cp, name=f"{name} store")
+    secret = Secret.objects.create(store=store, key="db-password", value="s3cr3t")
+    vault = Vault.objects.create(control_plane=cp, prefix=f"{name.lower()}-vault", config_store=store)
+    key = EncryptionKey.objects.create(organization=org, region="us", name=f"{name} key", key_arn=cmek_arn)
+    job = RewrapJob.objects.create(organization=org, region="us", old_key_arn=cmek_arn, new_key_arn=cmek_arn,
+                                   actor=admin)
+    pat, pat_text = tokens.personal_access_token_create(user=admin, organization=org, name="t")
+    dp_token, dp_text = tokens.data_plane_token_create(actor=admin, control_plane=cp, name="dp")
+    member = factories.make_role_user(org, "member")
+    assignment = RoleAssignment.objects.create(organization=org, user=member, role=Role.CP_VIEWER, control_plane=cp)
+    return {
+        "org": org, "admin": admin, "cp": cp.pk, "session": session.pk, "trace_id": trace.trace_id,
+        "payload_kind": "client_request", "store": store.pk, "secret": secret.pk, "vault": vault.pk, "key": key.pk,
+        "job": job.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
+        "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
+        "store_name": store.name,
+    }
+
+
+@pytest.fixture
+def world(cmek):
+    from encryption_keys.local_kms import create_key
+
+    a = build_tenant("Alpha", cmek)
+    b = build_tenant("Bravo", create_key(region="us-west-2", multi_region=True))
+    org, cp = a["org"], a["cp_object"]
+    users = {
+        "member": factories.make_role_user(org, "member"),
+        "viewer": factories.make_role_user(org, "cp_viewer", cp),
+        "debug_session_creator": factories.make_role_user(org, "debug_session_creator", cp),
+        "vault_admin": factories.make_role_user(org, "vault_admin", cp),
+        "cp_admin": factories.make_role_user(org, "cp_admin", cp),
+        "org_admin_read_only": factories.make_role_user(org, "org_admin_read_only"),
+        "org_admin": a["admin"],
+        "other_org_admin": b["admin"],
+        "org_admin_with_foreign_ids": a["admin"],
+    }
+    return {"a": a, "b": b, "users": users}

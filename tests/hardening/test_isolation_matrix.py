@@ -1,0 +1,164 @@
+"""Isolation matrix: every page URL × every role, with a second organization's objects planted everywhere.
+
+The URL patterns are enumerated from the resolver, so a new view is covered automatically: a URL name
+without a rule in RULES fails `test_every_url_has_a_rule`. Each role's request runs in a savepoint that
+is rolled back, so an allowed destructive request does not change what the next role sees.
+
+Outcomes: "ok" = not 401/403/404 and not a redirect to the login page (a form answering 400/422 to an
+empty POST is allowed: the caller got past the permission check); "denied" = 403 or 404.
+Anonymous callers always get the login redirect. The JSON APIs have their own matrix in
+tests/hardening/test_api_isolation.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = {"login", "logout"}
+ROLES = ["anonymous", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only",
+         "org_admin", "other_org_admin", "org_admin_with_foreign_ids"]
+EVERY_MEMBER = set(ROLES) - {"anonymous"}
+CP_READERS = {"viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin"}
+DEBUG_CREATORS = {"debug_session_creator", "cp_admin", "org_admin"}
+VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin"}
+VAULT_WRITERS = {"vault_admin", "cp_admin", "org_admin"}
+CP_ADMINS = {"cp_admin", "org_admin"}
+ORG_READERS = {"org_admin_read_only", "org_admin", "other_org_admin", "org_admin_with_foreign_ids"}
+ORG_ADMINS = {"org_admin", "other_org_admin", "org_admin_with_foreign_ids"}
+KEY_ADMIN = {"org_admin"}
+KEY_READERS = {"org_admin_read_only", "org_admin"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    method: str
+    allowed: set[str]
+    args: tuple[str, ...] = ()  # names of world objects, in URL order
+    data: dict = field(default_factory=dict)
+
+
+RULES: dict[str, Rule] = {
+    # organization-level pages (no object in the URL): another org's admin sees their own org
+    "dashboard": Rule("GET", EVERY_MEMBER),
+    "organization_switch": Rule("POST", EVERY_MEMBER),
+    "control_plane_list": Rule("GET", EVERY_MEMBER),
+    "control_plane_create": Rule("GET", {"org_admin", "other_org_admin", "org_admin_with_foreign_ids"}),
+    "access_token_list": Rule("GET", EVERY_MEMBER),
+    "access_token_create": Rule("POST", EVERY_MEMBER),
+    "member_list": Rule("GET", ORG_READERS),
+    "role_assign": Rule("POST", ORG_ADMINS),
+    "team_membership": Rule("POST", ORG_ADMINS),
+    "audit_log": Rule("GET", ORG_READERS),
+    "encryption_key_list": Rule("GET", ORG_READERS),
+    "encryption_key_link": Rule("GET", ORG_ADMINS),
+    # objects of organization A
+    "control_plane_detail": Rule("GET", CP_READERS, ("cp",)),
+    "data_plane_token_create": Rule("POST", CP_ADMINS, ("cp",), {"name": "dp"}),
+    "data_plane_token_revoke": Rule("POST", CP_ADMINS, ("cp", "dp_token")),
+    "access_token_revoke": Rule("POST", {"org_admin"}, ("pat",)),
+    "role_revoke": Rule("POST", {"org_admin"}, ("assignment",)),
+    "encryption_key_detail": Rule("GET", KEY_READERS, ("key",)),
+    "encryption_key_check": Rule("POST", KEY_ADMIN, ("key",)),
+    "encryption_key_unlink": Rule("GET", KEY_ADMIN, ("key",)),
+    "encryption_key_replace": Rule("GET", KEY_ADMIN, ("key",)),
+    "rewrap_job_detail": Rule("GET", KEY_READERS, ("job",)),
+    "rewrap_job_resume": Rule("POST", KEY_ADMIN, ("job",)),
+    "debug_session_list": Rule("GET", CP_READERS, ("cp",)),
+    "debug_session_create": Rule("GET", DEBUG_CREATORS, ("cp",)),
+    "debug_session_detail": Rule("GET", CP_READERS, ("cp", "session")),
+    "debug_session_logs": Rule("GET", CP_READERS, ("cp", "session")),
+    "debug_session_cancel": Rule("POST", DEBUG_CREATORS, ("cp", "session")),
+    "debug_session_delete": Rule("GET", DEBUG_CREATORS, ("cp", "session")),
+    "debug_trace_detail": Rule("GET", CP_READERS, ("cp", "session", "trace_id")),
+    "debug_payload_panel": Rule("GET", CP_READERS, ("cp", "session", "trace_id", "payload_kind")),
+    "vault_config_store_list": Rule("GET", VAULT_READERS, ("cp",)),
+    "vault_config_store_create": Rule("POST", VAULT_WRITERS, ("cp",)),
+    "vault_secret_list": Rule("GET", VAULT_READERS, ("cp", "store")),
+    "vault_config_store_rename": Rule("POST", VAULT_WRITERS, ("cp", "store")),
+    "vault_config_store_delete": Rule("GET", VAULT_WRITERS, ("cp", "store")),
+    "vault_secret_create": Rule("GET", VAULT_WRITERS, ("cp", "store")),
+    "vault_secret_update": Rule("GET", VAULT_WRITERS, ("cp", "store", "secret")),
+    "vault_secret_delete": Rule("GET", VAULT_WRITERS, ("cp", "store", "secret")),
+    "vault_secret_status": Rule("GET", VAULT_READERS, ("cp", "store", "secret")),
+    "vault_entity_create": Rule("GET", VAULT_WRITERS, ("cp",)),
+    "vault_entity_update": Rule("GET", VAULT_WRITERS, ("cp", "vault")),
+    "vault_entity_delete": Rule("GET", VAULT_WRITERS, ("cp", "vault")),
+    "vault_protect_with_cmek": Rule("GET", KEY_ADMIN, ("cp",)),
+}
+
+
+def page_url_names() -> list[str]:
+    def walk(patterns, skip):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if not skip(str(pattern.pattern)):
+                    yield from walk(pattern.url_patterns, skip)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                yield pattern.name
+
+    return sorted(set(walk(get_resolver().url_patterns, lambda p: p.startswith(("api/", "platform-admin/")))))
+
+
+def test_every_url_has_a_rule():
+    missing = [name for name in page_url_names() if name not in RULES and name not in PUBLIC]
+    assert not missing, f"views without an isolation rule (add them to RULES): {missing}"
+    stale = [name for name in RULES if name not in page_url_names()]
+    assert not stale, f"rules for URLs that no longer exist: {stale}"
+
+
+def url_for(name: str, rule: Rule, objects: dict) -> str:
+    return reverse(name, args=[objects[arg] for arg in rule.args])
+
+
+def request_as(client: Client, rule: Rule, url: str, data: dict):
+    with transaction.atomic():
+        if rule.method == "GET":
+            response = client.get(url)
+        else:
+            response = client.post(url, rule.data or data)
+        transaction.set_rollback(True)
+    return response
+
+
+def outcome(response) -> str:
+    if response.status_code in (401, 403, 404):
+        return "denied"
+    if response.status_code in (301, 302) and "/login/" in response.get("Location", ""):
+        return "login"
+    if response.status_code >= 500:
+        return f"error {response.status_code}"
+    return "ok"
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_isolation(name, world):
+    rule = RULES[name]
+    failures = []
+    planted = [str(world["b"]["cp_object"].name), str(world["b"]["cp"])]
+    for role in ROLES:
+        client = Client()
+        if role != "anonymous":
+            client.force_login(world["users"][role])
+        objects = world["b"] if role == "org_admin_with_foreign_ids" else world["a"]
+        if role == "org_admin_with_foreign_ids" and not rule.args:
+            objects = world["a"]
+        response = request_as(client, rule, url_for(name, rule, objects), {"organization": str(world["a"]["org"].pk)})
+        expected = "login" if role == "anonymous" else ("ok" if role in rule.allowed else "denied")
+        if role == "org_admin_with_foreign_ids" and rule.args:
+            expected = "denied"
+        got = outcome(response)
+        if got != expected:
+            failures.append(f"{role}: expected {expected}, got {got} ({response.status_code})")
+        elif got == "ok" and role not in ("other_org_admin",) and response.get("Content-Type", "").startswith("text/html"):
+            body = response.content.decode()
+            leaked = [marker for marker in planted if marker in body]
+            if leaked:
+                failures.append(f"{role}: response shows another organization's objects: {leaked}")
+    assert not failures, f"{rule.method} {name}:\n" + "\n".join(failures)
