@@ -170,6 +170,12 @@ DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)
 DATAKEY_LIFETIME_SECONDS = env_int("DATAKEY_LIFETIME_SECONDS", 3600)
 DATAKEY_MAX_USES = env_int("DATAKEY_MAX_USES", 2**24)
 
+# Key replacement (re-wrapping data keys): KMS calls in flight, data keys per committed transaction, and
+# whether the web request runs it inline (tests) instead of in a background thread.
+KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
+KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
+KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
+
 if not (DEBUG or TESTING) and not PLATFORM_KMS_KEYS:
     raise ImproperlyConfigured("PLATFORM_KMS_KEYS is required when DEBUG is off (one KMS key ARN per region).")
 

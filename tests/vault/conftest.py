@@ -12,12 +12,12 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
-from tests import factories
+from tests import factories, leaks
 from vault import services
 
 # The shared API contracts live next to the repository: ../shared/reference/.
 SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "konnect-config-store-openapi.yaml"
-MARKER = "wr1te-0nly-marker-7f3c9a"  # a secret value that must never come back
+MARKER = leaks.plant("wr1te-0nly-marker-7f3c9a")  # a secret value that must never come back
 
 
 class ApiClient:
