@@ -1,4 +1,205 @@
-from ninja import Router
+"""Data-plane APIs of the Debugger.
 
-blob_router = Router(tags=["Blobs"])
-ingest_router = Router(tags=["Debugger ingest"])
+    /api/{region}/v1/debugger/…   ingest (DataPlaneTokenAuth, scoped to the token's control plane)
+    /api/{region}/v0/blobs/{id}   Konnect's blob API (data-plane token or personal access token)
+
+Bodies above the limit are refused before they are parsed. A write that cannot get a data key
+stores nothing and answers 503 with Retry-After (the project's EnvelopeError handler).
+"""
+
+from __future__ import annotations
+
+import functools
+from uuid import UUID
+
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from ninja import Header, Router, Status
+from ninja.errors import HttpError
+
+from debugger import blobs, ingest
+from debugger.schemas import (
+    IngestOut,
+    LogsIn,
+    PayloadsIn,
+    SessionListOut,
+    SessionOut,
+    TracesIn,
+)
+from konnect_admin.api import DataPlaneTokenAuth, PersonalAccessTokenAuth, api_region
+from konnect_admin.problems import invalid_parameter, problem_response
+
+INGEST_MAX_BODY_BYTES = 2 * 1024 * 1024
+BLOB_MAX_BODY_BYTES = blobs.MAX_BLOB_BYTES
+
+
+def refuse_large_body(request: HttpRequest, limit: int) -> None:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise HttpError(400, "Content-Length is not a number.") from None
+    if length > limit:
+        raise HttpError(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
+
+
+class DataPlaneIngestAuth(DataPlaneTokenAuth):
+    """A data-plane token, used in its control plane's region, with a body under the limit (checked before parsing)."""
+
+    def __init__(self, *, max_body_bytes: int):
+        super().__init__()
+        self.max_body_bytes = max_body_bytes
+
+    def authenticate(self, request, token):
+        data_plane_token = super().authenticate(request, token)
+        if data_plane_token is None:
+            return None
+        region = api_region(request)
+        if request.control_plane.region != region:
+            raise HttpError(404, f"This control plane is in the {request.control_plane.region} region, not {region}.")
+        refuse_large_body(request, self.max_body_bytes)
+        return data_plane_token
+
+
+class PersonalBlobAuth(PersonalAccessTokenAuth):
+    def authenticate(self, request, token):
+        access_token = super().authenticate(request, token)
+        if access_token is not None:
+            refuse_large_body(request, BLOB_MAX_BODY_BYTES)
+        return access_token
+
+
+ingest_router = Router(tags=["Debugger ingest"], auth=DataPlaneIngestAuth(max_body_bytes=INGEST_MAX_BODY_BYTES))
+blob_router = Router(tags=["Blobs"], auth=[DataPlaneIngestAuth(max_body_bytes=BLOB_MAX_BODY_BYTES), PersonalBlobAuth()])
+
+
+def _session_out(session) -> dict:
+    return {
+        "id": session.pk,
+        "status": session.status,
+        "sampling": {"kind": session.sampling_kind, "value": session.sampling_value},
+        "max_samples": session.max_samples,
+        "remaining_samples": ingest.remaining_samples(session),
+        "capture": {
+            "logs": session.capture_logs,
+            "request_headers": session.capture_request_headers,
+            "request_body": session.capture_request_body,
+            "response_headers": session.capture_response_headers,
+            "response_body": session.capture_response_body,
+        },
+        "started_at": session.started_at,
+        "ends_at": session.ends_at,
+    }
+
+
+def _result_out(result: ingest.IngestResult) -> dict:
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "dropped": result.dropped,
+        "dropped_attributes": result.dropped_attributes,
+        "session": _session_out(result.session),
+    }
+
+
+def ingest_problems(view):
+    """Turn the ingest's refusals into problem+json (404 and EnvelopeError are handled API-wide)."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except ingest.SessionClosed as closed:
+            return problem_response(status=409, detail=str(closed), code=closed.code,
+                                    session_status=closed.session.status)
+        except IntegrityError:
+            # Another request stored the same trace at the same moment; a retry reports it as a duplicate.
+            return problem_response(status=409, detail="A concurrent request wrote the same data; retry.",
+                                    code="concurrent_write", headers={"Retry-After": "1"})
+        except ingest.UnknownTraces as unknown:
+            return problem_response(status=400, detail=str(unknown), invalid_parameters=[
+                invalid_parameter(f"payloads.{index}.trace_id", "is not a trace of this debug session")
+                for index in unknown.positions
+            ])
+
+    return wrapper
+
+
+@ingest_router.get("/sessions", response=SessionListOut, summary="Debug sessions to sample now")
+def sessions_to_sample(request):
+    """The active sessions of the token's control plane. Pending sessions start when first fetched."""
+    sessions = ingest.sessions_for_data_plane(control_plane=request.control_plane)
+    return {"data": [_session_out(session) for session in sessions]}
+
+
+@ingest_router.post("/sessions/{session_id}/traces", response={202: IngestOut}, summary="Post sampled traces")
+@ingest_problems
+def post_traces(request, session_id: UUID, payload: TracesIn):
+    """Up to 100 traces with their spans, and optionally their payloads and logs, stored all or nothing.
+
+    Known trace ids are skipped (safe to retry); traces past max_samples are dropped."""
+    result = ingest.traces_ingest(control_plane=request.control_plane, session_id=session_id, traces=payload.traces)
+    return Status(202, _result_out(result))
+
+
+@ingest_router.post("/sessions/{session_id}/payloads", response={202: IngestOut},
+                    summary="Post payload captures of stored traces")
+@ingest_problems
+def post_payloads(request, session_id: UUID, payload: PayloadsIn):
+    result = ingest.payloads_ingest(control_plane=request.control_plane, session_id=session_id,
+                                    payloads=payload.payloads)
+    return Status(202, _result_out(result))
+
+
+@ingest_router.post("/sessions/{session_id}/logs", response={202: IngestOut}, summary="Post request logs")
+@ingest_problems
+def post_logs(request, session_id: UUID, payload: LogsIn):
+    result = ingest.logs_ingest(control_plane=request.control_plane, session_id=session_id, logs=payload.logs)
+    return Status(202, _result_out(result))
+
+
+@ingest_router.post("/sessions/{session_id}/done", response=SessionOut, summary="Mark a session done")
+def finish_session(request, session_id: UUID):
+    session = ingest.session_finish(control_plane=request.control_plane, session_id=session_id)
+    return _session_out(session)
+
+
+# --- blobs ---------------------------------------------------------------------------------------------------
+
+
+def _blob_caller(request) -> dict:
+    control_plane = getattr(request, "control_plane", None)
+    if control_plane is not None:
+        return {"organization": control_plane.organization, "control_plane": control_plane}
+    return {"organization": request.organization, "user": request.user}
+
+
+def _blob_key(blob_id: str) -> str:
+    if not blobs.BLOB_ID.fullmatch(blob_id):
+        raise HttpError(400, "blobId is 1–200 characters: letters, digits, ':', '.', '_' and '-'.")
+    return blob_id
+
+
+@blob_router.put("/blobs/{blob_id}", response={202: None}, summary="Store a raw blob")
+def put_blob(
+    request,
+    blob_id: str,
+    expires_in: int = Header(blobs.DEFAULT_TTL_SECONDS, alias="X-Konnect-Expires-In", ge=1,
+                             le=blobs.MAX_TTL_SECONDS),
+    cmek_id: str = Header("default", alias="X-Konnect-CMEK-Id", pattern="^default$"),
+):
+    """Store the request body as a blob (encrypted under the organization's key), for `X-Konnect-Expires-In` seconds."""
+    blobs.blob_put(
+        region=api_region(request), key=_blob_key(blob_id), data=request.body,
+        content_type=request.META.get("CONTENT_TYPE") or "application/octet-stream",
+        ttl_seconds=expires_in, **_blob_caller(request),
+    )
+    return Status(202, None)
+
+
+@blob_router.get("/blobs/{blob_id}", summary="Get a raw blob")
+def get_blob(request, blob_id: str):
+    """The decrypted blob, with the Content-Type it was stored with."""
+    blob = blobs.blob_get(region=api_region(request), key=_blob_key(blob_id), **_blob_caller(request))
+    response = HttpResponse(blob.data.reveal(), content_type=blob.content_type or "application/octet-stream")
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,199 @@
+"""Reads of the Debugger, scoped to the caller's organization and roles.
+
+Encrypted values are revealed in batches (`keyring.reveal_many`: one KMS Decrypt per distinct data key,
+not per row); a value that cannot be decrypted comes back as a typed error for the page to explain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, QuerySet
+from django.http import Http404
+
+from debugger.ingest import ENCRYPTED_STORE, CaptureStore
+from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Trace
+from debugger.panels import path_preview
+from debugger.services import SESSION_PURPOSES
+from encryption_keys import keyring
+from encryption_keys.fields import SealedValue
+from encryption_keys.models import DataKey
+from konnect_admin.models import ControlPlane, Organization, User
+from konnect_admin.permissions import Action
+from konnect_admin.selectors import control_plane_get
+
+PAYLOAD_ORDER = [PayloadKind.CLIENT_REQUEST, PayloadKind.UPSTREAM_REQUEST, PayloadKind.UPSTREAM_RESPONSE,
+                 PayloadKind.CLIENT_RESPONSE]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFilters:
+    """What the traces table can filter on: unencrypted metadata only."""
+
+    status: str = ""  # "503" or a class such as "5xx"
+    method: str = ""
+    latency_min_ms: float | None = None
+    latency_max_ms: float | None = None
+    route_id: str = ""
+    service_id: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any((self.status, self.method, self.latency_min_ms is not None, self.latency_max_ms is not None,
+                    self.route_id, self.service_id))
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRow:
+    """A line of the traces table: metadata, the revealed request path (or why not), how many payloads."""
+
+    trace: Trace
+    path: str = ""
+    error: object = None
+    payloads: int = 0
+
+
+def reveal_all(values: list) -> list[keyring.Revealed]:
+    """Reveal a batch; sealed values go through `reveal_many`, plain values (the benchmark's twins) pass through."""
+    results = [keyring.Revealed(value=bytes(v) if isinstance(v, memoryview) else v) for v in values]
+    sealed = [index for index, value in enumerate(values) if isinstance(value, SealedValue)]
+    for index, revealed in zip(sealed, keyring.reveal_many(values[i] for i in sealed), strict=True):
+        results[index] = revealed
+    return results
+
+
+# --- sessions ----------------------------------------------------------------------------------------------
+
+
+def debugger_control_plane(*, user: User, organization: Organization, pk,
+                           action: Action = Action.DEBUG_SESSION_VIEW) -> ControlPlane:
+    """404 for another organization's (or an invisible) control plane, 403 without the right."""
+    return control_plane_get(user=user, organization=organization, pk=pk, action=action)
+
+
+def session_list(*, control_plane: ControlPlane) -> QuerySet[DebugSession]:
+    return (
+        DebugSession.objects.filter(control_plane=control_plane)
+        .select_related("created_by", "control_plane")
+        .annotate(trace_count=Count("traces"))
+        .order_by("-created_at")
+    )
+
+
+def session_get(*, user: User, organization: Organization, control_plane_pk, pk,
+                action: Action = Action.DEBUG_SESSION_VIEW) -> DebugSession:
+    control_plane = debugger_control_plane(user=user, organization=organization, pk=control_plane_pk, action=action)
+    session = (
+        DebugSession.objects.select_related("control_plane__organization", "created_by")
+        .annotate(trace_count=Count("traces")).filter(pk=pk, control_plane=control_plane).first()
+    )
+    if session is None:
+        raise Http404("No such debug session.")
+    return session
+
+
+# --- traces ------------------------------------------------------------------------------------------------
+
+
+def trace_list(*, session: DebugSession, filters: TraceFilters) -> QuerySet[Trace]:
+    traces = Trace.objects.filter(session=session)
+    if filters.status.endswith("xx"):
+        floor = int(filters.status[0]) * 100
+        traces = traces.filter(status_code__gte=floor, status_code__lt=floor + 100)
+    elif filters.status:
+        traces = traces.filter(status_code=int(filters.status))
+    if filters.method:
+        traces = traces.filter(method=filters.method)
+    if filters.latency_min_ms is not None:
+        traces = traces.filter(latency_total_ms__gte=filters.latency_min_ms)
+    if filters.latency_max_ms is not None:
+        traces = traces.filter(latency_total_ms__lte=filters.latency_max_ms)
+    if filters.route_id:
+        traces = traces.filter(route_id=filters.route_id)
+    if filters.service_id:
+        traces = traces.filter(service_id=filters.service_id)
+    return traces.order_by("-start_time", "-id")
+
+
+def trace_rows(traces, *, store: CaptureStore = ENCRYPTED_STORE) -> list[TraceRow]:
+    """The page's traces with the path of their (encrypted) client-request URL, revealed in one batch."""
+    traces = list(traces)
+    payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
+                    .values_list("trace", "n"))
+    captures = list(
+        store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST, url__isnull=False)
+        .only("id", "trace_id", "url")
+    )
+    revealed = dict(zip((c.trace_id for c in captures), reveal_all([c.url for c in captures]), strict=True))
+    rows = []
+    for trace in traces:
+        result = revealed.get(trace.pk)
+        rows.append(TraceRow(
+            trace=trace,
+            path=path_preview(result.value) if result is not None and result.ok else "",
+            error=result.error if result is not None else None,
+            payloads=payloads.get(trace.pk, 0),
+        ))
+    return rows
+
+
+def trace_get(*, session: DebugSession, trace_id: str) -> Trace:
+    trace = Trace.objects.filter(session=session, trace_id=trace_id).first()
+    if trace is None:
+        raise Http404("No such trace in this session.")
+    trace.session = session
+    return trace
+
+
+def trace_payload_kinds(*, trace: Trace, store: CaptureStore = ENCRYPTED_STORE) -> list[dict]:
+    """Which payloads a trace has (metadata only, nothing decrypted), in request → response order."""
+    stored = dict(store.payload_model.objects.filter(trace=trace).values_list("kind", "body_size"))
+    return [
+        {"kind": kind.value, "label": kind.label, "body_size": stored[kind.value]}
+        for kind in PAYLOAD_ORDER if kind.value in stored
+    ]
+
+
+def payload_get(*, trace: Trace, kind: str, store: CaptureStore = ENCRYPTED_STORE):
+    capture = store.payload_model.objects.filter(trace=trace, kind=kind).first()
+    if capture is None:
+        raise Http404("This trace has no such payload.")
+    return capture
+
+
+# --- logs --------------------------------------------------------------------------------------------------
+
+
+def log_list(*, session: DebugSession, level: str = "", span_id: str = "", trace_id: str = "",
+             store: CaptureStore = ENCRYPTED_STORE) -> QuerySet[RequestLog]:
+    logs = store.log_model.objects.filter(session=session)
+    if level:
+        logs = logs.filter(level=level)
+    if span_id:
+        logs = logs.filter(span_id=span_id)
+    if trace_id:
+        logs = logs.filter(trace_id=trace_id)
+    return logs.order_by("time", "id")
+
+
+def logs_revealed(logs) -> list[tuple[object, keyring.Revealed]]:
+    """Each log row with its message revealed; all rows of the page in one batch."""
+    logs = list(logs)
+    return list(zip(logs, reveal_all([log.message for log in logs]), strict=True))
+
+
+def session_traces_by_id(*, session: DebugSession, trace_ids) -> set[str]:
+    return set(Trace.objects.filter(session=session, trace_id__in=set(trace_ids)).values_list("trace_id", flat=True))
+
+
+def session_footprint(*, session: DebugSession) -> dict:
+    """What deleting the session destroys: counts only."""
+    return {
+        "traces": Trace.objects.filter(session=session).count(),
+        "payloads": PayloadCapture.objects.filter(trace__session=session).count(),
+        "logs": RequestLog.objects.filter(session=session).count(),
+        "data_keys": DataKey.objects.filter(
+            organization_id=session.control_plane.organization_id, purpose__in=SESSION_PURPOSES,
+            scope_ref=str(session.pk), shredded_at__isnull=True,
+        ).count(),
+    }

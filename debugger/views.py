@@ -1,0 +1,204 @@
+"""Debugger pages: sessions, traces with their span waterfall, payload panels (htmx), request logs."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from debugger import selectors, services
+from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm
+from debugger.ingest import ENCRYPTED_STORE
+from debugger.models import SessionStatus
+from debugger.panels import body_view, error_card
+from debugger.waterfall import waterfall
+from encryption_keys.envelope import DecryptionError
+from encryption_keys.fields import SealedValue
+from konnect_admin.permissions import Action, can
+from konnect_admin.views.pages import paginate, render_page
+
+logger = logging.getLogger(__name__)
+TRACES_PER_PAGE = 50
+LOGS_PER_PAGE = 100
+MAX_AUTO_RETRIES = 3
+
+
+def _session(request, cp, pk, action=Action.DEBUG_SESSION_VIEW):
+    return selectors.session_get(user=request.user, organization=request.organization, control_plane_pk=cp, pk=pk,
+                                 action=action)
+
+
+def _redirect(request, url):
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _session_context(request, session, tab: str) -> dict:
+    return {
+        "session": session,
+        "control_plane": session.control_plane,
+        "tab": tab,
+        "can_manage": can(request.user, Action.DEBUG_SESSION_CREATE, session.control_plane),
+    }
+
+
+@require_GET
+def session_list(request, cp):
+    control_plane = selectors.debugger_control_plane(user=request.user, organization=request.organization, pk=cp)
+    context = {
+        "control_plane": control_plane,
+        "page": paginate(request, selectors.session_list(control_plane=control_plane)),
+        "can_create": can(request.user, Action.DEBUG_SESSION_CREATE, control_plane),
+    }
+    return render_page(request, "debugger/session_list.html", context, partial="sessions")
+
+
+@require_http_methods(["GET", "POST"])
+def session_create(request, cp):
+    control_plane = selectors.debugger_control_plane(user=request.user, organization=request.organization, pk=cp,
+                                                     action=Action.DEBUG_SESSION_CREATE)
+    form = DebugSessionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        session = services.session_create(actor=request.user, control_plane=control_plane, **form.cleaned_data)
+        messages.success(request, f"{session} created: it starts when a data plane picks it up.")
+        return _redirect(request, reverse("debug_session_detail", args=[control_plane.pk, session.pk]))
+    status = (422 if request.htmx else 400) if form.errors else 200
+    context = {"form": form, "control_plane": control_plane}
+    return render_page(request, "debugger/session_form.html", context, partial="form", status=status)
+
+
+@require_GET
+def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
+    session = _session(request, cp, pk)
+    form = TraceFilterForm(request.GET or None)
+    if form.is_bound:
+        form.is_valid()
+    filters = form.filters()
+    page = paginate(request, selectors.trace_list(session=session, filters=filters), per_page=TRACES_PER_PAGE)
+    context = {
+        **_session_context(request, session, "traces"),
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "rows": selectors.trace_rows(page.object_list, store=store),
+    }
+    return render_page(request, "debugger/session_detail.html", context, partial="traces")
+
+
+@require_GET
+def session_logs(request, cp, pk):
+    session = _session(request, cp, pk)
+    form = LogFilterForm(request.GET or None)
+    if form.is_bound:
+        form.is_valid()
+    page = paginate(request, selectors.log_list(session=session, **form.filters()), per_page=LOGS_PER_PAGE)
+    rows = selectors.logs_revealed(page.object_list)
+    context = {
+        **_session_context(request, session, "logs"),
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "known_traces": selectors.session_traces_by_id(session=session, trace_ids=[log.trace_id for log, _ in rows]),
+    }
+    return render_page(request, "debugger/session_logs.html", context, partial="logs")
+
+
+@require_POST
+def session_cancel(request, cp, pk):
+    session = _session(request, cp, pk, Action.DEBUG_SESSION_CREATE)
+    session = services.session_cancel(actor=request.user, session=session)
+    if session.status == SessionStatus.CANCELLED:
+        messages.success(request, f"{session} cancelled; what it captured stays readable.")
+    else:
+        messages.info(request, f"{session} had already ended ({session.get_status_display().lower()}).")
+    return _redirect(request, reverse("debug_session_detail", args=[session.control_plane_id, session.pk]))
+
+
+@require_http_methods(["GET", "POST"])
+def session_delete(request, cp, pk):
+    session = _session(request, cp, pk, Action.DEBUG_SESSION_CREATE)
+    if request.method == "POST":
+        shredded = services.session_delete(actor=request.user, session=session)
+        messages.success(request, f"{session} deleted; {shredded} data key(s) shredded first.")
+        return _redirect(request, reverse("debug_session_list", args=[cp]))
+    context = {**_session_context(request, session, ""), "footprint": selectors.session_footprint(session=session)}
+    return render_page(request, "debugger/session_delete.html", context)
+
+
+@require_GET
+def trace_detail(request, cp, pk, trace_id):
+    session = _session(request, cp, pk)
+    trace = selectors.trace_get(session=session, trace_id=trace_id)
+    context = {
+        **_session_context(request, session, "traces"),
+        "trace": trace,
+        "waterfall": waterfall(trace.spans.all()),
+        "payloads": selectors.trace_payload_kinds(trace=trace),
+        "log_count": selectors.log_list(session=session, trace_id=trace.trace_id).count(),
+    }
+    return render_page(request, "debugger/trace_detail.html", context)
+
+
+@require_GET
+def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
+    """One payload, decrypted — or a decryption-error card (200, never a 500, never ciphertext)."""
+    session = _session(request, cp, pk)
+    trace = selectors.trace_get(session=session, trace_id=trace_id)
+    capture = selectors.payload_get(trace=trace, kind=kind, store=store)
+    url, headers, body = selectors.reveal_all([capture.url, capture.headers, capture.body])
+    error = next((result.error for result in (url, headers, body) if result.error is not None), None)
+    attempt = _attempt(request)
+    context = {
+        **_session_context(request, session, "traces"),
+        "trace": trace,
+        "capture": capture,
+        "panel_url": reverse("debug_payload_panel", args=[cp, pk, trace_id, kind]),
+        "attempt": attempt,
+    }
+    if error is not None:
+        logger.warning("debugger: %s payload of trace %s unreadable: %s", kind, trace_id, error)
+        card = error_card(error, organization_id=session.control_plane.organization_id,
+                          data_key_id=_data_key_of(capture))
+        context.update(card=card, auto_retry=card.retryable and attempt < MAX_AUTO_RETRIES,
+                       keys_url=_keys_url(request))
+    else:
+        full = request.GET.get("full") == "1"
+        context.update(url=url.value, headers=_header_rows(headers.value),
+                       body=body_view(body.value, headers=headers.value, full=full), full=full)
+    return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+
+
+def _keys_url(request) -> str:
+    """Where an Organization Admin sees the key's status (only for those who may)."""
+    if not can(request.user, Action.KEY_VIEW, request.organization):
+        return ""
+    try:
+        return reverse("encryption_key_list")
+    except NoReverseMatch:
+        return ""
+
+
+def _attempt(request) -> int:
+    try:
+        return max(0, min(int(request.GET.get("attempt", 0)), MAX_AUTO_RETRIES))
+    except ValueError:
+        return 0
+
+
+def _data_key_of(capture):
+    for value in (capture.url, capture.headers, capture.body):
+        if isinstance(value, SealedValue):
+            try:
+                return value.data_key_id
+            except DecryptionError:
+                return None
+    return None
+
+
+def _header_rows(headers) -> list[tuple[str, str]] | None:
+    if headers is None:
+        return None
+    return [(name, ", ".join(value) if isinstance(value, list) else str(value)) for name, value in headers.items()]

@@ -1,0 +1,53 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from debugger.demo import debugger_demo_step
+from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Trace
+from encryption_keys.keyring import EncryptionScope
+from konnect_admin.demo import DEMO_STEPS, DemoData
+from konnect_admin.navigation import CONTROL_PLANE_SECTIONS
+
+pytestmark = pytest.mark.django_db
+
+
+def test_encryption_scope_is_per_session_and_purpose(debug_session, ingest):
+    ingest(1)
+    capture, log = PayloadCapture.objects.first(), RequestLog.objects.first()
+    cp = debug_session.control_plane
+    assert capture.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.payload",
+                                                         str(debug_session.pk))
+    assert log.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.log", str(debug_session.pk))
+
+
+def test_retention_follows_the_organization(org, make_session):
+    org.retention_days = 7
+    org.save()
+    session = make_session()
+    assert session.retain_until - session.created_at == timedelta(days=7)
+
+
+def test_display_status_times_out_an_overdue_session(debug_session):
+    assert debug_session.display_status == SessionStatus.PENDING
+    debug_session.ends_at = timezone.now() - timedelta(seconds=1)
+    assert debug_session.display_status == SessionStatus.TIMED_OUT and not debug_session.is_active
+
+
+def test_the_app_registers_its_section_and_demo_step():
+    assert debugger_demo_step in DEMO_STEPS
+    assert any(provider.__module__ == "debugger.navigation" for provider in CONTROL_PLANE_SECTIONS)
+
+
+def test_demo_step_fills_two_sessions_through_the_ingest_api(control_plane, org_admin):
+    demo = DemoData(control_planes={"payments": control_plane}, users={"admin@acme.test": org_admin})
+    messages = []
+    debugger_demo_step(demo, messages.append)
+    sessions = list(DebugSession.objects.order_by("created_at"))
+    assert [s.name for s in sessions] == ["Writes and errors", "All traffic"]
+    assert [s.status for s in sessions] == [SessionStatus.COMPLETED, SessionStatus.IN_PROGRESS]
+    for session in sessions:
+        assert Trace.objects.filter(session=session).exists()
+        assert PayloadCapture.objects.filter(trace__session=session).exists()
+        assert RequestLog.objects.filter(session=session).exists()
+    assert "2 debug sessions on payments" in messages[0]

@@ -1,0 +1,190 @@
+"""Traces table (metadata filters, payload previews), trace detail (waterfall), payload panels, request logs."""
+
+import base64
+import re
+
+import pytest
+from django.urls import reverse
+
+from debugger.models import PayloadCapture, Trace
+from tests import factories
+from tests.debugger.conftest import (
+    BODY_SECRET,
+    HEADER_SECRET,
+    LOG_SECRET,
+    PATH,
+    QUERY_SECRET,
+    post_traces,
+    trace_json,
+)
+
+pytestmark = pytest.mark.django_db
+SECRETS = (BODY_SECRET, HEADER_SECRET, QUERY_SECRET, LOG_SECRET)
+
+
+def detail_url(session):
+    return reverse("debug_session_detail", args=[session.control_plane_id, session.pk])
+
+
+def trace_url(session, trace_id):
+    return reverse("debug_trace_detail", args=[session.control_plane_id, session.pk, trace_id])
+
+
+def panel_url(session, trace_id, kind="client_request"):
+    return reverse("debug_payload_panel", args=[session.control_plane_id, session.pk, trace_id, kind])
+
+
+def test_traces_table_lists_metadata_and_path_previews_but_no_payload_secrets(login, org_admin, debug_session, ingest):
+    ingest(2)
+    response = login(org_admin).get(detail_url(debug_session))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.count(f"<code>{PATH}</code>") == 2  # decrypted preview: the path, never the query string
+    assert "route-orders" in page and "201" in page
+    assert "cannot be searched" in page
+    for secret in SECRETS:
+        assert secret not in page
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({"status": "5xx"}, {"slow-503"}),
+    ({"status": "404"}, {"get-404"}),
+    ({"method": "GET"}, {"get-404"}),
+    ({"latency_min": "100"}, {"slow-503"}),
+    ({"latency_max": "20"}, {"get-404"}),
+    ({"route": "route-b"}, {"get-404"}),
+    ({"service": "svc-orders", "status": "2xx"}, {"post-201"}),
+])
+def test_traces_filter_on_unencrypted_metadata(login, org_admin, debug_session, dp_client, query, expected):
+    traces = {
+        "post-201": trace_json(status=201, total_ms=50),
+        "slow-503": trace_json(status=503, total_ms=250),
+        "get-404": trace_json(status=404, method="GET", total_ms=10, route_id="route-b", service_id="svc-b"),
+    }
+    post_traces(dp_client, debug_session, list(traces.values()))
+    response = login(org_admin).get(detail_url(debug_session), query, headers={"HX-Request": "true"})
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="traces">') and "<html" not in page
+    shown = {name for name, trace in traces.items() if trace["trace_id"] in page}
+    assert shown == expected
+
+
+def test_an_invalid_filter_is_shown_and_ignored(login, org_admin, debug_session, ingest):
+    ingest(1)
+    page = login(org_admin).get(detail_url(debug_session), {"status": "abc", "latency_min": "-1"}).content.decode()
+    assert "Filter “Status” ignored" in page and "Filter “Latency ≥ (ms)” ignored" in page
+    assert Trace.objects.get().trace_id in page
+
+
+def test_the_traces_table_paginates_at_50(login, org_admin, debug_session, ingest):
+    ingest(55, payloads=False, logs=False)
+    first = login(org_admin).get(detail_url(debug_session)).content.decode()
+    assert len(set(re.findall(r"/traces/([0-9a-f]{32})/", first))) == 50
+    assert "Page 1 of 2" in first
+    second = login(org_admin).get(detail_url(debug_session), {"page": 2}).content.decode()
+    assert len(re.findall(r"/traces/[0-9a-f]{32}/", second)) == 5
+
+
+def test_trace_detail_draws_the_waterfall_and_defers_payloads(login, org_admin, debug_session, ingest):
+    trace_id = ingest(1, total_ms=40.0)[0]
+    response = login(org_admin).get(trace_url(debug_session, trace_id))
+    page = response.content.decode()
+    assert response.status_code == 200
+    # Three spans: root over the whole trace, access 1 ms at +0.1 ms, ttfb from +2 ms to the end.
+    assert '<rect x="0.00" y="1" width="1000.00"' in page
+    assert '<rect x="2.50" y="1" width="25.00"' in page
+    assert '<rect x="50.00" y="1" width="950.00"' in page
+    assert "<title>kong.phase.access: 1.000 ms, starting at +0.100 ms</title>" in page
+    assert "kong.plugin.name" in page and "key-auth" in page  # attributes in a <details> list
+    panel = panel_url(debug_session, trace_id)
+    assert f'hx-get="{panel}" hx-trigger="load"' in page and f'href="{panel}"' in page
+    assert '<div id="payloads" class="debugger-payloads" hx-sync="this:queue all">' in page
+    for secret in SECRETS:
+        assert secret not in page
+
+
+def test_payload_panel_htmx_fragment_shows_the_decrypted_payload(login, org_admin, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    response = login(org_admin).get(panel_url(debug_session, trace_id), headers={"HX-Request": "true"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<section class="card debugger-payload" id="payload-client_request"')
+    assert "<html" not in page
+    assert f"https://api.test{PATH}?key={QUERY_SECRET}" in page
+    assert HEADER_SECRET in page and "Bearer ****" in page
+    assert f'&quot;card_holder&quot;: &quot;{BODY_SECRET}&quot;' in page  # pretty-printed JSON
+    assert "error-card" not in page
+
+
+def test_payload_panel_without_htmx_is_a_full_page(login, org_admin, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    page = login(org_admin).get(panel_url(debug_session, trace_id)).content.decode()
+    assert "<html" in page and "Back to the trace" in page and BODY_SECRET in page
+
+
+def test_large_bodies_are_truncated_with_show_all(login, org_admin, debug_session, ingest):
+    body = ("line of text " * 2000).encode()
+    trace_id = ingest(1, body=body)[0]
+    client = login(org_admin)
+    page = client.get(panel_url(debug_session, trace_id), headers={"HX-Request": "true"}).content.decode()
+    assert "Show all" in page and f"{panel_url(debug_session, trace_id)}?full=1" in page
+    assert page.count("line of text") < 2000
+    full = client.get(panel_url(debug_session, trace_id), {"full": "1"}, headers={"HX-Request": "true"})
+    assert full.content.decode().count("line of text") == 2000 and "Show all" not in full.content.decode()
+
+
+def test_binary_bodies_are_shown_as_hex(login, org_admin, debug_session, dp_client):
+    trace = trace_json()
+    trace["payloads"][1]["headers"] = {"content-type": "image/png"}
+    trace["payloads"][1]["body_base64"] = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
+    post_traces(dp_client, debug_session, [trace])
+    page = login(org_admin).get(panel_url(debug_session, trace["trace_id"], "client_response"),
+                                headers={"HX-Request": "true"}).content.decode()
+    assert "89 50 4e 47 0d 0a 1a 0a 00 01 02 03 04 05 06 07" in page
+    assert "<code>00000000</code>" in page and "binary" in page
+
+
+def test_payload_of_a_kind_not_captured_is_404(login, org_admin, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    assert login(org_admin).get(panel_url(debug_session, trace_id, "upstream_request")).status_code == 404
+    assert login(org_admin).get(trace_url(debug_session, "0" * 32)).status_code == 404
+
+
+def test_viewers_read_payloads(login, org, control_plane, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    viewer = factories.make_role_user(org, "cp_viewer", control_plane)
+    assert BODY_SECRET in login(viewer).get(panel_url(debug_session, trace_id)).content.decode()
+
+
+def test_payloads_of_another_organization_are_404(login, other_org_admin, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    client = login(other_org_admin)
+    for url in (trace_url(debug_session, trace_id), panel_url(debug_session, trace_id)):
+        response = client.get(url)
+        assert response.status_code == 404 and BODY_SECRET not in response.content.decode()
+
+
+def test_request_logs_tab_decrypts_and_filters(login, org_admin, debug_session, dp_client):
+    trace = trace_json()
+    post_traces(dp_client, debug_session, [trace, trace_json()])
+    url = reverse("debug_session_logs", args=[debug_session.control_plane_id, debug_session.pk])
+    client = login(org_admin)
+    page = client.get(url).content.decode()
+    assert page.count(LOG_SECRET) == 2 and page.count("upstream slow") == 2
+    errors = client.get(url, {"level": "error"}, headers={"HX-Request": "true"}).content.decode()
+    assert errors.lstrip().startswith('<div id="logs">') and "<html" not in errors
+    assert errors.count("upstream slow") == 2 and LOG_SECRET not in errors
+    access_span = trace["spans"][1]["span_id"]
+    by_span = client.get(url, {"span": access_span}).content.decode()
+    assert by_span.count(LOG_SECRET) == 1 and "upstream slow" not in by_span
+    by_trace = client.get(url, {"trace": trace["trace_id"]}).content.decode()
+    assert by_trace.count(LOG_SECRET) == 1
+    bad = client.get(url, {"span": "nothex"}).content.decode()
+    assert "A span id is 16 hex digits." in bad
+
+
+def test_payload_body_column_is_never_rendered_raw(login, org_admin, debug_session, ingest):
+    trace_id = ingest(1)[0]
+    envelope = bytes(PayloadCapture.objects.get(kind="client_request").body.envelope)
+    page = login(org_admin).get(panel_url(debug_session, trace_id)).content.decode()
+    assert envelope.hex() not in page and base64.b64encode(envelope).decode() not in page
