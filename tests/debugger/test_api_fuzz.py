@@ -1,33 +1,18 @@
 """Schemathesis against the Debugger's own operations (ingest and blobs): no 500, problem+json on errors."""
 
 import json
-from contextlib import contextmanager
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 
 from konnect_admin import tokens
+from tests.wsgi import connection_kept
 
 pytestmark = pytest.mark.django_db
 MAX_EXAMPLES = 25
-
-
-@contextmanager
-def connection_kept():
-    """Call the WSGI app without closing the test's database connection after each request, as Django's test
-    client does (otherwise PostgreSQL loses the test transaction after the first call)."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
 def operations(version: str, prefix: str):

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from konnect_admin import tokens
 from tests import factories
+from tests.wsgi import connection_kept
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -78,7 +79,8 @@ def test_every_operation_survives_fuzzing(version, credentials):
                 case.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
 
         try:
-            run()
+            with connection_kept():
+                run()
         except AssertionError as error:
             failures.append(f"{operation.method.upper()} {operation.path}: {error}")
         except schemathesis.errors.SchemathesisError as error:  # the check's own failure report
