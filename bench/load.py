@@ -36,7 +36,7 @@ from bench import figure, progress
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
-DATABASE = "konnect_bench_load"
+DATABASE = f"konnect_bench_load_{os.getpid()}"  # one per run: CI may run two at once
 
 
 def _free_port() -> int:
