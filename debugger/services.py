@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from debugger.models import (
@@ -22,7 +23,7 @@ from debugger.models import (
     SessionStatus,
 )
 from debugger.sampling import check_rule
-from encryption_keys import keyring
+from encryption_keys.lifecycle.shred import shred_data_keys
 from encryption_keys.models import DataKey, Purpose
 from konnect_admin.models import ControlPlane, User
 from konnect_admin.permissions import Action, require
@@ -100,7 +101,7 @@ def session_delete(*, actor: User, session: DebugSession) -> int:
     Returns the number of data keys shredded.
     """
     require(actor, Action.DEBUG_SESSION_CREATE, session.control_plane)
-    shredded = session_data_keys_shred(sessions=[session])
+    shredded = session_data_keys_shred(sessions=[session], actor=actor)
     audit_record(
         actor=actor, organization=session.organization, action="debug_session.deleted", target=session,
         details={"control_plane": str(session.control_plane_id), "data_keys_shredded": shredded,
@@ -110,27 +111,16 @@ def session_delete(*, actor: User, session: DebugSession) -> int:
     return shredded
 
 
-def session_data_keys_shred(*, sessions: Iterable[DebugSession], purposes: Iterable[str] = SESSION_PURPOSES) -> int:
+def session_data_keys_shred(*, sessions: Iterable[DebugSession], purposes: Iterable[str] = SESSION_PURPOSES,
+                            actor: User | None = None, reason: str = "debug session deleted") -> int:
     """Destroy the wrapped data keys of these sessions (crypto-shredding) and drop them from every cache.
 
     Whatever they encrypted can never be decrypted again, wherever copies of the ciphertext live.
     """
-    by_org: dict = {}
+    scopes = Q()
     for session in sessions:
-        by_org.setdefault(session.control_plane.organization_id, []).append(str(session.pk))
-    shredded = []
-    with transaction.atomic():
-        for organization_id, scope_refs in by_org.items():
-            rows = DataKey.objects.filter(
-                organization_id=organization_id, purpose__in=list(purposes), scope_ref__in=scope_refs,
-                shredded_at__isnull=True,
-            )
-            ids = list(rows.values_list("pk", flat=True))
-            DataKey.objects.filter(pk__in=ids).update(shredded_at=timezone.now(), wrapped=None)
-            shredded += ids
-    cache = keyring.data_key_cache()
-    for data_key_id in shredded:
-        cache.evict(data_key_id)
-    if shredded:
-        keyring.invalidate_everywhere()
-    return len(shredded)
+        scopes |= Q(organization_id=session.control_plane.organization_id, scope_ref=str(session.pk))
+    if not scopes:
+        return 0
+    return shred_data_keys(queryset=DataKey.objects.filter(scopes, purpose__in=list(purposes)), actor=actor,
+                           reason=reason)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from encryption_keys import keyring
-from encryption_keys.models import DataKey, Purpose
+from encryption_keys.lifecycle.shred import config_store_data_keys, shred_data_keys
 from konnect_admin.models import ControlPlane, User
 from konnect_admin.permissions import Action, require
 from konnect_admin.services import audit_record
@@ -79,16 +77,12 @@ def config_store_delete(*, actor: User, store: ConfigStore, force: bool = False)
     count = store.secrets.count()
     if count and not force:
         raise ConfigStoreNotEmpty(count)
-    data_keys = DataKey.objects.filter(
-        organization_id=control_plane.organization_id, region=control_plane.region, purpose=Purpose.VAULT_SECRET,
-        scope_ref=str(store.pk), shredded_at__isnull=True,
+    shredded = shred_data_keys(
+        queryset=config_store_data_keys(organization=control_plane.organization, config_store_id=store.pk),
+        actor=actor, reason="config store deleted",
     )
-    shredded = list(data_keys.values_list("pk", flat=True))
-    data_keys.update(shredded_at=timezone.now(), wrapped=None)
-    for data_key_id in shredded:
-        keyring.data_key_cache().evict(data_key_id)
     _audit(actor, control_plane, "vault.config_store.deleted", store, name=store.name, secrets_deleted=count,
-           data_keys_shredded=len(shredded))
+           data_keys_shredded=shredded)
     store.delete()
     return count
 
