@@ -17,31 +17,15 @@ from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
 from konnect_admin.models import AuditEvent
 from tests import factories
+from tests.openapi import CMEK_SPEC, openapi30_to_json_schema
 
 pytestmark = pytest.mark.django_db
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "konnect-cmek-openapi.yaml"
+SPEC_PATH = CMEK_SPEC
 SPEC_URI = "urn:konnect:cmek-openapi"
 BASE = "/api/us/v0"
 
 
 # --- the spec as JSON Schema ---------------------------------------------------------------------------
-
-
-def openapi30_to_json_schema(node):
-    """OpenAPI 3.0 `nullable: true` → JSON Schema: null becomes an allowed type (and enum value)."""
-    if isinstance(node, list):
-        return [openapi30_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: openapi30_to_json_schema(value) for key, value in node.items()}
-    if node.pop("nullable", False):
-        if "type" in node:
-            node["type"] = [node["type"], "null"]
-        if "enum" in node:
-            node["enum"] = [*node["enum"], None]
-        if "type" not in node and "enum" not in node:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
 
 
 class Spec:

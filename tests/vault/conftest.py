@@ -13,10 +13,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
 from tests import factories, leaks
+from tests.openapi import CONFIG_STORE_SPEC, openapi30_to_json_schema
 from vault import services
 
-# The shared API contracts live next to the repository: ../shared/reference/.
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "konnect-config-store-openapi.yaml"
+SPEC_PATH = CONFIG_STORE_SPEC
 MARKER = leaks.plant("wr1te-0nly-marker-7f3c9a")  # a secret value that must never come back
 
 
@@ -104,23 +104,6 @@ def make_secrets(store, actor, **values):
 # --- the Konnect spec --------------------------------------------------------------------------------------
 
 
-def _jsonschema(node):
-    """OpenAPI 3.0 `nullable` → JSON Schema null types (the spec mixes 3.0 idioms into a 3.1 document)."""
-    if isinstance(node, list):
-        return [_jsonschema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _jsonschema(value) for key, value in node.items()}
-    if node.pop("nullable", False) is True:
-        if "enum" in node:
-            node["enum"] = [*node["enum"], None]
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        elif "type" not in node:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
 def _deref(node, root):
     if isinstance(node, list):
         return [_deref(item, root) for item in node]
@@ -137,7 +120,7 @@ def _deref(node, root):
 class Spec:
     def __init__(self, path: Path):
         raw = yaml.safe_load(path.read_text())
-        self.document = _deref(_jsonschema(raw), _jsonschema(raw))
+        self.document = _deref(openapi30_to_json_schema(raw), openapi30_to_json_schema(raw))
         self.operations = {
             operation["operationId"]: operation
             for item in self.document["paths"].values()
