@@ -1,8 +1,10 @@
 """The Debugger in a real browser: a trace's span waterfall, its payload panel (loaded by htmx), the error card."""
 
+import io
 import re
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from playwright.sync_api import expect
 
@@ -58,8 +60,10 @@ def test_trace_waterfall_payload_panel_and_error_card(page, browser_login, trace
     # The customer disables their key; once cached keys are gone the same page shows the error card.
     local_kms.disable_key(cmek)
     try:
+        call_command("check_keys", stdout=io.StringIO())  # the health check notices: the org banner appears
         keyring.reset_for_tests()
         page.reload()
+        expect(page.locator(".banner-error")).to_contain_text("disabled")
         card = page.locator("#payload-client_request .debugger-error-card")
         expect(card).to_be_visible()
         expect(card).to_have_attribute("data-code", "key_disabled")
