@@ -8,17 +8,7 @@ retention purge, which crypto-shred first.
 from django.contrib import admin
 
 from debugger.models import Blob, DebugSession, PayloadCapture, RequestLog, Span, Trace
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from konnect_admin.admin import ReadOnlyAdmin
 
 
 @admin.register(DebugSession)

@@ -6,17 +6,7 @@ Rows change only through the app's services (verification, audit): the operator 
 from django.contrib import admin
 
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatusChange, KmsCall
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from konnect_admin.admin import ReadOnlyAdmin
 
 
 class KeyStatusChangeInline(admin.TabularInline):

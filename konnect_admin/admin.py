@@ -15,6 +15,21 @@ admin.site.site_header = "Konnect Admin — platform operations"
 admin.site.site_title = "Konnect Admin"
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows change only through the app's services: the operator reads here (and deletes where `deletable`)."""
+
+    deletable = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return self.deletable and super().has_delete_permission(request, obj)
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0

@@ -5,15 +5,12 @@ from django.contrib import admin
 from django.db.models import Count
 
 from encryption_keys.models import DataKey
+from konnect_admin.admin import ReadOnlyAdmin as BaseReadOnlyAdmin
 from vault.models import ConfigStore, Secret, SecretResolution, Vault, VaultProtection
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(BaseReadOnlyAdmin):
+    deletable = True  # an operator may remove vault rows; values are never shown either way
 
 
 @admin.register(ConfigStore)
