@@ -1,4 +1,4 @@
-"""A local AWS KMS on loopback: moto's server plus the fidelity layer, spoken to over real HTTP.
+"""A local AWS KMS on loopback: moto's KMS plus the fidelity layer, over real HTTP/1.1 (``wsgi.py``).
 
     with LocalKmsServer() as kms:                      # port 0 → a free port
         arn = create_key(region="us-west-2", multi_region=True)
@@ -16,6 +16,7 @@ From a shell (or the ``kms_server`` management command)::
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import signal
 import sys
@@ -24,66 +25,61 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
-
 from . import admin, fidelity
+from .wsgi import KeepAliveServer
 
 #: moto server internals ``LocalKmsServer`` relies on (checked by the fidelity guard test).
 SERVER_SEAMS: tuple[fidelity.Seam, ...] = (
-    fidelity.Seam("moto.server.ThreadedMotoServer.__init__", ("self", "ip_address", "port", "verbose")),
-    fidelity.Seam("moto.server.ThreadedMotoServer._server_entry", ("self",)),
-    fidelity.Seam("moto.server.ThreadedMotoServer.start", ("self",)),
-    fidelity.Seam("moto.server.ThreadedMotoServer.stop", ("self",)),
-    fidelity.Seam("moto.moto_server.werkzeug_app.DomainDispatcherApplication"),
+    fidelity.Seam("moto.moto_server.werkzeug_app.DomainDispatcherApplication.__init__", ("self", "create_app")),
+    fidelity.Seam(
+        "moto.moto_server.werkzeug_app.DomainDispatcherApplication.get_backend_for_host", ("self", "host")
+    ),
     fidelity.Seam("moto.moto_server.werkzeug_app.create_backend_app", ("service",)),
-    fidelity.Seam("moto.moto_server.werkzeug_app.MotoRequestHandler"),
+    fidelity.Seam("moto.core.responses.method_names_from_class", ("clazz",)),
 )
 
 
-def _request_handler(quiet: bool) -> type:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
+def _remember_method_names() -> None:
+    """moto lists a response class's methods (``inspect.getmembers``) on every request to find the action;
+    the list is the same for the server's whole life (the fidelity layer swaps methods, it adds none)."""
+    from moto.core import responses
 
-    if not quiet:
-        return MotoRequestHandler
+    if getattr(responses.method_names_from_class, "__konnect_remembered__", False):
+        return
+    names_of = functools.cache(responses.method_names_from_class)
 
-    class QuietRequestHandler(MotoRequestHandler):
-        """No access log line per request; errors are still logged."""
+    def method_names_from_class(clazz: object) -> list[str]:
+        return list(names_of(clazz))
 
-        def log_request(self, code: Any = "-", size: Any = "-") -> None:
-            pass
-
-    return QuietRequestHandler
+    method_names_from_class.__konnect_remembered__ = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names_from_class
 
 
-class _MotoServerThread(ThreadedMotoServer):
-    """moto's ThreadedMotoServer, made to (a) report a bind error instead of hanging in ``start()``,
-    (b) close its listening socket on ``stop()`` so clients get "connection refused" and the port can
-    be bound again, and (c) optionally skip werkzeug's per-request access log."""
+def _dispatcher() -> Any:
+    """moto's WSGI application (host → service dispatcher), remembering each routing answer.
 
-    def __init__(self, host: str, port: int, *, quiet: bool) -> None:
-        super().__init__(ip_address=host, port=port, verbose=False)
-        self.startup_error: BaseException | None = None
-        self._handler = _request_handler(quiet)
+    moto 5.2.5 answers ``get_backend_for_host`` by listing its own package directory (one ``stat`` per
+    installed service, every request): two thirds of a KMS call's server time. The answer depends only on
+    the host name and on which moto is installed, neither of which changes while the server runs; real KMS
+    does not spend milliseconds routing a request, and the re-wrap benchmark should not measure moto doing so.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    def _server_entry(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    _remember_method_names()
 
-        try:
-            app = DomainDispatcherApplication(create_backend_app)
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=self._handler)
-        except BaseException as exc:  # surfaced by LocalKmsServer.start()
-            self.startup_error = exc
-            self._server_ready_event.set()
-            return
-        self._server_ready_event.set()
-        self._server.serve_forever()
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backend_for_host: dict[str | None, Any] = {}
 
-    def stop(self) -> None:
-        super().stop()
-        if self._server is not None:
-            self._server.server_close()
-            self._server = None
+        def get_backend_for_host(self, host: str | None) -> Any:
+            try:
+                return self._backend_for_host[host]
+            except KeyError:
+                backend = self._backend_for_host[host] = super().get_backend_for_host(host)
+                return backend
+
+    return RememberingDispatcher()
 
 
 class LocalKmsServer:
@@ -94,7 +90,8 @@ class LocalKmsServer:
         self._requested_port = port
         self._port: int | None = None
         self._quiet = quiet
-        self._moto: _MotoServerThread | None = None
+        self._httpd: KeepAliveServer | None = None
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -107,22 +104,31 @@ class LocalKmsServer:
             return self
         fidelity.apply()
         port = self._port if self._port is not None else self._requested_port
-        moto_server = _MotoServerThread(self.host, port, quiet=self._quiet)
-        moto_server.start()
-        if moto_server.startup_error is not None:
-            raise RuntimeError(
-                f"local KMS could not listen on {self.host}:{port}: {moto_server.startup_error}"
-            ) from moto_server.startup_error
-        self._moto = moto_server
-        self._port = moto_server.get_host_and_port()[1]
+        try:
+            httpd = KeepAliveServer((self.host, port), _dispatcher(), verbose=not self._quiet)
+        except OSError as exc:
+            raise RuntimeError(f"local KMS could not listen on {self.host}:{port}: {exc}") from exc
+        self._httpd = httpd
+        self._port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"local-kms-{self._port}", daemon=True
+        )
+        self._thread.start()
         self._wait_until_answering(timeout)
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Keys stay in moto's backends (process-global)."""
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
+        """Stop serving, end open keep-alive connections and release the port.
+
+        Keys stay in moto's backends (process-global)."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd.close_connections()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def __enter__(self) -> LocalKmsServer:
         return self.start()
@@ -134,7 +140,7 @@ class LocalKmsServer:
 
     @property
     def running(self) -> bool:
-        return self._moto is not None
+        return self._httpd is not None
 
     @property
     def port(self) -> int:

@@ -685,6 +685,93 @@ def test_stop_then_start_keeps_the_port_and_every_key():
         server.stop()
 
 
+def _kms_request(connection: http.client.HTTPConnection, operation: str = "ListKeys", body: bytes = b"{}"):
+    connection.request(
+        "POST", "/", body=body,
+        headers={
+            "X-Amz-Target": f"TrentService.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/kms/aws4_request, "
+                             "SignedHeaders=host, Signature=0",
+        },
+    )
+    response = connection.getresponse()
+    return response, response.read()
+
+
+def test_connections_are_kept_alive_like_the_real_endpoint():
+    with LocalKmsServer() as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        try:
+            first, first_body = _kms_request(connection)
+            local_port = connection.sock.getsockname()[1]
+            second, _ = _kms_request(connection)
+
+            assert (first.status, second.status) == (200, 200)
+            assert "Keys" in json.loads(first_body)
+            assert first.version == 11 and first.getheader("Connection") is None
+            assert first.getheader("Date") and first.getheader("x-amzn-RequestId")
+            assert connection.sock.getsockname()[1] == local_port  # the same TCP connection served both
+            assert server._httpd.open_connections == 1
+        finally:
+            connection.close()
+
+
+def test_stop_ends_open_keep_alive_connections():
+    """A stopped local KMS answers nothing, not even on a connection a client already holds."""
+    server = LocalKmsServer().start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        assert _kms_request(connection)[0].status == 200
+        server.stop()
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            _kms_request(connection)
+        with pytest.raises(ConnectionRefusedError):
+            http.client.HTTPConnection("127.0.0.1", server.port, timeout=5).connect()
+    finally:
+        connection.close()
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Transfer-Encoding": "chunked"}, 411),
+        ({"Content-Length": "not-a-number"}, 400),
+        ({"Content-Length": str(2 * 1024 * 1024)}, 413),
+    ],
+)
+def test_requests_the_sdks_never_send_are_refused_and_the_connection_closed(local_server, headers, status):
+    connection = http.client.HTTPConnection("127.0.0.1", local_server.port, timeout=5)
+    try:
+        connection.putrequest("POST", "/")
+        for name, value in {"X-Amz-Target": "TrentService.ListKeys", **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        assert response.status == status
+        assert response.getheader("Connection") == "close"
+    finally:
+        connection.close()
+
+
+def test_an_application_error_is_a_500_without_details(local_server, monkeypatch):
+    def broken(environ, start_response):
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(local_server._httpd, "app", broken)
+    connection = http.client.HTTPConnection("127.0.0.1", local_server.port, timeout=5)
+    try:
+        response, body = _kms_request(connection)
+        assert response.status == 500
+        assert b"secret detail" not in body
+        monkeypatch.undo()
+        assert _kms_request(connection)[0].status == 200  # the connection, and the server, carry on
+    finally:
+        connection.close()
+
+
 def test_two_servers_in_one_process_serve_the_same_keys(local_server):
     with LocalKmsServer() as second:
         assert second.port != local_server.port
