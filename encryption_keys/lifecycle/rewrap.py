@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import BinaryField, Case, F, QuerySet, Value, When
 from django.utils import timezone
 
 from encryption_keys import call_log, keyring, kms
@@ -193,13 +193,16 @@ def _collect_outcome(job: RewrapJob, data_key: DataKey, call: Future | None, rew
 def _store_rewrapped(job: RewrapJob, rewrapped: list[tuple[DataKey, bytes]]) -> None:
     if not rewrapped:
         return
-    now = timezone.now()
+    # One UPDATE for the lot; the guard keeps a DEK that another run (or a shred) already moved as it is.
+    wrapped_by_pk = Case(
+        *(When(pk=data_key.pk, then=Value(bytes(wrapped))) for data_key, wrapped in rewrapped),
+        output_field=BinaryField(),
+    )
     with transaction.atomic():
-        moved = sum(
-            DataKey.objects.filter(pk=data_key.pk, wrapping_key_arn=job.old_key_arn, shredded_at__isnull=True)
-            .update(wrapped=wrapped, wrapping_key_arn=job.new_key_arn, rewrapped_at=now)
-            for data_key, wrapped in rewrapped
-        )
+        moved = DataKey.objects.filter(
+            pk__in=[data_key.pk for data_key, _ in rewrapped], wrapping_key_arn=job.old_key_arn,
+            shredded_at__isnull=True,
+        ).update(wrapped=wrapped_by_pk, wrapping_key_arn=job.new_key_arn, rewrapped_at=timezone.now())
         if moved:
             RewrapJob.objects.filter(pk=job.pk).update(done=F("done") + moved)
     job.done += moved
