@@ -11,16 +11,20 @@ of one run and compared by the median of their per-round ratios.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: The PostgreSQL server benchmarks make their scratch databases on (the one CI and these machines run).
+POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 
 def progress(message: str) -> None:
@@ -102,3 +106,22 @@ def median_rate(samples: Sequence[dict[str, float]], key: str) -> float:
 def median_ratio(samples: Sequence[dict[str, float]], numerator: str, denominator: str) -> float:
     """Median over rounds of numerator ÷ denominator, each ratio taken within one round."""
     return statistics.median(row[numerator] / row[denominator] for row in samples)
+
+
+@contextlib.contextmanager
+def postgres_database(label: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one run, dropped afterwards; yields its URL.
+
+    Named after the benchmark and this process, so two runs on one server never drop each other's.
+    """
+    import psycopg
+
+    name = f"konnect_bench_{label}_{os.getpid()}"
+    with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

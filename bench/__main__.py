@@ -29,6 +29,7 @@ BENCHMARKS = [
     "envelope",
     "load",
     "rewrap",
+    "rewrap_postgres",
     "debugger",
 ]
 

@@ -32,38 +32,19 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import figure, progress
+from bench import figure, postgres_database, progress
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ADMIN_DSN = "postgres://postgres@127.0.0.1:5432/postgres"
-DATABASE = f"konnect_bench_load_{os.getpid()}"  # one per run: CI may run two at once
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-def _drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-
-
 class World:
     """Everything the run creates, and the environment its subprocesses share."""
 
-    def __init__(self, *, quick: bool):
+    def __init__(self, *, quick: bool, database_url: str):
         from encryption_keys.local_kms import LocalKmsServer, create_key, create_platform_keys, replicate_key
 
         self.quick = quick
@@ -80,7 +61,7 @@ class World:
             "KONNECT_SECRET_KEY": secrets.token_urlsafe(48),
             "KONNECT_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "KONNECT_SECURE_SSL_REDIRECT": "false",
-            "KONNECT_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+            "KONNECT_DATABASE_URL": database_url,
             "KONNECT_KMS_ENDPOINT_URL": self.kms.endpoint_url,
             "KONNECT_PLATFORM_KMS_KEYS": ",".join(f"{geo}={arn}" for geo, arn in platform.items()),
             "KONNECT_KMS_CONNECT_TIMEOUT": "1",
@@ -309,27 +290,26 @@ def _percentile(values: list[float], q: float) -> float:
 
 def run(*, quick: bool) -> dict:
     seconds, clients_count, workers = (15, 4, 2) if quick else (45, 12, 4)
-    _recreate_database()
-    world = World(quick=quick)
-    try:
-        world.seed()
-        progress(f"load: gunicorn with {workers} workers, {clients_count} clients for {seconds} s")
-        gunicorn = Gunicorn(world, workers=workers)
-        events: list[str] = []
+    with postgres_database("load") as database_url:
+        world = World(quick=quick, database_url=database_url)
         try:
-            clients = Clients(world, gunicorn, count=clients_count, seconds=seconds)
-            chaos = _chaos(world, seconds, events)
-            elapsed = clients.run()
-            for thread in chaos:
-                thread.join(timeout=600)
+            world.seed()
+            progress(f"load: gunicorn with {workers} workers, {clients_count} clients for {seconds} s")
+            gunicorn = Gunicorn(world, workers=workers)
+            events: list[str] = []
+            try:
+                clients = Clients(world, gunicorn, count=clients_count, seconds=seconds)
+                chaos = _chaos(world, seconds, events)
+                elapsed = clients.run()
+                for thread in chaos:
+                    thread.join(timeout=600)
+            finally:
+                gunicorn.stop()
+            for event in events:
+                progress(f"load: {event}")
+            checks = _verify(world, clients)
         finally:
-            gunicorn.stop()
-        for event in events:
-            progress(f"load: {event}")
-        checks = _verify(world, clients)
-    finally:
-        world.close()
-        _drop_database()
+            world.close()
     latencies = clients.latencies or [0.0]
     unexpected = sum(clients.unexpected.values())
     nothing_lost = checks["lost"] == 0 and checks["mismatched"] == 0 and checks["refused_stored"] == 0
