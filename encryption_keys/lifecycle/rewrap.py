@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BinaryField, Case, F, QuerySet, Value, When
+from django.db.models import BinaryField, Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from encryption_keys import call_log, keyring, kms
@@ -75,16 +75,16 @@ def rewrap_data_keys(job: RewrapJob, *, actor=None, on_progress: Progress | None
     try:
         swept = False
         while True:
-            batch = list(pending.order_by("created_at", "id")[:BATCH_SIZE])
-            if not batch:
-                wait = settle_seconds() - (timezone.now() - job.created_at).total_seconds()
-                if swept or wait <= 0:
-                    break
-                time.sleep(wait)
-                swept = True
+            # Every pass handles each DEK it reads: moved, recorded as a failure, or found moved by another
+            # run; all three leave `pending`, so a later pass sees only DEKs made since (or none).
+            if _rewrap_stream(job, _in_pages(pending), pool, on_progress):
+                call_log.flush()
                 continue
-            _rewrap_batch(job, batch, pool, on_progress)
-            call_log.flush()
+            wait = settle_seconds() - (timezone.now() - job.created_at).total_seconds()
+            if swept or wait <= 0:
+                break
+            time.sleep(wait)
+            swept = True
     except Exception as error:
         _interrupt(job, error, actor=actor)
         if isinstance(error, EnvelopeError):
@@ -125,13 +125,29 @@ def commit_every() -> int:
     return max(1, int(getattr(settings, "KEY_REWRAP_COMMIT_EVERY", 25)))
 
 
-def _rewrap_batch(job: RewrapJob, batch: list[DataKey], pool: ThreadPoolExecutor | None, on_progress) -> None:
+def _in_pages(pending: QuerySet[DataKey]) -> Iterator[DataKey]:
+    """`pending` in (created_at, id) order, read BATCH_SIZE rows at a time by keyset: the next page is read
+    while the previous one's KMS calls are still in flight, so the pipeline never drains between pages."""
+    last: DataKey | None = None
+    while True:
+        page = pending.order_by("created_at", "id")
+        if last is not None:
+            page = page.filter(Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id))
+        rows = list(page[:BATCH_SIZE])
+        yield from rows
+        if len(rows) < BATCH_SIZE:
+            return
+        last = rows[-1]
+
+
+def _rewrap_stream(job: RewrapJob, data_keys: Iterable[DataKey], pool: ThreadPoolExecutor | None,
+                   on_progress) -> int:
     """KMS calls run in the pool, at most `concurrency()` at once; results are stored in order, `commit_every()`
-    DEKs per transaction. Without a pool, strictly one KMS call after the other."""
+    DEKs per transaction. Without a pool, strictly one KMS call after the other. Returns the DEKs handled."""
     limit = concurrency() if pool is not None else 1
     window: deque[tuple[DataKey, Future | None]] = deque()
     rewrapped: list[tuple[DataKey, bytes]] = []
-    handled = 0
+    handled = total = 0
 
     def store(force: bool = False) -> None:
         nonlocal handled
@@ -142,19 +158,23 @@ def _rewrap_batch(job: RewrapJob, batch: list[DataKey], pool: ThreadPoolExecutor
                 on_progress(job)
             handled = 0
 
+    def collect() -> None:
+        nonlocal handled, total
+        _collect_outcome(job, *window.popleft(), rewrapped)
+        handled += 1
+        total += 1
+        store()
+
     try:
-        for data_key in batch:
+        for data_key in data_keys:
             window.append((data_key, _start_call(job, data_key, pool)))
             if len(window) >= limit:
-                _collect_outcome(job, *window.popleft(), rewrapped)
-                handled += 1
-                store()
+                collect()
         while window:
-            _collect_outcome(job, *window.popleft(), rewrapped)
-            handled += 1
-            store()
+            collect()
     finally:
         store(force=True)  # what KMS already re-wrapped is kept, even when the run stops here
+    return total
 
 
 def _start_call(job: RewrapJob, data_key: DataKey, pool: ThreadPoolExecutor | None) -> Future | None:

@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 
 from encryption_keys import keyring, local_kms
 from encryption_keys.lifecycle import KeyReplacementError, KeyVerificationFailed, replace_key
+from encryption_keys.lifecycle import rewrap as rewrap_module
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState
 from encryption_keys.models import DataKey, EncryptionKey
 from konnect_admin.models import AuditEvent
@@ -72,6 +73,32 @@ def test_replace_10000_records_20_data_keys_with_20_reencrypt_calls(org, org_adm
     reads = kms_calls(operation="Decrypt")[: kms_calls(operation="Decrypt").count() - decrypts_before]
     assert {call.key_arn for call in reads} == {new_cmek}  # read through the new key only
     assert len(reads) == SCOPES
+
+
+@pytest.mark.parametrize("same_created_at", [False, True], ids=["distinct-times", "one-timestamp"])
+def test_pages_smaller_than_the_calls_in_flight_rewrap_each_data_key_once(
+    org, org_admin, linked_key, new_cmek, kms_calls, monkeypatch, settings, same_created_at
+):
+    """The next page is read while the previous page's KMS calls are in flight: none is read twice or skipped,
+    also when DEKs share a created_at (the keyset then orders by id)."""
+    monkeypatch.setattr(rewrap_module, "BATCH_SIZE", 3)
+    settings.KEY_REWRAP_CONCURRENCY = 8
+    settings.KEY_REWRAP_COMMIT_EVERY = 4
+    write_notes(org, scopes=SCOPES, per_scope=5)
+    if same_created_at:
+        DataKey.objects.update(created_at=DataKey.objects.earliest("created_at").created_at)
+    passes = []
+    in_pages = rewrap_module._in_pages
+    monkeypatch.setattr(rewrap_module, "_in_pages", lambda pending: passes.append(1) or in_pages(pending))
+
+    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+
+    assert (job.state, job.done, job.failed) == (RewrapState.COMPLETED, SCOPES, 0)
+    assert len(passes) == 2  # one pass read all 20 DEKs, page by page; the second found none left
+    contexts = [call.encryption_context["konnect:datakey"] for call in kms_calls(operation="ReEncrypt")]
+    assert sorted(contexts) == sorted(str(pk) for pk in DataKey.objects.values_list("pk", flat=True))
+    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
+    assert reveal_all() == {f"{s}:{i}": plaintext(s, i) for s in range(SCOPES) for i in range(5)}
 
 
 def test_data_stays_readable_after_the_old_key_is_disabled(org, org_admin, linked_key, new_cmek):
