@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench import figure, postgres_database, progress
+from bench.kms_process import KmsProcess
 
 NAME = "rewrap"
 FULL = {"records": 100_000, "data_keys": 100, "rewrap_passes": 5,
@@ -79,51 +80,11 @@ def _django(database_url: str):
     return server
 
 
-class KmsProcess:
-    """`python -m encryption_keys.local_kms` in a child process; keys are administered over its HTTP API."""
-
-    def __init__(self):
-        import socket
-        import subprocess
-        import sys
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "encryption_keys.local_kms", "--port", str(port),
-             "--create-platform-keys", "us=us-west-2+us-east-2"],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
-        )
-        self.endpoint_url, self.platform_keys = f"http://127.0.0.1:{port}", {}
-        for line in self.process.stdout:
-            if line.startswith("PLATFORM_KMS_KEYS="):
-                geo, _, arn = line.strip().split("=", 1)[1].partition("=")
-                self.platform_keys[geo] = arn
-                break
-        if not self.platform_keys:
-            raise RuntimeError("the local KMS server process did not start")
-
-    def client(self, region: str = "us-west-2"):
-        import boto3  # the bench administers test keys directly; the app reaches KMS only through kms.py
-
-        return boto3.client("kms", region_name=region, endpoint_url=self.endpoint_url,
-                            aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 _kms: KmsProcess | None = None
 
 
 def _cmek(label: str) -> str:
-    client = _kms.client()
-    arn = client.create_key(Description=f"bench {label}", MultiRegion=True)["KeyMetadata"]["Arn"]
-    client.enable_key_rotation(KeyId=arn)
-    client.replicate_key(KeyId=arn, ReplicaRegion="us-east-2")
-    return arn
+    return _kms.create_cmek(f"bench {label}")
 
 
 def _value(index: int) -> str:
