@@ -176,6 +176,9 @@ KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
 KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
 KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
 
+# Days the secret-resolution log (references and outcomes, never values) is kept; purge_secret_resolutions.
+SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
+
 if not (DEBUG or TESTING) and not PLATFORM_KMS_KEYS:
     raise ImproperlyConfigured("PLATFORM_KMS_KEYS is required when DEBUG is off (one KMS key ARN per region).")
 
