@@ -59,7 +59,7 @@ def _dispatcher() -> Any:
     """moto's WSGI application (host → service dispatcher), remembering each routing answer.
 
     moto 5.2.5 answers ``get_backend_for_host`` by listing its own package directory (one ``stat`` per
-    installed service, every request): two thirds of a KMS call's server time. The answer depends only on
+    installed service, every request): about a third of a KMS call's server time. The answer depends only on
     the host name and on which moto is installed, neither of which changes while the server runs; real KMS
     does not spend milliseconds routing a request, and the re-wrap benchmark should not measure moto doing so.
     """
