@@ -176,8 +176,10 @@ KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
 KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
 KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
 
-# Days the secret-resolution log (references and outcomes, never values) is kept; purge_secret_resolutions.
+# Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log
+# (references and outcomes, never values) and the key-usage log (one row per KMS call).
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
+KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
 if not (DEBUG or TESTING) and not PLATFORM_KMS_KEYS:
     raise ImproperlyConfigured("PLATFORM_KMS_KEYS is required when DEBUG is off (one KMS key ARN per region).")
