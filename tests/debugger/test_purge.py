@@ -45,7 +45,8 @@ def test_dry_run_changes_nothing(old_and_new):
 
 def test_sessions_past_retention_are_shredded_then_deleted(old_and_new):
     old, new = old_and_new
-    out, _ = purge("--yes")
+    out, err = purge("--yes")
+    assert "] 1/1 sessions" in err  # the progress bar
     assert "Purged 1 session(s) (2 trace(s), 4 log line(s)), 4 payload capture(s)" in out
     assert "shredded 2 data key(s)" in out
     assert list(DebugSession.objects.all()) == [new]

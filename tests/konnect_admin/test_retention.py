@@ -61,7 +61,8 @@ def test_yes_deletes_only_rows_past_retention_and_audits_each_organization(org, 
     control_plane, foreign = logs
     call_command("purge_logs", "--yes")
 
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "] 7/7 rows of the secret-resolution log" in err and "] 3/3 rows of the key-usage log" in err
     assert "Deleted 7 row(s) of the secret-resolution log" in out
     assert "Deleted 3 row(s) of the key-usage log (KMS calls)" in out
     assert SecretResolution.objects.filter(control_plane=control_plane).count() == 2

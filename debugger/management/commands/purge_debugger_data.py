@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from debugger.retention import purge_execute, purge_plan
+from encryption_keys.lifecycle.console import ProgressBar
 
 
 class Command(BaseCommand):
@@ -22,13 +23,21 @@ class Command(BaseCommand):
             )
             self.stdout.write("Dry run: nothing changed. Run again with --yes to purge.")
             return
-        report = purge_execute(progress=self.progress)
+        bar: ProgressBar | None = None
+
+        def progress(step: str, done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None or bar.noun != step:  # a new step: end the previous bar's line
+                if bar is not None:
+                    bar.finish()
+                bar = ProgressBar(self.stderr, total=total, noun=step)
+            bar.update(done, total=total)
+
+        report = purge_execute(progress=progress)
+        if bar is not None:
+            bar.finish()
         self.stdout.write(self.style.SUCCESS(
             f"Purged {report.sessions} session(s) ({report.traces} trace(s), {report.logs} log line(s)), "
             f"{report.payloads} payload capture(s) and {report.blobs} blob(s); "
             f"shredded {report.data_keys_shredded} data key(s)."
         ))
-
-    def progress(self, step: str, done: int, total: int) -> None:
-        if total and (done == total or done % 50 == 0):
-            self.stderr.write(f"  {step}: {done}/{total}")

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from encryption_keys import call_log
+from encryption_keys.lifecycle.console import ProgressBar
 from konnect_admin.retention import LOGS
 
 
@@ -21,19 +22,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"Would delete {plan.total()} row(s) of the {log.label} older than {log.days()} "
                                   f"day(s), across {_organizations(plan)} organization(s).")
                 continue
-            self.stderr.write(f"{log.label}:")
-            deleted = log.execute(progress=self.progress)
+            bar = ProgressBar(self.stderr, total=0, noun=f"rows of the {log.label}")
+            deleted = log.execute(progress=lambda done, total, bar=bar: bar.update(done, total=total))
+            bar.finish()
             self.stdout.write(self.style.SUCCESS(
                 f"Deleted {deleted.total()} row(s) of the {log.label} older than {log.days()} day(s), "
                 f"across {_organizations(deleted)} organization(s)."
             ))
         if not options["yes"]:
             self.stdout.write("Dry run: nothing changed. Run again with --yes to delete.")
-
-    def progress(self, done: int, total: int) -> None:
-        width = 30
-        filled = width * done // total if total else width
-        self.stderr.write(f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
 
 
 def _organizations(rows_by_organization) -> int:
