@@ -74,6 +74,8 @@ def test_an_invalid_filter_is_shown_and_ignored(login, org_admin, debug_session,
     page = login(org_admin).get(detail_url(debug_session), {"status": "abc", "latency_min": "-1"}).content.decode()
     assert "Filter “Status” ignored" in page and "Filter “Latency ≥ (ms)” ignored" in page
     assert Trace.objects.get().trace_id in page
+    url = detail_url(debug_session)
+    assert f'action="{url}"' in page and f'hx-get="{url}" hx-target="#traces"' in page  # the filter form
 
 
 def test_the_traces_table_paginates_at_50(login, org_admin, debug_session, ingest):
@@ -171,6 +173,7 @@ def test_request_logs_tab_decrypts_and_filters(login, org_admin, debug_session, 
     client = login(org_admin)
     page = client.get(url).content.decode()
     assert page.count(LOG_SECRET) == 2 and page.count("upstream slow") == 2
+    assert f'action="{url}"' in page and f'hx-get="{url}" hx-target="#logs"' in page  # the filter form
     errors = client.get(url, {"level": "error"}, headers={"HX-Request": "true"}).content.decode()
     assert errors.lstrip().startswith('<div id="logs">') and "<html" not in errors
     assert errors.count("upstream slow") == 2 and LOG_SECRET not in errors
