@@ -26,7 +26,7 @@ browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: $(STAMP) $(HTMX)
-	KONNECT_DEBUG=true $(PY) manage.py demo
+	DJANGO_SETTINGS_MODULE=konnect_admin.settings_dev $(PY) manage.py demo
 
 test: $(STAMP) $(HTMX) browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

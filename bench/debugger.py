@@ -128,8 +128,7 @@ class _App:
     """The application, served over loopback HTTP, with one encrypted and one plaintext debug session."""
 
     def __init__(self, workdir: Path):
-        os.environ["DJANGO_SETTINGS_MODULE"] = "konnect_admin.settings"
-        os.environ["KONNECT_TESTING"] = "true"
+        os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"  # DEBUG off, the local KMS, no HTTPS redirect
         os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
         import django
 

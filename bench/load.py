@@ -23,7 +23,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -54,7 +53,6 @@ class World:
         self.new_arn = create_key(region="us-west-2", multi_region=True, description="load: new CMEK")
         for arn in (self.old_arn, self.new_arn):
             replicate_key(arn, to_region="us-east-2")
-        self.cache_dir = tempfile.mkdtemp(prefix="konnect-load-cache-")
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("KONNECT_", "DJANGO_"))},
             "DJANGO_SETTINGS_MODULE": "konnect_admin.settings",
@@ -70,8 +68,10 @@ class World:
             "KONNECT_DATAKEY_FAILURE_TTL": "1",
             # A tight revocation bound, so writers need KMS again during the outage and some writes are refused.
             "KONNECT_DATAKEY_CACHE_TTL": "2",
-            "KONNECT_CACHE_BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "KONNECT_CACHE_LOCATION": self.cache_dir,
+            # Production refuses a cache its workers do not share; the database cache needs no extra server.
+            "KONNECT_CACHE_BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "KONNECT_CACHE_LOCATION": "konnect_cache",
+            "KONNECT_PLATFORM_KMS_PRINCIPAL": "arn:aws:iam::210987654321:role/konnect-load-bench",
             "KONNECT_LOG_LEVEL": "WARNING",
         }
         os.environ.update(self.env)
@@ -83,6 +83,7 @@ class World:
 
         django.setup()
         call_command("migrate", verbosity=0)
+        call_command("createcachetable", verbosity=0)
         from debugger.models import DebugSession, SessionStatus
         from encryption_keys.models import EncryptionKey
         from konnect_admin import services, tokens

@@ -50,3 +50,24 @@ def env_mapping(name: str) -> dict[str, str]:
             raise ImproperlyConfigured(f"{name} entries must look like key=value, got {item!r}")
         mapping[key.strip()] = value.strip()
     return mapping
+
+
+LOCAL_MEMORY_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+def env_cache() -> dict[str, str]:
+    """The default cache: `CACHE_URL=redis://…` (Redis, the documented shared cache), or `CACHE_BACKEND` and
+    `CACHE_LOCATION` for any other Django backend; unset → local memory (development and tests only)."""
+    url, backend, location = env_str("CACHE_URL"), env_str("CACHE_BACKEND"), env_str("CACHE_LOCATION")
+    if url is None:
+        return {"BACKEND": backend or LOCAL_MEMORY_CACHE, "LOCATION": location or "konnect-admin"}
+    if backend or location:
+        raise ImproperlyConfigured("Set either CACHE_URL or CACHE_BACKEND/CACHE_LOCATION, not both.")
+    scheme = url.partition("://")[0]  # never echo the URL itself: it may carry a password
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(
+            f"CACHE_URL must be a redis://, rediss:// or unix:// URL, got a {scheme}:// one; "
+            "for Memcached or the database cache set CACHE_BACKEND and CACHE_LOCATION instead."
+        )
+    return {"BACKEND": REDIS_CACHE, "LOCATION": url}

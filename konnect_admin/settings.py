@@ -1,194 +1,26 @@
-"""Konnect Admin settings, read from the environment (see README and .env.example)."""
+"""Production settings, the default module (manage.py, wsgi): the shared base, HTTPS only, and checked.
 
-from pathlib import Path
+A missing or unsafe setting stops the process with one line saying what to set. Nothing in the environment
+turns this module into a development or test mode: `DEBUG=true` is refused, `TESTING` is not read. Development
+is `konnect_admin.settings_dev` (`make run`), tests are `tests.settings`.
+"""
 
-import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.csp import CSP
+from konnect_admin.environment import env_bool, env_int
+from konnect_admin.settings_base import *  # noqa: F403
+from konnect_admin.settings_checks import refuse_unsafe_production
 
-from konnect_admin.environment import env_bool, env_int, env_list, env_mapping, env_str
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-
-DEBUG = env_bool("DEBUG", False)
-TESTING = env_bool("TESTING", False)
-
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not (DEBUG or TESTING):
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
-    SECRET_KEY = "django-insecure-development-only-" + "x" * 32  # noqa: S105 - dev/test only
-
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"] if DEBUG or TESTING else [])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "django.contrib.humanize",
-    "django_htmx",
-    "konnect_admin",
-    "encryption_keys",
-    "debugger",
-    "vault",
-]
-
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "konnect_admin.middleware.CurrentOrganizationMiddleware",
-    "konnect_admin.middleware.LoginRequiredMiddleware",
-]
-
-ROOT_URLCONF = "konnect_admin.urls"
-WSGI_APPLICATION = "konnect_admin.wsgi.application"
-
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "django.template.context_processors.csp",
-                "konnect_admin.context_processors.organization",
-            ],
-        },
-    },
-]
-
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'konnect.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
-    )
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-AUTH_USER_MODEL = "konnect_admin.User"
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard"
-LOGOUT_REDIRECT_URL = "login"
-
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-# Development and tests serve static files straight from the finders; production from collectstatic's output.
-WHITENOISE_USE_FINDERS = DEBUG or TESTING
-WHITENOISE_AUTOREFRESH = DEBUG or TESTING
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG or TESTING
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
-}
-
-CACHES = {
-    "default": {
-        "BACKEND": env_str("CACHE_BACKEND", "django.core.cache.backends.locmem.LocMemCache"),
-        "LOCATION": env_str("CACHE_LOCATION", "konnect-admin"),
-    }
-}
-
-# --- Security --------------------------------------------------------------------------------------------
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; keep Django's default
-X_FRAME_OPTIONS = "DENY"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-if not DEBUG and not TESTING:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-# No inline scripts and no inline styles anywhere; htmx is served from 'self'.
-SECURE_CSP = {
-    "default-src": [CSP.SELF],
-    "script-src": [CSP.SELF],
-    "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:"],
-    "connect-src": [CSP.SELF],
-    "form-action": [CSP.SELF],
-    "frame-ancestors": [CSP.NONE],
-    "base-uri": [CSP.SELF],
-    "object-src": [CSP.NONE],
-}
-
-# --- Encryption ------------------------------------------------------------------------------------------
-# Local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (boto3's default chain).
-KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")
-# Per-AWS-region endpoint overrides, `us-west-2=http://…,us-east-2=http://…` (failover tests, local replicas).
-KMS_ENDPOINT_URLS = env_mapping("KMS_ENDPOINT_URLS")
-KMS_CONNECT_TIMEOUT = float(env_str("KMS_CONNECT_TIMEOUT", "2"))
-KMS_READ_TIMEOUT = float(env_str("KMS_READ_TIMEOUT", "5"))
-KMS_MAX_ATTEMPTS = env_int("KMS_MAX_ATTEMPTS", 2)
-# One platform key per Konnect region: `us=arn:aws:kms:us-west-2:…:key/…,eu=arn:…`.
-PLATFORM_KMS_KEYS = env_mapping("PLATFORM_KMS_KEYS")
-# The AWS principal the platform uses, shown in the key-policy statement customers copy.
-PLATFORM_KMS_PRINCIPAL = env_str("PLATFORM_KMS_PRINCIPAL", "arn:aws:iam::123456789012:role/konnect-admin-cmek")
-# Longest time an unwrapped data key stays usable in one process: the published revocation bound.
-DATAKEY_CACHE_TTL = env_int("DATAKEY_CACHE_TTL", 60)
-DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)
-DATAKEY_LIFETIME_SECONDS = env_int("DATAKEY_LIFETIME_SECONDS", 3600)
-DATAKEY_MAX_USES = env_int("DATAKEY_MAX_USES", 2**24)
-
-# Key replacement (re-wrapping data keys): KMS calls in flight, data keys per committed transaction, and
-# whether the web request runs it inline (tests) instead of in a background thread.
-KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
-KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
-KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
-
-# Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log
-# (references and outcomes, never values) and the key-usage log (one row per KMS call).
-SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
-KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
-
-if not (DEBUG or TESTING) and not PLATFORM_KMS_KEYS:
-    raise ImproperlyConfigured("PLATFORM_KMS_KEYS is required when DEBUG is off (one KMS key ARN per region).")
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
-}
+refuse_unsafe_production(
+    debug=env_bool("DEBUG", False),
+    secret_key=SECRET_KEY,  # noqa: F405
+    platform_kms_keys=PLATFORM_KMS_KEYS,  # noqa: F405
+    principal=PLATFORM_KMS_PRINCIPAL,  # noqa: F405
+    cache=CACHES["default"],  # noqa: F405
+)

@@ -1,11 +1,28 @@
-"""Test settings: the project's settings with TESTING on (dev secret key, local KMS, fast hashing)."""
+"""Test settings, the only way into test mode (no environment variable switches it on): the shared base with
+the local KMS, an in-process cache, static files from the finders and fast password hashing."""
 
-import os
+from konnect_admin.settings_base import *  # noqa: F403
+from konnect_admin.settings_checks import (
+    PLACEHOLDER_KMS_PRINCIPAL,
+    development_secret_key,
+    refuse_beyond_loopback,
+)
 
-os.environ.setdefault("KONNECT_TESTING", "true")
+SECRET_KEY = development_secret_key(BASE_DIR / "var" / "development-secret-key")  # noqa: F405
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+PLATFORM_KMS_PRINCIPAL = PLATFORM_KMS_PRINCIPAL or PLACEHOLDER_KMS_PRINCIPAL  # noqa: F405
 
-from konnect_admin.settings import *  # noqa: E402, F403
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+
+refuse_beyond_loopback(
+    module=__name__,
+    allowed_hosts=ALLOWED_HOSTS,
+    kms_endpoint_urls=[url for url in (KMS_ENDPOINT_URL, *KMS_ENDPOINT_URLS.values()) if url],  # noqa: F405
+    platform_kms_keys=PLATFORM_KMS_KEYS,  # noqa: F405
+)

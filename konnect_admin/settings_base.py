@@ -1,0 +1,167 @@
+"""Settings every mode shares, read from the environment (see README and .env.example). Nothing here is
+checked: production (konnect_admin.settings), development (konnect_admin.settings_dev) and the tests
+(tests.settings) each import this module and add what their mode needs; only production refuses unsafe values.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.utils.csp import CSP
+
+from konnect_admin.environment import env_bool, env_cache, env_int, env_list, env_mapping, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = False
+SECRET_KEY = env_str("SECRET_KEY")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "konnect_admin",
+    "encryption_keys",
+    "debugger",
+    "vault",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "konnect_admin.middleware.CurrentOrganizationMiddleware",
+    "konnect_admin.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "konnect_admin.urls"
+WSGI_APPLICATION = "konnect_admin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "konnect_admin.context_processors.organization",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'konnect.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "konnect_admin.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production serves collectstatic's output; development and tests override this to serve from the finders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# A cache shared by every worker carries the data-key generation counter (revocation reaches every process).
+CACHES = {"default": env_cache()}
+
+# --- Security --------------------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie; keep Django's default
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline scripts and no inline styles anywhere; htmx is served from 'self'.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "object-src": [CSP.NONE],
+}
+
+# --- Encryption ------------------------------------------------------------------------------------------
+# Local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (boto3's default chain).
+KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")
+# Per-AWS-region endpoint overrides, `us-west-2=http://…,us-east-2=http://…` (failover tests, local replicas).
+KMS_ENDPOINT_URLS = env_mapping("KMS_ENDPOINT_URLS")
+KMS_CONNECT_TIMEOUT = float(env_str("KMS_CONNECT_TIMEOUT", "2"))
+KMS_READ_TIMEOUT = float(env_str("KMS_READ_TIMEOUT", "5"))
+KMS_MAX_ATTEMPTS = env_int("KMS_MAX_ATTEMPTS", 2)
+# One platform key per Konnect region: `us=arn:aws:kms:us-west-2:…:key/…,eu=arn:…`.
+PLATFORM_KMS_KEYS = env_mapping("PLATFORM_KMS_KEYS")
+# The AWS principal the platform uses, shown in the key-policy statement customers copy (required in production).
+PLATFORM_KMS_PRINCIPAL = env_str("PLATFORM_KMS_PRINCIPAL")
+# Longest time an unwrapped data key stays usable in one process: the published revocation bound.
+DATAKEY_CACHE_TTL = env_int("DATAKEY_CACHE_TTL", 60)
+DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)
+DATAKEY_LIFETIME_SECONDS = env_int("DATAKEY_LIFETIME_SECONDS", 3600)
+DATAKEY_MAX_USES = env_int("DATAKEY_MAX_USES", 2**24)
+
+# Key replacement (re-wrapping data keys): KMS calls in flight, data keys per committed transaction, and
+# whether the web request runs it inline (tests) instead of in a background thread.
+KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
+KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
+KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
+
+# Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log
+# (references and outcomes, never values) and the key-usage log (one row per KMS call).
+SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
+KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"botocore": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
+}
