@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -86,6 +87,12 @@ def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
     @api.exception_handler(HttpError)
     def http_error(request, exc):
         return _problem(exc.status_code, str(exc.message))
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_large(request, exc):
+        # Django refuses to read a body above DATA_UPLOAD_MAX_MEMORY_SIZE; ninja reads it to parse the payload.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return _problem(413, f"The request body is larger than the limit of {limit} bytes.")
 
     @api.exception_handler(EnvelopeError)
     def encryption(request, exc: EnvelopeError):
