@@ -1,8 +1,11 @@
 """The pre-link verification checklist, and the key-policy statement customers copy.
 
 `verify_key` runs ordered checks against KMS, each pass / warn / fail with a human explanation and the
-fix. A check whose prerequisite failed (or was skipped) is shown as skipped, saying why. Linking is
-allowed only when no check fails. Every KMS call is logged by `kms.py` under the organization.
+fix. It stops at the first blocking failure (a bad ARN, a key outside the region's AWS regions, a key KMS
+cannot describe, or one that is not an enabled symmetric encryption key): the checks after it are shown as
+not run, and KMS is not asked anything more — no DescribeKey of a key in the wrong region, no round trip
+with a key that cannot work. Linking is allowed only when no check fails. Every KMS call is logged by
+`kms.py` under the organization.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ class Verdict(StrEnum):
     PASS = "pass"  # noqa: S105 - a verdict, not a password
     WARN = "warn"
     FAIL = "fail"
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # ran, and does not apply to this key (replicas of a single-region key)
+    NOT_RUN = "not_run"  # an earlier blocking check failed
+
+    @property
+    def label(self) -> str:
+        return "Not run" if self is Verdict.NOT_RUN else self.value.capitalize()
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,10 @@ class Check:
     explanation: str
     fix: str = ""
     error_code: str = ""
+
+    @property
+    def verdict_label(self) -> str:
+        return self.verdict.label
 
 
 @dataclass
@@ -227,19 +239,19 @@ def _round_trip(run: _Run) -> _Outcome:
             f"(konnect:org = {run.organization_id}): the key policy lets the platform use this key for you.", "")
 
 
-# (id, title, prerequisites, check) in the order shown.
-CHECKS: list[tuple[str, str, tuple[str, ...], Callable[[_Run], _Outcome]]] = [
-    ("arn_syntax", "Key ARN", (), _arn_syntax),
-    ("arn_region", "Key region belongs to the Konnect region", ("arn_syntax",), _arn_region),
-    ("describe_key", "Key found (DescribeKey)", ("arn_syntax",), _describe_key),
-    ("key_state", "Key enabled", ("describe_key",), _key_state),
-    ("key_spec", "Symmetric key (SYMMETRIC_DEFAULT)", ("describe_key",), _key_spec),
-    ("key_usage", "Key usage ENCRYPT_DECRYPT", ("describe_key",), _key_usage),
-    ("multi_region", "Multi-region key", ("describe_key",), _multi_region),
-    ("replicas", "Replicated to every AWS region of the geo", ("describe_key",), _replicas),
-    ("rotation", "Automatic key rotation", ("key_spec",), _rotation),
-    ("round_trip", "Encrypt and decrypt with your encryption context", ("key_state", "key_spec", "key_usage"),
-     _round_trip),
+# (id, title, blocking, check) in the order run and shown. A failed blocking check ends the run: every
+# later check needs what it proved (a parsable ARN of this geo, a described, enabled symmetric key).
+CHECKS: list[tuple[str, str, bool, Callable[[_Run], _Outcome]]] = [
+    ("arn_syntax", "Key ARN", True, _arn_syntax),
+    ("arn_region", "Key region belongs to the Konnect region", True, _arn_region),
+    ("describe_key", "Key found (DescribeKey)", True, _describe_key),
+    ("key_state", "Key enabled", True, _key_state),
+    ("key_spec", "Symmetric key (SYMMETRIC_DEFAULT)", True, _key_spec),
+    ("key_usage", "Key usage ENCRYPT_DECRYPT", True, _key_usage),
+    ("multi_region", "Multi-region key", False, _multi_region),
+    ("replicas", "Replicated to every AWS region of the geo", False, _replicas),
+    ("rotation", "Automatic key rotation", False, _rotation),
+    ("round_trip", "Encrypt and decrypt with your encryption context", True, _round_trip),
 ]
 
 
@@ -248,16 +260,15 @@ def verify_key(*, organization, region: str, key_arn: str) -> Checklist:
         raise ValueError(f"unknown Konnect region {region!r}")
     run = _Run(organization_id=str(organization.pk), region=region, key_arn=(key_arn or "").strip())
     checklist = Checklist(key_arn=run.key_arn, region=region)
-    by_id: dict[str, Check] = {}
-    for check_id, title, prerequisites, run_check in CHECKS:
-        blocked = [by_id[p] for p in prerequisites if by_id[p].verdict in (Verdict.FAIL, Verdict.SKIPPED)]
-        if blocked:
-            reason = f"Skipped: needs “{blocked[0].title}”, which {'failed' if blocked[0].verdict == Verdict.FAIL else 'was skipped'}."
-            check = Check(check_id, title, Verdict.SKIPPED, reason)
+    stopped_at: Check | None = None
+    for check_id, title, blocking, run_check in CHECKS:
+        if stopped_at is not None:
+            check = Check(check_id, title, Verdict.NOT_RUN, f"Not run: “{stopped_at.title}” failed; fix it first.")
         else:
             verdict, explanation, fix, *code = run_check(run)
             check = Check(check_id, title, verdict, explanation, fix, code[0] if code else "")
-        by_id[check_id] = check
+            if blocking and verdict == Verdict.FAIL:
+                stopped_at = check
         checklist.checks.append(check)
     if run.description:
         checklist.metadata = health.snapshot(run.description, run.rotation)
