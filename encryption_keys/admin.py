@@ -6,21 +6,13 @@ Rows change only through the app's services (verification, audit): the operator 
 from django.contrib import admin
 
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatusChange, KmsCall
-from konnect_admin.admin import ReadOnlyAdmin
+from konnect_admin.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
-class KeyStatusChangeInline(admin.TabularInline):
+class KeyStatusChangeInline(ReadOnlyInline):
     model = KeyStatusChange
-    extra = 0
     fields = ["created_at", "previous_status", "status", "detail"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(EncryptionKey)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth.forms import PasswordResetForm
+from django.core.exceptions import PermissionDenied
+from django.core.mail import EmailMessage
 from django.db import transaction
+from django.template.loader import render_to_string
 
 from konnect_admin.models import (
     AuditEvent,
@@ -39,11 +44,15 @@ def audit_record(
 
 
 @transaction.atomic
-def organization_create(*, name: str, actor: User | None, retention_days: int = 15) -> Organization:
+def organization_create(
+    *, name: str, actor: User | None, retention_days: int = 15, via: str = ""
+) -> Organization:
+    """`via` names the console an operator used (e.g. "platform-admin"); it lands in the audit event."""
     organization = Organization.objects.create(name=name, retention_days=retention_days)
     for team_name, role, description in PREDEFINED_TEAMS:
         Team.objects.create(organization=organization, name=team_name, predefined_role=role, description=description)
-    audit_record(actor=actor, organization=organization, action="organization.created", target=organization)
+    audit_record(actor=actor, organization=organization, action="organization.created", target=organization,
+                 details={"via": via} if via else None)
     return organization
 
 
@@ -148,3 +157,117 @@ def team_membership_set(*, organization: Organization, actor: User, user: User, 
         target=user,
         details={"team": team.name},
     )
+
+
+# --- platform operator ------------------------------------------------------------------------------------
+# The operator is outside the tenant's trust boundary (DESIGN §2): these are the only writes it makes, each
+# recorded in the tenant's own audit log with the operator as actor.
+
+OPERATOR_CONSOLE = "platform-admin"
+
+
+def require_operator(actor: User | None) -> None:
+    if actor is None or not (actor.is_active and actor.is_superuser):
+        raise PermissionDenied("Only a platform operator can do this.")
+
+
+def _organization_state_set(
+    *, organization: Organization, actor: User, state: str, action: str, reason: str, via: str
+) -> bool:
+    require_operator(actor)
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.state == state:
+        return False
+    organization.state = state
+    organization.save(update_fields=["state"])
+    audit_record(actor=actor, organization=organization, action=action, target=organization,
+                 details={"via": via, "reason": reason})
+    return True
+
+
+@transaction.atomic
+def organization_suspend(
+    *, organization: Organization, actor: User, reason: str = "", via: str = OPERATOR_CONSOLE
+) -> bool:
+    """Suspend an organization. False when it already was."""
+    return _organization_state_set(organization=organization, actor=actor, state=Organization.State.INACTIVE,
+                                   action="organization.suspended", reason=reason, via=via)
+
+
+@transaction.atomic
+def organization_reactivate(
+    *, organization: Organization, actor: User, reason: str = "", via: str = OPERATOR_CONSOLE
+) -> bool:
+    """Reactivate a suspended organization. False when it was active."""
+    return _organization_state_set(organization=organization, actor=actor, state=Organization.State.ACTIVE,
+                                   action="organization.reactivated", reason=reason, via=via)
+
+
+def _audit_user_event(*, actor: User, user: User, action: str, details: dict) -> None:
+    """One event in every organization the user belongs to (a platform-level one when it belongs to none)."""
+    organizations = list(Organization.objects.filter(memberships__user=user)) or [None]
+    for organization in organizations:
+        audit_record(actor=actor, organization=organization, action=action, target=user, details=details)
+
+
+def _user_active_set(*, user: User, actor: User, active: bool, via: str) -> bool:
+    require_operator(actor)
+    if user.pk == actor.pk:
+        raise ValueError("An operator cannot deactivate or reactivate their own account here.")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_active == active:
+        return False
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    _audit_user_event(actor=actor, user=user, action="user.reactivated" if active else "user.deactivated",
+                      details={"via": via})
+    return True
+
+
+@transaction.atomic
+def user_deactivate(*, user: User, actor: User, via: str = OPERATOR_CONSOLE) -> bool:
+    """Lock a user out (sessions and personal access tokens stop working). False when already inactive."""
+    return _user_active_set(user=user, actor=actor, active=False, via=via)
+
+
+@transaction.atomic
+def user_reactivate(*, user: User, actor: User, via: str = OPERATOR_CONSOLE) -> bool:
+    return _user_active_set(user=user, actor=actor, active=True, via=via)
+
+
+class _OwnPasswordResetForm(PasswordResetForm):
+    """Django's reset e-mail, for exactly one user, to that user's own address."""
+
+    def __init__(self, *, user: User):
+        super().__init__({"email": user.email})
+        self.user = user
+
+    def get_users(self, email):
+        return [self.user]
+
+    def send_mail(self, subject_template_name, email_template_name, context, from_email, to_email,
+                  html_email_template_name=None):
+        # Django's version logs and swallows a failed send; the operator must see it (and no event is written).
+        subject = "".join(render_to_string(subject_template_name, context).splitlines())
+        EmailMessage(subject, render_to_string(email_template_name, context), from_email, [to_email]).send()
+
+
+@transaction.atomic
+def user_password_reset_send(
+    *, user: User, actor: User, domain: str, use_https: bool, via: str = OPERATOR_CONSOLE
+) -> None:
+    """E-mail the user a link to set their own password. Nobody else ever learns or sets it."""
+    require_operator(actor)
+    if not user.is_active:
+        raise ValueError(f"{user.email} is deactivated: reactivate the account first.")
+    form = _OwnPasswordResetForm(user=user)
+    if not form.is_valid():
+        raise ValueError(f"{user.email} has no valid e-mail address.")
+    form.save(
+        domain_override=domain,
+        use_https=use_https,
+        subject_template_name="konnect_admin/password_reset_subject.txt",
+        email_template_name="konnect_admin/password_reset_email.txt",
+        extra_email_context={"timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)},
+    )
+    _audit_user_event(actor=actor, user=user, action="user.password_reset_sent", details={"via": via})

@@ -8,7 +8,7 @@ from django.utils import timezone
 from konnect_admin.models import ControlPlane, DataPlaneToken, Organization, PersonalAccessToken, User
 from konnect_admin.models.tokens import new_token, token_digest
 from konnect_admin.permissions import Action, require
-from konnect_admin.services import audit_record
+from konnect_admin.services import OPERATOR_CONSOLE, audit_record, require_operator
 
 
 @transaction.atomic
@@ -53,6 +53,28 @@ def data_plane_token_revoke(*, actor: User, token: DataPlaneToken) -> None:
     token.save(update_fields=["revoked_at"])
     audit_record(actor=actor, organization=token.control_plane.organization, action="data_plane_token.revoked",
                  target=token)
+
+
+@transaction.atomic
+def token_force_revoke(
+    *, token: PersonalAccessToken | DataPlaneToken, operator: User, via: str = OPERATOR_CONSOLE
+) -> bool:
+    """A platform operator revokes any token (a leaked one, say), recorded in the tenant's audit log.
+
+    False when the token was already revoked."""
+    require_operator(operator)
+    token = type(token).objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    if isinstance(token, PersonalAccessToken):
+        organization, action = token.organization, "access_token.revoked"
+    else:
+        organization, action = token.control_plane.organization, "data_plane_token.revoked"
+    audit_record(actor=operator, organization=organization, action=action, target=token,
+                 details={"via": via, "forced": True})
+    return True
 
 
 def _authenticate(model, text: str):

@@ -22,6 +22,13 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(template_name="konnect_admin/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The one way a password is set for a user: the link e-mailed to them (the operator console sends it).
+    path("password-reset/<uidb64>/<token>/",
+         auth_views.PasswordResetConfirmView.as_view(template_name="konnect_admin/password_reset_confirm.html"),
+         name="password_reset_confirm"),
+    path("password-reset/done/",
+         auth_views.PasswordResetCompleteView.as_view(template_name="konnect_admin/password_reset_complete.html"),
+         name="password_reset_complete"),
     path("organization/switch/", dashboard.organization_switch, name="organization_switch"),
     path("control-planes/", control_planes.control_plane_list, name="control_plane_list"),
     path("control-planes/new/", control_planes.control_plane_create, name="control_plane_create"),

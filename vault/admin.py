@@ -1,16 +1,13 @@
 """The platform operator's view of the vault: metadata only. Secret values are excluded everywhere (never even
-"[encrypted]"), and secrets cannot be added or changed here — that goes through the API or the pages."""
+"[encrypted]"), and nothing can be added, changed or deleted here — that goes through the API or the pages, which
+audit it in the tenant's log and crypto-shred a deleted store's data key."""
 
 from django.contrib import admin
 from django.db.models import Count
 
 from encryption_keys.models import DataKey
-from konnect_admin.admin import ReadOnlyAdmin as BaseReadOnlyAdmin
+from konnect_admin.admin import ReadOnlyAdmin
 from vault.models import ConfigStore, Secret, SecretResolution, Vault, VaultProtection
-
-
-class ReadOnlyAdmin(BaseReadOnlyAdmin):
-    deletable = True  # an operator may remove vault rows; values are never shown either way
 
 
 @admin.register(ConfigStore)
