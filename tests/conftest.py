@@ -63,10 +63,13 @@ PLATFORM_KEY_REGIONS = {"us": "us-west-2", "eu": "eu-central-1"}
 
 @pytest.fixture(scope="session")
 def kms_server():
-    """moto's KMS server with the fidelity layer, on loopback, for the whole test session."""
+    """moto's KMS server with the fidelity layer, on loopback, for the whole test session. Its caller is the
+    platform principal: a key policy naming that principal (the Link key page's statements) is enforced."""
+    from django.conf import settings
+
     from encryption_keys.local_kms import LocalKmsServer
 
-    server = LocalKmsServer().start()
+    server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
     yield server
     server.stop()
 

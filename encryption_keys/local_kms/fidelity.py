@@ -3,9 +3,39 @@
 moto is a good emulator but lax exactly where envelope encryption needs to be strict: it encrypts
 with disabled keys, wraps data keys under HMAC keys, cannot decrypt multi-Region keys (it truncates
 their id in its ciphertext header), shares one MultiRegionConfiguration dict between a primary and
-its replicas, ignores Deny statements (except on DescribeKey) and answers some ARN-addressed calls
-with HTTP 500. This module patches moto's KMS backend and response classes so that the local KMS
-server answers like AWS does.
+its replicas, ignores Deny statements (except on DescribeKey), never evaluates Allow statements, and
+answers some ARN-addressed calls with HTTP 500. This module patches moto's KMS backend and response
+classes so that the local KMS server answers like AWS does.
+
+Key policies (the calls Konnect makes: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, DescribeKey,
+GetKeyRotationStatus):
+
+* **The caller.** A ``LocalKmsServer`` is told at start whom its caller stands for
+  (``caller_principal``; the test suite and the ``kms_server`` command pass the platform principal,
+  ``settings.PLATFORM_KMS_PRINCIPAL``). The caller has no IAM identity policy of its own: like a
+  cross-account role, it can use a key only through the key policy. A server told nobody keeps the
+  older model: its caller stands for every AWS principal.
+* **A principal matches the caller** when it is ``"*"``, ``{"AWS": "*"}`` or the caller's ARN. An
+  account principal (``arn:aws:iam::<account>:root`` or the bare account id) delegates to that
+  account's IAM policies in AWS: it never *allows* the caller anything, but a Deny naming the
+  caller's account applies to it. Service and Federated principals never match.
+* **Deny wins**: an applicable Deny statement (principal, action, resource, conditions) →
+  ``AccessDeniedException``. A condition this evaluator does not understand makes a Deny apply.
+* **Default deny when the policy names a principal.** When an Allow statement of the key policy
+  names a specific AWS principal (a role or user ARN — cross-account style, like the statements
+  the Link key page shows), the caller may do an action only if an Allow statement whose principal
+  matches the caller matches the action and the resource, and all its conditions hold
+  (``kms:EncryptionContext:<key>`` with the IAM string operators; a condition this evaluator does
+  not understand makes an Allow not apply). Otherwise ``AccessDeniedException`` ("no
+  resource-based policy allows …"). A policy that names no such principal — moto's default root
+  policy, a policy of account principals and ``"*"`` only — allows every action, as before.
+* **The encryption context** is the request's (ReEncrypt: the source context for
+  ``kms:ReEncryptFrom``, the destination context for ``kms:ReEncryptTo``). DescribeKey and
+  GetKeyRotationStatus carry none, as in AWS: an Allow conditioned on
+  ``kms:EncryptionContext:…`` never grants them, which is why the statements handed to customers
+  grant them in a statement of their own, without a condition.
+* Key administration over HTTP (PutKeyPolicy, EnableKey, ScheduleKeyDeletion, …) is not
+  authorized: the caller plays the key's administrator there, as tests and demos need.
 
 Rules:
 
@@ -27,9 +57,12 @@ import importlib
 import inspect
 import json
 import logging
+import re
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from copy import copy
 from dataclasses import dataclass
 from typing import Any
@@ -310,28 +343,37 @@ def ensure_symmetric_encryption_key(key: Any, operation: str) -> None:
         )
 
 
-def ensure_not_denied(key: Any, action: str, encryption_context: Mapping[str, str] | None) -> None:
-    """AWS: an applicable ``Deny`` statement of the key policy wins → ``AccessDeniedException``.
-
-    Allow statements are not evaluated (the local caller is allowed by default). See
-    ``statement_applies`` for what is understood.
-    """
-    for statement in policy_statements(key.policy):
-        if str(statement.get("Effect", "")).lower() != "deny":
-            continue
-        if statement_applies(statement, key.arn, action, encryption_context or {}):
+def ensure_authorized(key: Any, action: str, encryption_context: Mapping[str, str] | None) -> None:
+    """AWS key-policy evaluation for the caller (see the module docstring): an applicable ``Deny``
+    wins; when an Allow statement names a specific principal, only a matching Allow lets the call
+    through; otherwise → ``AccessDeniedException``."""
+    context = encryption_context or {}
+    caller = caller_principal()
+    who = caller or f"arn:aws:iam::{key.account_id}:root"
+    statements = policy_statements(key.policy)
+    for statement in statements:
+        if _effect(statement) == "deny" and statement_applies(statement, key.arn, action, context):
             sid = f" (statement {statement['Sid']!r})" if statement.get("Sid") else ""
             raise AccessDeniedException(
-                f"User: arn:aws:iam::{key.account_id}:root is not authorized to perform: {action} "
+                f"User: {who} is not authorized to perform: {action} "
                 f"on resource: {key.arn} with an explicit deny in a resource-based policy{sid}"
             )
+    allows = [statement for statement in statements if _effect(statement) == "allow"]
+    if not any(names_specific_principal(statement) for statement in allows):
+        return
+    if any(statement_applies(statement, key.arn, action, context, effect="allow") for statement in allows):
+        return
+    raise AccessDeniedException(
+        f"User: {who} is not authorized to perform: {action} on resource: {key.arn} "
+        f"because no resource-based policy allows the {action} action"
+    )
 
 
 def ensure_operation_allowed(
     key: Any, action: str, encryption_context: Mapping[str, str] | None, operation: str
 ) -> None:
-    """Authorization (Deny statements) first, then key state, then key usage."""
-    ensure_not_denied(key, action, encryption_context)
+    """Authorization (the key policy) first, then key state, then key usage."""
+    ensure_authorized(key, action, encryption_context)
     ensure_key_enabled(key)
     ensure_symmetric_encryption_key(key, operation)
 
@@ -368,8 +410,27 @@ def _incorrect_key() -> IncorrectKeyException:
 
 
 # --------------------------------------------------------------------------------------------
-# Key policy evaluation (Deny statements)
+# Key policy evaluation
 # --------------------------------------------------------------------------------------------
+
+#: Whom the current request's caller stands for (set per request by ``LocalKmsServer``); None: everyone.
+_caller: ContextVar[str | None] = ContextVar("local_kms_caller", default=None)
+_ACCOUNT_PRINCIPAL = re.compile(r"^(?:(?P<id>\d{12})|arn:aws[a-z-]*:iam::(?P<account>\d{12}):root)$")
+_PRINCIPAL_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::(?P<account>\d{12}):")
+
+
+def caller_principal() -> str | None:
+    return _caller.get()
+
+
+@contextmanager
+def acting_as(principal: str | None) -> Iterator[None]:
+    """Evaluate key policies, within the block, for a caller that is ``principal`` (None: everyone)."""
+    token = _caller.set(principal or None)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
 
 _CONTEXT_KEY_PREFIX = "kms:encryptioncontext:"
 _NEGATED = {"stringnotequals", "stringnotlike"}
@@ -398,13 +459,45 @@ def policy_statements(policy: Any) -> list[dict[str, Any]]:
     return [s for s in _as_list(policy.get("Statement")) if isinstance(s, dict)]
 
 
-def principal_matches(statement: Mapping[str, Any]) -> bool:
-    """``"*"`` and any ``{"AWS": …}`` principal match: the local server has one anonymous caller
-    that stands for every AWS principal. Service/Federated principals never match."""
+def _effect(statement: Mapping[str, Any]) -> str:
+    return str(statement.get("Effect", "")).lower()
+
+
+def _aws_principals(statement: Mapping[str, Any]) -> list[str]:
+    """The AWS principals a statement names (``"*"`` for everyone); none for Service/Federated."""
     principal = statement.get("Principal")
     if principal == "*":
+        return ["*"]
+    if isinstance(principal, Mapping) and "AWS" in principal:
+        return [str(p) for p in _as_list(principal["AWS"])]
+    return []
+
+
+def _account_of_principal(principal: str) -> str | None:
+    match = _ACCOUNT_PRINCIPAL.match(principal)
+    return (match.group("id") or match.group("account")) if match else None
+
+
+def names_specific_principal(statement: Mapping[str, Any]) -> bool:
+    """The statement names a role, user or session — not everyone, not a whole account."""
+    return any(p != "*" and _account_of_principal(p) is None for p in _aws_principals(statement))
+
+
+def principal_matches(statement: Mapping[str, Any], *, effect: str = "deny") -> bool:
+    """Does the statement's principal cover the current caller? (See the module docstring.)
+
+    A caller that stands for everyone (no ``caller_principal``) matches any AWS principal.
+    """
+    principals = _aws_principals(statement)
+    caller = caller_principal()
+    if caller is None:
+        return bool(principals)
+    if "*" in principals or caller in principals:
         return True
-    return isinstance(principal, Mapping) and "AWS" in principal
+    if effect != "deny":
+        return False  # an account principal delegates to IAM policies; the caller has none
+    match = _PRINCIPAL_ACCOUNT.match(caller)
+    return match is not None and any(_account_of_principal(p) == match.group("account") for p in principals)
 
 
 def action_matches(statement: Mapping[str, Any], action: str) -> bool:
@@ -457,11 +550,12 @@ def condition_holds(operator: str, condition_key: str, expected: Any, context: M
     return not found if negated else found
 
 
-def conditions_hold(conditions: Any, context: Mapping[str, str]) -> bool:
+def conditions_hold(conditions: Any, context: Mapping[str, str], *, unsupported: bool = True) -> bool:
     """All operators and all keys of a ``Condition`` block must hold (IAM AND semantics).
 
-    A condition this evaluator does not understand makes the (Deny) statement apply — fail closed,
-    with a warning in the server log — so a test never passes because a Deny was silently ignored.
+    A condition this evaluator does not understand counts as ``unsupported`` — fail closed, with a
+    warning in the server log: True makes a Deny apply, False keeps an Allow from applying — so a
+    test never passes because a condition was silently ignored.
     """
     if not conditions:
         return True
@@ -472,18 +566,20 @@ def conditions_hold(conditions: Any, context: Mapping[str, str]) -> bool:
             for key, expected in dict(block).items()
         )
     except (_UnsupportedCondition, TypeError, ValueError) as exc:
-        logger.warning("local KMS: unsupported key policy condition %s; treating it as matching", exc)
-        return True
+        logger.warning("local KMS: unsupported key policy condition %s; treating it as %s", exc,
+                       "matching" if unsupported else "not matching")
+        return unsupported
 
 
 def statement_applies(
-    statement: Mapping[str, Any], key_arn: str, action: str, context: Mapping[str, str]
+    statement: Mapping[str, Any], key_arn: str, action: str, context: Mapping[str, str], *, effect: str = "deny"
 ) -> bool:
+    """Does a statement of the given effect apply to the current caller doing ``action`` on the key?"""
     return (
-        principal_matches(statement)
+        principal_matches(statement, effect=effect)
         and action_matches(statement, action)
         and resource_matches(statement, key_arn)
-        and conditions_hold(statement.get("Condition"), context)
+        and conditions_hold(statement.get("Condition"), context, unsupported=effect == "deny")
     )
 
 
@@ -802,24 +898,26 @@ def _patch_response_re_encrypt(original: Callable[..., Any]) -> Callable[..., An
 
 
 def _patch_response_get_key_rotation_status(original: Callable[..., Any]) -> Callable[..., Any]:
-    """GetKeyRotationStatus like AWS: a Deny on ``kms:GetKeyRotationStatus`` → AccessDeniedException."""
+    """GetKeyRotationStatus like AWS: the key policy must let the caller (``kms:GetKeyRotationStatus``,
+    no encryption context) → else AccessDeniedException."""
 
     @functools.wraps(original)
     def get_key_rotation_status(self: Any) -> str:
         key = _resolve_key(self, self._get_param("KeyId"))
-        ensure_not_denied(key, "kms:GetKeyRotationStatus", None)
+        ensure_authorized(key, "kms:GetKeyRotationStatus", None)
         return original(self)
 
     return get_key_rotation_status
 
 
 def _patch_validate_key_policy(original: Callable[..., Any]) -> Callable[..., Any]:
-    """DescribeKey like AWS: the key policy is evaluated with this layer's Deny evaluator (wildcards,
-    principals, conditions) instead of moto's exact-match list."""
+    """DescribeKey like AWS: the key policy is evaluated with this layer's evaluator (Deny wins,
+    default deny when a principal is named; wildcards, principals, conditions; no encryption
+    context) instead of moto's exact-match Deny list."""
 
     @functools.wraps(original)
     def validate_key_policy(self: Any, key_id: str, action: str) -> None:
-        ensure_not_denied(self.kms_backend.describe_key(key_id), action, None)
+        ensure_authorized(self.kms_backend.describe_key(key_id), action, None)
 
     return validate_key_policy
 

@@ -1,6 +1,6 @@
 """A local AWS KMS on loopback: moto's KMS plus the fidelity layer, over real HTTP/1.1 (``wsgi.py``).
 
-    with LocalKmsServer() as kms:                      # port 0 → a free port
+    with LocalKmsServer(caller_principal="arn:aws:iam::111122223333:role/konnect") as kms:  # port 0: a free one
         arn = create_key(region="us-west-2", multi_region=True)
         boto3.client("kms", region_name="us-west-2", endpoint_url=kms.endpoint_url, ...)
 
@@ -8,9 +8,13 @@ Key state lives in moto's process-global backends, not in the server: ``stop()``
 keeps every key (and the port), and two servers in one process serve the same keys — which is how a
 test simulates "KMS in region A is down, region B is up".
 
-From a shell (or the ``kms_server`` management command)::
+``caller_principal`` is whom every caller of this server stands for when key policies are evaluated (the
+platform's role; see ``fidelity``); without it the caller stands for every AWS principal.
 
-    python -m encryption_keys.local_kms --port 4566 --create-platform-keys us=us-west-2+us-east-2,eu=eu-central-1
+From a shell (or the ``kms_server`` management command, which passes ``PLATFORM_KMS_PRINCIPAL``)::
+
+    python -m encryption_keys.local_kms --port 4566 --create-platform-keys us=us-west-2+us-east-2,eu=eu-central-1 \
+        --caller-principal arn:aws:iam::111122223333:role/konnect-admin-cmek
 """
 
 from __future__ import annotations
@@ -82,11 +86,28 @@ def _dispatcher() -> Any:
     return RememberingDispatcher()
 
 
+def _acting_as(app: Any, principal: str | None) -> Any:
+    """``app`` with every request evaluated for a caller that is ``principal`` (see ``fidelity.acting_as``)."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with fidelity.acting_as(principal):
+            result = app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                getattr(result, "close", lambda: None)()
+
+    return application
+
+
 class LocalKmsServer:
     """moto's KMS (with ``fidelity.apply()``) served on ``host:port`` in a background thread."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, quiet: bool = True) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, quiet: bool = True, caller_principal: str | None = None
+    ) -> None:
         self.host = host
+        self.caller_principal = caller_principal or None
         self._requested_port = port
         self._port: int | None = None
         self._quiet = quiet
@@ -105,7 +126,8 @@ class LocalKmsServer:
         fidelity.apply()
         port = self._port if self._port is not None else self._requested_port
         try:
-            httpd = KeepAliveServer((self.host, port), _dispatcher(), verbose=not self._quiet)
+            app = _acting_as(_dispatcher(), self.caller_principal)
+            httpd = KeepAliveServer((self.host, port), app, verbose=not self._quiet)
         except OSError as exc:
             raise RuntimeError(f"local KMS could not listen on {self.host}:{port}: {exc}") from exc
         self._httpd = httpd
@@ -228,6 +250,12 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="create a multi-Region platform key per geo, e.g. us=us-west-2+us-east-2,eu=eu-central-1",
     )
+    parser.add_argument(
+        "--caller-principal",
+        metavar="ARN",
+        default="",
+        help="the AWS principal callers stand for in key policies (the platform's role); default: every principal",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -249,7 +277,9 @@ def main(
         return 2
     stop_event = stop_event or threading.Event()
 
-    server = LocalKmsServer(host=args.host, port=args.port, quiet=not args.verbose)
+    server = LocalKmsServer(
+        host=args.host, port=args.port, quiet=not args.verbose, caller_principal=args.caller_principal
+    )
     server.start()
     try:
         arns = create_platform_keys(platform_keys)

@@ -594,6 +594,161 @@ def test_key_policy_deny_describe_and_rotation_status_and_ignored_statements(kms
 
 
 # --------------------------------------------------------------------------------------------
+# 5b. Key policy: Allow statements for a server whose caller is the platform role
+# --------------------------------------------------------------------------------------------
+
+OTHER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
+USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+
+
+@pytest.fixture(scope="module")
+def platform_server():
+    with LocalKmsServer(caller_principal=PLATFORM_ROLE) as server:
+        yield server
+
+
+@pytest.fixture
+def as_platform(platform_server):
+    return make_client(platform_server.endpoint_url)
+
+
+def platform_policy(*extra: dict, org: str = "org-y", principal: str = PLATFORM_ROLE) -> dict:
+    """Root administration + the two statements the Link key page hands out for ``org``, then ``extra``."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "Use", "Effect": "Allow", "Principal": {"AWS": principal}, "Action": USE_ACTIONS,
+             "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContext:konnect:org": org}}},
+            {"Sid": "Read", "Effect": "Allow", "Principal": {"AWS": principal},
+             "Action": ["kms:DescribeKey", "kms:GetKeyRotationStatus"], "Resource": "*"},
+            *extra,
+        ],
+    }
+
+
+def not_allowed(call) -> str:
+    message = kms_error(call, "AccessDeniedException")["Message"]
+    assert "no resource-based policy allows" in message and PLATFORM_ROLE in message
+    return message
+
+
+def test_allow_statement_lets_the_named_caller_use_the_key_for_its_context(as_platform):
+    arn = admin.create_key(region=REGION, policy=platform_policy())
+    org_y = context(org="org-y")
+    data_key = as_platform.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=org_y)
+    assert as_platform.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext=org_y)["Plaintext"] == \
+        data_key["Plaintext"]
+    assert as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=org_y)["KeyId"] == arn
+    assert as_platform.describe_key(KeyId=arn)["KeyMetadata"]["Arn"] == arn  # no context: the Read statement
+    assert as_platform.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"] is True
+
+
+def test_allow_with_another_encryption_context_is_default_deny(as_platform):
+    """The confused deputy: the platform asked to use org-y's key for org-x."""
+    arn = admin.create_key(region=REGION, policy=platform_policy())
+    org_x = context(org="org-x")
+    message = not_allowed(lambda: as_platform.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=org_x))
+    assert "kms:GenerateDataKey" in message and arn in message
+    not_allowed(lambda: as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=org_x))
+    not_allowed(lambda: as_platform.encrypt(KeyId=arn, Plaintext=b"x"))  # no context at all
+    # A ciphertext made for org-x before the policy pinned the key to org-y cannot be opened for org-x either.
+    admin.put_key_policy(arn, platform_policy(org="org-x"))
+    wrapped = as_platform.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=org_x)["CiphertextBlob"]
+    admin.put_key_policy(arn, platform_policy())
+    not_allowed(lambda: as_platform.decrypt(CiphertextBlob=wrapped, EncryptionContext=org_x))
+
+
+def test_allow_for_other_actions_only_is_default_deny(as_platform):
+    decrypt_only = platform_policy()
+    decrypt_only["Statement"][1]["Action"] = "kms:Decrypt"
+    arn = admin.create_key(region=REGION, policy=decrypt_only)
+    not_allowed(lambda: as_platform.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=context("org-y")))
+    not_allowed(lambda: as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=context("org-y")))
+
+
+def test_a_use_statement_conditioned_on_the_context_never_grants_describe_key(as_platform):
+    """DescribeKey and GetKeyRotationStatus carry no encryption context (as in AWS)."""
+    conditioned = platform_policy()
+    conditioned["Statement"][1]["Action"] = [*USE_ACTIONS, "kms:DescribeKey", "kms:GetKeyRotationStatus"]
+    del conditioned["Statement"][2]
+    arn = admin.create_key(region=REGION, policy=conditioned)
+    not_allowed(lambda: as_platform.describe_key(KeyId=arn))
+    not_allowed(lambda: as_platform.get_key_rotation_status(KeyId=arn))
+    assert as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=context("org-y"))["KeyId"] == arn
+
+
+def test_statements_for_another_principal_or_the_account_root_do_not_grant_the_caller(as_platform):
+    """The root statement delegates to IAM policies, which the caller has none of; another role's grant is its own."""
+    arn = admin.create_key(region=REGION, policy=platform_policy(principal=OTHER_ROLE))
+    not_allowed(lambda: as_platform.describe_key(KeyId=arn))
+    not_allowed(lambda: as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=context("org-y")))
+    everyone = platform_policy({"Effect": "Allow", "Principal": "*", "Action": "kms:Encrypt", "Resource": "*"},
+                               principal=OTHER_ROLE)
+    admin.put_key_policy(arn, everyone)
+    assert as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=context("org-x"))["KeyId"] == arn
+
+
+def test_deny_wins_over_a_matching_allow(as_platform):
+    deny = {"Sid": "NoDecryptForY", "Effect": "Deny", "Principal": {"AWS": PLATFORM_ROLE}, "Action": "kms:Decrypt",
+            "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContext:konnect:org": "org-y"}}}
+    arn = admin.create_key(region=REGION, policy=platform_policy(deny))
+    org_y = context(org="org-y")
+    wrapped = as_platform.generate_data_key(KeyId=arn, KeySpec="AES_256", EncryptionContext=org_y)["CiphertextBlob"]
+    error = kms_error(lambda: as_platform.decrypt(CiphertextBlob=wrapped, EncryptionContext=org_y),
+                      "AccessDeniedException")
+    assert "explicit deny" in error["Message"] and "NoDecryptForY" in error["Message"]
+    # A Deny naming the caller's account applies to it too; a Deny for another role does not.
+    admin.put_key_policy(arn, platform_policy({**deny, "Principal": {"AWS": ACCOUNT}}))
+    kms_error(lambda: as_platform.decrypt(CiphertextBlob=wrapped, EncryptionContext=org_y), "AccessDeniedException")
+    admin.put_key_policy(arn, platform_policy({**deny, "Principal": {"AWS": OTHER_ROLE}}))
+    assert as_platform.decrypt(CiphertextBlob=wrapped, EncryptionContext=org_y)["KeyId"] == arn
+
+
+def test_re_encrypt_is_authorized_with_each_side_of_its_context(as_platform):
+    source = admin.create_key(region=REGION, policy=platform_policy())
+    destination = admin.create_key(region=REGION, policy=platform_policy(org="org-z"))
+    org_y, org_z = context(org="org-y"), context(org="org-z")
+    wrapped = as_platform.generate_data_key(KeyId=source, KeySpec="AES_256", EncryptionContext=org_y)
+    moved = as_platform.re_encrypt(CiphertextBlob=wrapped["CiphertextBlob"], SourceEncryptionContext=org_y,
+                                   DestinationKeyId=destination, DestinationEncryptionContext=org_z)
+    assert as_platform.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext=org_z)["Plaintext"] == \
+        wrapped["Plaintext"]
+    not_allowed(lambda: as_platform.re_encrypt(  # kms:ReEncryptTo under org-y's context: not granted there
+        CiphertextBlob=wrapped["CiphertextBlob"], SourceEncryptionContext=org_y, DestinationKeyId=destination,
+        DestinationEncryptionContext=org_y))
+
+
+def test_an_allow_condition_the_evaluator_does_not_understand_does_not_apply(as_platform):
+    odd = platform_policy()
+    odd["Statement"][2]["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    arn = admin.create_key(region=REGION, policy=odd)
+    not_allowed(lambda: as_platform.describe_key(KeyId=arn))
+
+
+def test_a_policy_naming_no_specific_principal_keeps_allowing_everything(as_platform):
+    """moto's default policy (root only), or root plus statements for everyone: nothing to default-deny on."""
+    default = admin.create_key(region=REGION)
+    assert as_platform.encrypt(KeyId=default, Plaintext=b"x", EncryptionContext=context("org-x"))["KeyId"] == default
+    everyone = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "kms:Sign", "Resource": "*"}]}
+    arn = admin.create_key(region=REGION, policy=everyone)
+    assert as_platform.describe_key(KeyId=arn)["KeyMetadata"]["Arn"] == arn
+    assert as_platform.encrypt(KeyId=arn, Plaintext=b"x", EncryptionContext=context("org-x"))["KeyId"] == arn
+
+
+def test_each_server_evaluates_for_its_own_caller(as_platform, kms):
+    """The caller is per server (per request), not process-wide: a server told nobody keeps the older model
+    (its caller stands for every principal), while the platform server in the same process is refused."""
+    arn = admin.create_key(region=REGION, policy=platform_policy(principal=OTHER_ROLE))
+    assert kms.describe_key(KeyId=arn)["KeyMetadata"]["Arn"] == arn
+    not_allowed(lambda: as_platform.describe_key(KeyId=arn))
+    assert fidelity.caller_principal() is None  # nothing leaks out of a request into this thread
+
+
+# --------------------------------------------------------------------------------------------
 # 6. DescribeKey / GetKeyRotationStatus
 # --------------------------------------------------------------------------------------------
 
