@@ -2,6 +2,10 @@
 
 Encrypted values are revealed in batches (`keyring.reveal_many`: one KMS Decrypt per distinct data key,
 not per row); a value that cannot be decrypted comes back as a typed error for the page to explain.
+
+Only who may read plaintext (`Action.DEBUG_PAYLOAD_READ` on the session's control plane) gets anything
+revealed: for everyone else the revealing selectors return SEALED placeholders without touching a data
+key, so not even a KMS Decrypt happens on their behalf.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from encryption_keys import keyring
 from encryption_keys.fields import SealedValue
 from encryption_keys.models import DataKey
 from konnect_admin.models import ControlPlane, Organization, User
-from konnect_admin.permissions import Action
+from konnect_admin.permissions import Action, can
 from konnect_admin.selectors import control_plane_get
 
 PAYLOAD_ORDER = [PayloadKind.CLIENT_REQUEST, PayloadKind.UPSTREAM_REQUEST, PayloadKind.UPSTREAM_RESPONSE,
@@ -51,6 +55,15 @@ class TraceRow:
     path: str = ""
     error: object = None
     payloads: int = 0
+    sealed: bool = False  # the caller's role cannot read payloads
+
+
+SEALED = None  # what a revealing selector returns, in place of a value, to a caller who may not read it
+
+
+def payloads_readable(*, user: User, control_plane: ControlPlane) -> bool:
+    """May `user` read decrypted payloads, request logs and blobs of `control_plane` (DESIGN.md §2)?"""
+    return can(user, Action.DEBUG_PAYLOAD_READ, control_plane)
 
 
 def reveal_all(values: list) -> list[keyring.Revealed]:
@@ -115,11 +128,16 @@ def trace_list(*, session: DebugSession, filters: TraceFilters) -> QuerySet[Trac
     return traces.order_by("-start_time", "-id")
 
 
-def trace_rows(traces, *, store: CaptureStore = ENCRYPTED_STORE) -> list[TraceRow]:
-    """The page's traces with the path of their (encrypted) client-request URL, revealed in one batch."""
+def trace_rows(traces, *, user: User, control_plane: ControlPlane,
+               store: CaptureStore = ENCRYPTED_STORE) -> list[TraceRow]:
+    """The page's traces with the path of their (encrypted) client-request URL, revealed in one batch.
+
+    For a caller who may not read payloads, nothing is revealed: each row is `sealed`."""
     traces = list(traces)
     payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
+    if not payloads_readable(user=user, control_plane=control_plane):
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True) for trace in traces]
     captures = list(
         store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST, url__isnull=False)
         .only("id", "trace_id", "url")
@@ -158,7 +176,15 @@ def payload_get(*, trace: Trace, kind: str, store: CaptureStore = ENCRYPTED_STOR
     capture = store.payload_model.objects.filter(trace=trace, kind=kind).first()
     if capture is None:
         raise Http404("This trace has no such payload.")
+    capture.trace = trace
     return capture
+
+
+def payload_revealed(*, user: User, capture) -> list[keyring.Revealed] | None:
+    """URL, headers and body of a capture revealed in one batch, or SEALED for who may not read them."""
+    if not payloads_readable(user=user, control_plane=capture.trace.session.control_plane):
+        return SEALED
+    return reveal_all([capture.url, capture.headers, capture.body])
 
 
 # --- logs --------------------------------------------------------------------------------------------------
@@ -176,9 +202,11 @@ def log_list(*, session: DebugSession, level: str = "", span_id: str = "", trace
     return logs.order_by("time", "id")
 
 
-def logs_revealed(logs) -> list[tuple[object, keyring.Revealed]]:
-    """Each log row with its message revealed; all rows of the page in one batch."""
+def logs_revealed(logs, *, user: User, control_plane: ControlPlane) -> list[tuple[object, keyring.Revealed | None]]:
+    """Each log row with its message revealed (all rows of the page in one batch), or SEALED for who may not."""
     logs = list(logs)
+    if not payloads_readable(user=user, control_plane=control_plane):
+        return [(log, SEALED) for log in logs]
     return list(zip(logs, reveal_all([log.message for log in logs]), strict=True))
 
 

@@ -1,4 +1,9 @@
-"""Debugger pages: sessions, traces with their span waterfall, payload panels (htmx), request logs."""
+"""Debugger pages: sessions, traces with their span waterfall, payload panels (htmx), request logs.
+
+Every page here may show decrypted data (or would, to a role that can read it), so none may be stored
+by a browser or a proxy: `never_cache` sends `Cache-Control: no-store` on each. Who may not read
+payloads sees the metadata and the "encrypted" state (debugger/includes/encrypted.html).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -42,9 +48,11 @@ def _session_context(request, session, tab: str) -> dict:
         "control_plane": session.control_plane,
         "tab": tab,
         "can_manage": can(request.user, Action.DEBUG_SESSION_CREATE, session.control_plane),
+        "can_read_payloads": selectors.payloads_readable(user=request.user, control_plane=session.control_plane),
     }
 
 
+@never_cache
 @require_GET
 def session_list(request, cp):
     control_plane = selectors.debugger_control_plane(user=request.user, organization=request.organization, pk=cp)
@@ -56,6 +64,7 @@ def session_list(request, cp):
     return render_page(request, "debugger/session_list.html", context, partial="sessions")
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def session_create(request, cp):
     control_plane = selectors.debugger_control_plane(user=request.user, organization=request.organization, pk=cp,
@@ -70,6 +79,7 @@ def session_create(request, cp):
     return render_page(request, "debugger/session_form.html", context, partial="form", status=status)
 
 
+@never_cache
 @require_GET
 def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
     session = _session(request, cp, pk)
@@ -83,11 +93,13 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": selectors.trace_rows(page.object_list, store=store),
+        "rows": selectors.trace_rows(page.object_list, user=request.user, control_plane=session.control_plane,
+                                     store=store),
     }
     return render_page(request, "debugger/session_detail.html", context, partial="traces")
 
 
+@never_cache
 @require_GET
 def session_logs(request, cp, pk):
     session = _session(request, cp, pk)
@@ -95,7 +107,7 @@ def session_logs(request, cp, pk):
     if form.is_bound:
         form.is_valid()
     page = paginate(request, selectors.log_list(session=session, **form.filters()), per_page=LOGS_PER_PAGE)
-    rows = selectors.logs_revealed(page.object_list)
+    rows = selectors.logs_revealed(page.object_list, user=request.user, control_plane=session.control_plane)
     context = {
         **_session_context(request, session, "logs"),
         "form": form,
@@ -106,6 +118,7 @@ def session_logs(request, cp, pk):
     return render_page(request, "debugger/session_logs.html", context, partial="logs")
 
 
+@never_cache
 @require_POST
 def session_cancel(request, cp, pk):
     session = _session(request, cp, pk, Action.DEBUG_SESSION_CREATE)
@@ -117,6 +130,7 @@ def session_cancel(request, cp, pk):
     return _redirect(request, reverse("debug_session_detail", args=[session.control_plane_id, session.pk]))
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def session_delete(request, cp, pk):
     session = _session(request, cp, pk, Action.DEBUG_SESSION_CREATE)
@@ -128,6 +142,7 @@ def session_delete(request, cp, pk):
     return render_page(request, "debugger/session_delete.html", context)
 
 
+@never_cache
 @require_GET
 def trace_detail(request, cp, pk, trace_id):
     session = _session(request, cp, pk)
@@ -142,14 +157,14 @@ def trace_detail(request, cp, pk, trace_id):
     return render_page(request, "debugger/trace_detail.html", context)
 
 
+@never_cache
 @require_GET
 def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
-    """One payload, decrypted — or a decryption-error card (200, never a 500, never ciphertext)."""
+    """One payload, decrypted — or a decryption-error card (200, never a 500, never ciphertext), or the
+    "encrypted" state for a role that may not read payloads (nothing decrypted)."""
     session = _session(request, cp, pk)
     trace = selectors.trace_get(session=session, trace_id=trace_id)
     capture = selectors.payload_get(trace=trace, kind=kind, store=store)
-    url, headers, body = selectors.reveal_all([capture.url, capture.headers, capture.body])
-    error = next((result.error for result in (url, headers, body) if result.error is not None), None)
     attempt = _attempt(request)
     context = {
         **_session_context(request, session, "traces"),
@@ -158,6 +173,11 @@ def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
         "panel_url": reverse("debug_payload_panel", args=[cp, pk, trace_id, kind]),
         "attempt": attempt,
     }
+    revealed = selectors.payload_revealed(user=request.user, capture=capture)
+    if revealed is selectors.SEALED:
+        return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+    url, headers, body = revealed
+    error = next((result.error for result in (url, headers, body) if result.error is not None), None)
     if error is not None:
         logger.warning("debugger: %s payload of trace %s unreadable: %s", kind, trace_id, error)
         card = error_card(error, organization_id=session.control_plane.organization_id,

@@ -152,10 +152,12 @@ def test_payload_of_a_kind_not_captured_is_404(login, org_admin, debug_session, 
     assert login(org_admin).get(trace_url(debug_session, "0" * 32)).status_code == 404
 
 
-def test_viewers_read_payloads(login, org, control_plane, debug_session, ingest):
+def test_viewers_do_not_read_payloads(login, org, control_plane, debug_session, ingest):
+    """Viewers see the encrypted state (every role and page: tests/debugger/test_payload_access.py)."""
     trace_id = ingest(1)[0]
     viewer = factories.make_role_user(org, "cp_viewer", control_plane)
-    assert BODY_SECRET in login(viewer).get(panel_url(debug_session, trace_id)).content.decode()
+    page = login(viewer).get(panel_url(debug_session, trace_id)).content.decode()
+    assert BODY_SECRET not in page and "Encrypted — your role cannot read payloads" in page
 
 
 def test_payloads_of_another_organization_are_404(login, other_org_admin, debug_session, ingest):
