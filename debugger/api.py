@@ -10,10 +10,12 @@ stores nothing and answers 503 with Retry-After (the project's EnvelopeError han
 from __future__ import annotations
 
 import functools
+import re
 from uuid import UUID
 
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 from ninja import Header, Router, Status
 from ninja.errors import HttpError
 
@@ -31,6 +33,7 @@ from konnect_admin.problems import invalid_parameter, problem_response
 
 INGEST_MAX_BODY_BYTES = 2 * 1024 * 1024
 BLOB_MAX_BODY_BYTES = blobs.MAX_BLOB_BYTES
+DECLARED_CONTENT_TYPE = re.compile(r"[\w!#$&^.+-]+/[\w!#$&^.+-]+(?: *; *[\w!#$&^.+-]+=[\w!#$&^.+\-\"]+)*", re.ASCII)
 
 
 def refuse_large_body(request: HttpRequest, limit: int) -> None:
@@ -198,8 +201,16 @@ def put_blob(
 
 @blob_router.get("/blobs/{blob_id}", summary="Get a raw blob")
 def get_blob(request, blob_id: str):
-    """The decrypted blob, with the Content-Type it was stored with."""
+    """The decrypted blob, for the uploader's scope only (see debugger/blobs.py), as an opaque download.
+
+    Always `application/octet-stream`, `Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`
+    and `Cache-Control: no-store`: a stored `text/html` or `image/svg+xml` never renders in a browser. The type
+    the uploader declared is metadata, in `X-Konnect-Blob-Content-Type`."""
     blob = blobs.blob_get(region=api_region(request), key=_blob_key(blob_id), **_blob_caller(request))
-    response = HttpResponse(blob.data.reveal(), content_type=blob.content_type or "application/octet-stream")
-    response["Cache-Control"] = "no-store"
+    response = HttpResponse(blob.data.reveal(), content_type="application/octet-stream")
+    response["Content-Disposition"] = "attachment"
+    response["X-Content-Type-Options"] = "nosniff"
+    if DECLARED_CONTENT_TYPE.fullmatch(blob.content_type):
+        response["X-Konnect-Blob-Content-Type"] = blob.content_type
+    add_never_cache_headers(response)
     return response

@@ -1,4 +1,25 @@
-"""Konnect's blob API (`PUT/GET /v0/blobs/{blobId}`): raw payloads, encrypted at rest, kept for a TTL."""
+"""Konnect's blob API (`PUT/GET /v0/blobs/{blobId}`): raw payloads, encrypted at rest, kept for a TTL.
+
+Who may read a blob is decided by who stored it — its scope (DESIGN.md §2: blobs are Debugger plaintext):
+
+- A blob stored by a **data plane** (`Blob.control_plane` set) belongs to that control plane. It is read
+  by the data planes of that control plane, and by people who may read that control plane's Debugger
+  plaintext (`Action.DEBUG_PAYLOAD_READ` on it: Organization Admin, Control Plane Admin or Debug Session
+  Creator of that control plane, held on it or on `*`).
+- A blob stored by a **person** with a personal access token (`Blob.control_plane` empty) belongs to the
+  organization. It is read only by people who may read the Debugger plaintext of every control plane of
+  the organization (`DEBUG_PAYLOAD_READ` held on `*`: Organization Admin, Control Plane Admin or Debug
+  Session Creator on `*`) — not by data planes, not by a role on one control plane.
+- Everyone else — Viewers, Vault Admins, Control Plane Creators, the read-only Organization Admin, another
+  control plane's data planes, another organization — gets 404, as if the blob did not exist.
+
+Writing follows the same scopes: a data plane stores blobs of its control plane; a person needs a role that
+may create debug sessions; replacing an existing blob id also needs the right to read it (so nobody
+swaps content under a reader of a scope they cannot read).
+
+`Blob.content_type` is the uploader's claim, kept as metadata only: the API never serves a blob with it
+(debugger/api.py answers `application/octet-stream`, as an attachment, with `nosniff`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +33,7 @@ from django.utils import timezone
 
 from debugger.models import Blob
 from konnect_admin.models import ControlPlane, Organization, User
-from konnect_admin.permissions import Action, can
+from konnect_admin.permissions import Action, can, can_on_every_control_plane
 
 BLOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,199}")
 DEFAULT_TTL_SECONDS = 3 * 24 * 3600
@@ -38,11 +59,8 @@ def blob_put(
     with transaction.atomic():
         current = Blob.objects.select_for_update().filter(organization=organization, region=region, key=key).first()
         if current is not None:
-            owner = current.control_plane or organization
-            if (control_plane is not None and current.control_plane_id != control_plane.pk) or (
-                user is not None and not can(user, Action.DEBUG_SESSION_CREATE, owner)
-            ):
-                raise PermissionDenied("This blob id belongs to another control plane.")
+            if not blob_readable(current, control_plane=control_plane, user=user):
+                raise PermissionDenied("This blob id belongs to a scope you cannot read.")
             current.delete()  # a new row: the ciphertext's AAD names the row, so values are never rewritten in place
         blob = Blob(
             organization=organization, region=region, key=key, control_plane=control_plane,
@@ -60,15 +78,20 @@ def blob_get(
 ) -> Blob:
     """An unexpired blob the caller may read; 404 otherwise (other tenants' blobs are invisible)."""
     blob = (
-        Blob.objects.select_related("control_plane")
+        Blob.objects.select_related("organization", "control_plane__organization")
         .filter(organization=organization, region=region, key=key, expires_at__gt=timezone.now()).first()
     )
-    if blob is None:
+    if blob is None or not blob_readable(blob, control_plane=control_plane, user=user):
         raise Http404("No such blob.")
-    if control_plane is not None and blob.control_plane_id not in (None, control_plane.pk):
-        raise Http404("No such blob.")
-    if user is not None:
-        target = blob.control_plane or organization
-        if not can(user, Action.DEBUG_SESSION_VIEW, target):
-            raise Http404("No such blob.")
     return blob
+
+
+def blob_readable(blob: Blob, *, control_plane: ControlPlane | None = None, user: User | None = None) -> bool:
+    """Is the caller — a data plane of `control_plane`, or `user` — in the blob's scope (module docstring)?"""
+    if control_plane is not None:
+        return blob.control_plane_id == control_plane.pk
+    if user is None:
+        return False
+    if blob.control_plane is not None:
+        return can(user, Action.DEBUG_PAYLOAD_READ, blob.control_plane)
+    return can_on_every_control_plane(user, Action.DEBUG_PAYLOAD_READ, blob.organization)

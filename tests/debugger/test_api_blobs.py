@@ -17,8 +17,8 @@ BLOB = "/api/us/v0/blobs/680ed2c45c18562ab4448d54c6f962ff:reqres"
 DATA = b'{"request": {"body": "blob-secret-31c1"}}'
 
 
-def put(client, data=DATA, url=BLOB, **headers):
-    return client.put(url, data, content_type="application/json", **headers)
+def put(client, data=DATA, url=BLOB, content_type="application/json", **headers):
+    return client.put(url, data, content_type=content_type, **headers)
 
 
 @pytest.fixture
@@ -36,8 +36,9 @@ def test_a_data_plane_stores_and_reads_back_a_blob(dp_client, control_plane):
     assert b"blob-secret-31c1" not in bytes(blob.data.envelope)
     answer = dp_client.get(BLOB)
     assert answer.status_code == 200
-    assert answer.content == DATA and answer["Content-Type"] == "application/json"
-    assert answer["Cache-Control"] == "no-store"
+    assert answer.content == DATA and answer["Content-Type"] == "application/octet-stream"
+    assert answer["X-Konnect-Blob-Content-Type"] == "application/json"
+    assert "no-store" in answer["Cache-Control"]
 
 
 def test_default_ttl_is_three_days_and_longer_is_refused(dp_client):
@@ -110,3 +111,64 @@ def test_a_blob_under_a_disabled_key_answers_a_typed_problem(dp_client, org, cme
     assert response.status_code == 409
     assert response.json()["code"] == "key_disabled"
     assert b"blob-secret" not in response.content
+
+
+# --- least privilege and safe serving (issue 12, points 4 and 7) -------------------------------------------
+
+
+def pat_of(user, org):
+    _token, text = tokens.personal_access_token_create(user=user, organization=org, name="blob reader")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {text}")
+
+
+def test_a_stored_html_or_svg_blob_is_served_as_an_opaque_download(dp_client):
+    """The attack: a blob PUT as text/html or image/svg+xml came back rendering in the reader's browser."""
+    for declared in ("text/html", "image/svg+xml"):
+        put(dp_client, b"<svg onload=alert(1)><script>alert(1)</script>", content_type=declared)
+        answer = dp_client.get(BLOB)
+        assert answer.status_code == 200
+        assert answer["Content-Type"] == "application/octet-stream"
+        assert answer["Content-Disposition"] == "attachment"
+        assert answer["X-Content-Type-Options"] == "nosniff"
+        assert answer["X-Konnect-Blob-Content-Type"] == declared  # metadata only
+        assert "no-store" in answer["Cache-Control"]
+
+
+def test_a_declared_type_that_is_not_a_media_type_is_not_echoed(dp_client):
+    put(dp_client, content_type='text/html; x="<script>"')
+    answer = dp_client.get(BLOB)
+    assert answer.status_code == 200 and "X-Konnect-Blob-Content-Type" not in answer
+
+
+DP_BLOB_READERS = {"org_admin": True, "cp_admin": True, "debug_session_creator": True, "cp_viewer": False,
+                   "vault_admin": False, "org_admin_read_only": False, "cp_creator": False}
+
+
+@pytest.mark.parametrize("role", sorted(DP_BLOB_READERS))
+def test_a_data_plane_blob_is_read_by_its_control_planes_plaintext_roles_only(dp_client, org, control_plane, role):
+    put(dp_client)
+    user = factories.make_role_user(org, role, None if role.startswith("org_admin") else control_plane)
+    answer = pat_of(user, org).get(BLOB)
+    assert (answer.status_code, DATA in answer.content) == ((200, True) if DP_BLOB_READERS[role] else (404, False))
+
+
+def test_a_persons_blob_is_read_by_the_organizations_plaintext_roles_only(org, org_admin, control_plane, dp_client):
+    """A blob stored with a personal access token belongs to the organization: `*` plaintext roles read it."""
+    assert put(pat_of(org_admin, org)).status_code == 202
+    readers = {"org admin": org_admin, "* debug session creator": factories.make_role_user(org, "debug_session_creator")}
+    for who, user in readers.items():
+        assert pat_of(user, org).get(BLOB).content == DATA, who
+    outsiders = {"one cp's debug session creator": factories.make_role_user(org, "debug_session_creator", control_plane),
+                 "one cp's admin": factories.make_role_user(org, "cp_admin", control_plane),
+                 "* viewer": factories.make_role_user(org, "cp_viewer"),
+                 "read-only org admin": factories.make_role_user(org, "org_admin_read_only")}
+    for who, user in outsiders.items():
+        assert pat_of(user, org).get(BLOB).status_code == 404, who
+    assert dp_client.get(BLOB).status_code == 404  # a data plane is not a person of the organization
+
+
+def test_nobody_replaces_a_blob_they_cannot_read(org, org_admin, control_plane):
+    assert put(pat_of(org_admin, org)).status_code == 202
+    one_cp_creator = factories.make_role_user(org, "debug_session_creator", control_plane)
+    assert put(pat_of(one_cp_creator, org), b"swapped").status_code == 403
+    assert pat_of(org_admin, org).get(BLOB).content == DATA
