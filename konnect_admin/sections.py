@@ -5,6 +5,7 @@ from django.urls import reverse
 from konnect_admin.forms import TokenForm
 from konnect_admin.models import DataPlaneToken
 from konnect_admin.permissions import Action, can
+from konnect_admin.tokens import data_plane_token_lifetime
 
 
 def access_tokens_menu(request):
@@ -20,5 +21,5 @@ def data_plane_tokens_section(request, control_plane):
         "template": "konnect_admin/data_plane_tokens.html#tokens",
         "control_plane": control_plane,
         "data_plane_tokens": DataPlaneToken.objects.filter(control_plane=control_plane),
-        "form": TokenForm(),
+        "form": TokenForm(lifetime=data_plane_token_lifetime()),
     }

@@ -157,6 +157,12 @@ KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
 KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
+# Days an API token stays valid: the default a new token gets, and the most its creator may choose.
+ACCESS_TOKEN_DEFAULT_DAYS = env_int("ACCESS_TOKEN_DEFAULT_DAYS", 90)
+ACCESS_TOKEN_MAX_DAYS = env_int("ACCESS_TOKEN_MAX_DAYS", 365)
+DATA_PLANE_TOKEN_DEFAULT_DAYS = env_int("DATA_PLANE_TOKEN_DEFAULT_DAYS", 365)
+DATA_PLANE_TOKEN_MAX_DAYS = env_int("DATA_PLANE_TOKEN_MAX_DAYS", 730)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -14,7 +14,7 @@ from konnect_admin.views.pages import render_page
 def _tokens_context(request, form=None, new_token=None):
     return {
         "tokens": PersonalAccessToken.objects.filter(user=request.user, organization=request.organization),
-        "form": form or TokenForm(),
+        "form": form or TokenForm(lifetime=tokens.access_token_lifetime()),
         "new_token": new_token,
     }
 
@@ -26,12 +26,13 @@ def access_token_list(request):
 
 @require_POST
 def access_token_create(request):
-    form = TokenForm(request.POST)
+    # The form offers only lifetimes the policy allows, so the service's own check never fails from here.
+    form = TokenForm(request.POST, lifetime=tokens.access_token_lifetime())
     if not form.is_valid():
         return render_page(request, "konnect_admin/access_tokens.html", _tokens_context(request, form),
                            partial="tokens", status=422 if request.htmx else 400)
     _token, text = tokens.personal_access_token_create(
-        user=request.user, organization=request.organization, name=form.cleaned_data["name"]
+        user=request.user, organization=request.organization, **form.cleaned_data
     )
     # The token text is shown once, in this response only (never through a redirect or the session).
     context = _tokens_context(request, new_token=text)
@@ -56,13 +57,12 @@ def _data_plane_context(request, control_plane, form=None, new_token=None):
 def data_plane_token_create(request, pk):
     control_plane = control_plane_get(user=request.user, organization=request.organization, pk=pk,
                                       action=Action.CONTROL_PLANE_ADMIN)
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, lifetime=tokens.data_plane_token_lifetime())
     if not form.is_valid():
         context = _data_plane_context(request, control_plane, form)
         return render_page(request, "konnect_admin/data_plane_tokens.html", context, partial="tokens",
                            status=422 if request.htmx else 400)
-    _token, text = tokens.data_plane_token_create(actor=request.user, control_plane=control_plane,
-                                                  name=form.cleaned_data["name"])
+    _token, text = tokens.data_plane_token_create(actor=request.user, control_plane=control_plane, **form.cleaned_data)
     context = _data_plane_context(request, control_plane, new_token=text)
     return render_page(request, "konnect_admin/data_plane_tokens.html", context, partial="tokens", status=201)
 

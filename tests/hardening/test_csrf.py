@@ -31,6 +31,6 @@ def test_pages_hand_htmx_the_csrf_token(world):
     body = client.get("/control-planes/").content.decode()
     token = re.search(r'hx-headers=\'\{"X-CSRFToken": "([^"]+)"\}\'', body)
     assert token, "the <body> carries no CSRF header for htmx"
-    response = client.post("/account/tokens/new/", {"name": "via-htmx"},
+    response = client.post("/account/tokens/new/", {"name": "via-htmx", "expires_in_days": "90"},
                            headers={"HX-Request": "true", "X-CSRFToken": token.group(1)})
     assert response.status_code == 201

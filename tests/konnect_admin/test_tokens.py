@@ -1,8 +1,12 @@
+from datetime import timedelta
+
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from konnect_admin import tokens
-from konnect_admin.models import AuditEvent, DataPlaneToken, PersonalAccessToken
+from konnect_admin.models import AuditEvent, DataPlaneToken, Organization, PersonalAccessToken
 from konnect_admin.models.tokens import token_digest
 from tests import factories
 
@@ -10,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_is_shown_once_and_stored_only_as_a_digest(login, org, org_admin):
-    response = login(org_admin).post(reverse("access_token_create"), {"name": "terraform"})
+    response = login(org_admin).post(reverse("access_token_create"), {"name": "terraform", "expires_in_days": "90"})
     text = response.context["new_token"]
     assert response.status_code == 201
     assert text.startswith("kpat_") and text in response.content.decode()
@@ -63,7 +67,8 @@ def test_data_plane_tokens_need_control_plane_admin(login, org, control_plane):
 def test_control_plane_admin_creates_a_data_plane_token(login, org, control_plane):
     admin = factories.make_role_user(org, "cp_admin", control_plane)
     response = login(admin).post(
-        reverse("data_plane_token_create", args=[control_plane.pk]), {"name": "dp-1"}, headers={"HX-Request": "true"}
+        reverse("data_plane_token_create", args=[control_plane.pk]), {"name": "dp-1", "expires_in_days": "365"},
+        headers={"HX-Request": "true"},
     )
     text = response.context["section"]["new_token"]
     assert response.status_code == 201 and text.startswith("kdpt_")
@@ -74,3 +79,131 @@ def test_control_plane_admin_creates_a_data_plane_token(login, org, control_plan
 def test_data_plane_token_of_another_org_is_404(login, org_admin, other_control_plane):
     response = login(org_admin).post(reverse("data_plane_token_create", args=[other_control_plane.pk]), {"name": "x"})
     assert response.status_code == 404
+
+
+# --- expiry -----------------------------------------------------------------------------------------------
+
+
+def test_a_token_created_without_a_lifetime_gets_the_default(org, org_admin, control_plane, settings):
+    settings.ACCESS_TOKEN_DEFAULT_DAYS, settings.DATA_PLANE_TOKEN_DEFAULT_DAYS = 90, 365
+    before = timezone.now()
+    pat, _text = tokens.personal_access_token_create(user=org_admin, organization=org, name="ci")
+    dp, _text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp")
+    assert before + timedelta(days=90) <= pat.expires_at <= timezone.now() + timedelta(days=90)
+    assert before + timedelta(days=365) <= dp.expires_at <= timezone.now() + timedelta(days=365)
+
+
+@pytest.mark.parametrize("days", [0, -1, 366, 10_000])
+def test_services_refuse_a_lifetime_outside_the_policy(org, org_admin, control_plane, days):
+    with pytest.raises(ValidationError):
+        tokens.personal_access_token_create(user=org_admin, organization=org, name="ci", expires_in_days=days)
+    with pytest.raises(ValidationError):
+        tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp",
+                                       expires_in_days=days if days < 366 else 731)
+    assert not PersonalAccessToken.objects.exists() and not DataPlaneToken.objects.exists()
+
+
+def test_the_form_offers_the_lifetimes_with_the_default_selected(login, org, org_admin, control_plane):
+    page = login(org_admin).get(reverse("access_token_list")).content.decode()
+    select = page[page.index('<select name="expires_in_days"'):]
+    select = select[:select.index("</select>")]
+    assert [value for value in ("30", "90", "180", "365", "730") if f'value="{value}"' in select] == [
+        "30", "90", "180", "365"]
+    assert 'value="90" selected' in select
+    assert '<label for="id_expires_in_days">' in page  # labelled, reachable by keyboard like any select
+    detail = login(org_admin).get(reverse("control_plane_detail", args=[control_plane.pk])).content.decode()
+    assert 'value="730"' in detail and 'value="365" selected' in detail
+
+
+@pytest.mark.parametrize(("access", "data_plane"), [("", ""), ("400", "731"), ("abc", "abc"), ("0", "0")])
+def test_a_missing_or_too_long_lifetime_is_a_form_error(login, org_admin, control_plane, access, data_plane):
+    client = login(org_admin)
+    response = client.post(reverse("access_token_create"), {"name": "ci", "expires_in_days": access},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 422 and 'id="id_expires_in_days"' in response.content.decode()
+    assert '<p class="error" role="alert">' in response.content.decode()
+    response = client.post(reverse("data_plane_token_create", args=[control_plane.pk]),
+                           {"name": "dp", "expires_in_days": data_plane})
+    assert response.status_code == 400 and '<p class="error" role="alert">' in response.content.decode()
+    assert not PersonalAccessToken.objects.exists() and not DataPlaneToken.objects.exists()
+
+
+def test_the_chosen_lifetime_is_kept(login, org, org_admin):
+    response = login(org_admin).post(reverse("access_token_create"), {"name": "ci", "expires_in_days": "30"})
+    assert response.status_code == 201
+    token = PersonalAccessToken.objects.get()
+    assert timedelta(days=29, hours=23) < token.expires_at - token.created_at <= timedelta(days=30)
+    assert "expires in 4\xa0weeks" in response.content.decode() or "expires in 4 weeks" in response.content.decode()
+
+
+def test_the_list_says_when_a_token_expires_or_that_it_expired(login, org, org_admin):
+    tokens.personal_access_token_create(user=org_admin, organization=org, name="fresh", expires_in_days=180)
+    old, _text = tokens.personal_access_token_create(user=org_admin, organization=org, name="old")
+    PersonalAccessToken.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    page = login(org_admin).get(reverse("access_token_list")).content.decode()
+    fresh_row = page[page.index("<td>fresh</td>"):][:600]
+    old_row = page[page.index("<td>old</td>"):][:600]
+    assert "expires in" in fresh_row and "expired" not in fresh_row
+    assert "expired" in old_row and "Revoke" not in old_row
+
+
+def test_an_expired_personal_access_token_is_401_problem_json(client, org, org_admin):
+    token, text = tokens.personal_access_token_create(user=org_admin, organization=org, name="ci")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {text}"}
+    assert client.get("/api/us/v0/cmeks", **auth).status_code == 200
+    PersonalAccessToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get("/api/us/v0/cmeks", **auth)
+    assert response.status_code == 401 and response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 401
+
+
+def test_an_expired_data_plane_token_is_refused(org_admin, control_plane):
+    token, text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp")
+    DataPlaneToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert tokens.data_plane_token_authenticate(text) is None
+
+
+# --- suspended organizations ------------------------------------------------------------------------------
+
+
+def test_a_suspended_organizations_tokens_are_401_problem_json(client, org, org_admin, control_plane):
+    _pat, pat = tokens.personal_access_token_create(user=org_admin, organization=org, name="ci")
+    _dp, dp = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp")
+    resolve = {"path": "/api/us/v1/vault/resolve", "data": {"references": ["{vault://pay/x}"]},
+               "content_type": "application/json"}
+    assert client.get("/api/us/v0/cmeks", HTTP_AUTHORIZATION=f"Bearer {pat}").status_code == 200
+    assert client.post(**resolve, HTTP_AUTHORIZATION=f"Bearer {dp}").status_code != 401
+
+    Organization.objects.filter(pk=org.pk).update(state=Organization.State.INACTIVE)
+    for response in (client.get("/api/us/v0/cmeks", HTTP_AUTHORIZATION=f"Bearer {pat}"),
+                     client.post(**resolve, HTTP_AUTHORIZATION=f"Bearer {dp}"),
+                     client.post("/api/us/v1/debugger/sessions/x/traces", {}, content_type="application/json",
+                                 HTTP_AUTHORIZATION=f"Bearer {dp}")):
+        assert response.status_code == 401 and response["Content-Type"] == "application/problem+json"
+
+    Organization.objects.filter(pk=org.pk).update(state=Organization.State.ACTIVE)
+    assert client.get("/api/us/v0/cmeks", HTTP_AUTHORIZATION=f"Bearer {pat}").status_code == 200
+
+
+def test_the_upgrade_gives_tokens_without_an_expiry_the_default_one(org, org_admin, control_plane, settings):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    pat, pat_text = tokens.personal_access_token_create(user=org_admin, organization=org, name="old")
+    dp, dp_text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="old")
+    revoked, _text = tokens.personal_access_token_create(user=org_admin, organization=org, name="gone")
+    tokens.personal_access_token_revoke(user=org_admin, token=revoked)
+    for model in (PersonalAccessToken, DataPlaneToken):  # as issued before tokens expired
+        model.objects.update(expires_at=None)
+
+    migration = import_module("konnect_admin.migrations.0003_token_expiry_backfill")
+    migration.give_every_token_an_expiry(apps, None)
+
+    for token in (pat, dp, revoked):
+        token.refresh_from_db()
+    days_left = [round((token.expires_at - timezone.now()) / timedelta(days=1)) for token in (pat, dp)]
+    assert days_left == [settings.ACCESS_TOKEN_DEFAULT_DAYS, settings.DATA_PLANE_TOKEN_DEFAULT_DAYS]
+    assert revoked.expires_at is None  # revoked stays revoked; nothing to extend
+    assert tokens.personal_access_token_authenticate(pat_text) == pat  # still works after the upgrade
+    assert tokens.data_plane_token_authenticate(dp_text) == dp
