@@ -5,6 +5,8 @@ never listed, shown or editable here (not even as ciphertext). Deleting goes thr
 retention purge, which crypto-shred first.
 """
 
+import json
+
 from django.contrib import admin
 
 from debugger.models import Blob, DebugSession, PayloadCapture, RequestLog, Span, Trace
@@ -35,7 +37,13 @@ class TraceAdmin(ReadOnlyAdmin):
 class SpanAdmin(ReadOnlyAdmin):
     list_display = ["name", "trace", "span_id", "start_ns", "end_ns"]
     search_fields = ["span_id", "trace__trace_id"]
-    fields = ["trace", "span_id", "parent_span_id", "name", "start_ns", "end_ns", "attributes"]
+    fields = ["trace", "span_id", "parent_span_id", "name", "start_ns", "end_ns", "shown_attributes"]
+    readonly_fields = ["shown_attributes"]
+
+    @admin.display(description="attributes")
+    def shown_attributes(self, span):
+        """Through the span-attribute denylist again (debugger/attributes.py), never the raw column."""
+        return json.dumps(span.shown_attributes, indent=2, sort_keys=True)
 
 
 @admin.register(PayloadCapture)

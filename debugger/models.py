@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from debugger.attributes import scrub as scrub_attributes
 from encryption_keys.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
 from encryption_keys.keyring import EncryptionScope
 from encryption_keys.models import Purpose
@@ -161,6 +162,11 @@ class Span(models.Model):
     def duration_ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
 
+    @property
+    def shown_attributes(self) -> dict:
+        """The attributes with today's denylist applied again, for rows stored before a rule existed."""
+        return scrub_attributes(self.attributes or {})[0]
+
 
 class PayloadKind(models.TextChoices):
     CLIENT_REQUEST = "client_request", "Client request"
@@ -188,6 +194,8 @@ class PayloadCapture(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} of {self.trace_id}"
+
+    encryption_scope_related = ("trace__session__control_plane",)  # what encryption_scope() reads
 
     def encryption_scope(self) -> EncryptionScope:
         return self.trace.session.scope(Purpose.DEBUGGER_PAYLOAD)
@@ -230,6 +238,8 @@ class RequestLog(models.Model):
     @property
     def control_plane(self) -> ControlPlane:
         return self.session.control_plane
+
+    encryption_scope_related = ("session__control_plane",)  # what encryption_scope() reads
 
     def encryption_scope(self) -> EncryptionScope:
         return self.session.scope(Purpose.DEBUGGER_LOG)

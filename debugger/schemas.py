@@ -11,6 +11,7 @@ from uuid import UUID
 from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
+from debugger.attributes import scrub as scrub_attributes
 from debugger.models import LogLevel, PayloadKind
 
 TRACE_ID = r"^[0-9a-f]{32}$"
@@ -23,14 +24,6 @@ MAX_ATTRIBUTES = 64
 MAX_HEADERS = 200
 MAX_BODY_BYTES = 256 * 1024
 MAX_BASE64_CHARS = 4 * ((MAX_BODY_BYTES + 2) // 3)
-
-# Span attributes are unencrypted metadata. These may carry payload data (full URL with its query
-# string, client address, header values); they belong in the encrypted payload capture and are dropped.
-SENSITIVE_ATTRIBUTES = frozenset({
-    "http.url", "url.full", "url.query", "http.target", "http.client_ip", "client.address",
-    "net.peer.ip", "http.user_agent", "user_agent.original", "http.request.body", "http.response.body",
-})
-SENSITIVE_ATTRIBUTE_PREFIXES = ("http.request.header.", "http.response.header.")
 
 
 
@@ -80,12 +73,8 @@ class SpanIn(StrictSchema):
         return self
 
     def safe_attributes(self) -> tuple[dict, int]:
-        """The attributes that may be stored unencrypted, and how many were dropped."""
-        kept = {
-            key: value for key, value in self.attributes.items()
-            if key not in SENSITIVE_ATTRIBUTES and not key.startswith(SENSITIVE_ATTRIBUTE_PREFIXES)
-        }
-        return kept, len(self.attributes) - len(kept)
+        """The attributes that may be stored unencrypted, and how many were dropped (debugger/attributes.py)."""
+        return scrub_attributes(self.attributes)
 
 
 class PayloadIn(StrictSchema):
