@@ -1,13 +1,27 @@
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
+from django.shortcuts import render
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from konnect_admin.models import Organization
 from konnect_admin.permissions import grants_for
 
 SESSION_KEY = "organization_id"
+# URL namespaces with their own access rules: the JSON APIs (bearer tokens) and the operator console.
+OWN_ACCESS_RULES = frozenset({"ninja", "admin"})
+
+
+def organization_not_required(view_func):
+    """Marks a page that works for a signed-in user without an active organization."""
+    view_func.organization_required = False
+    return view_func
 
 
 class CurrentOrganizationMiddleware:
-    """Sets `request.organization` (the one chosen in the switcher, among the user's) and `request.grants`."""
+    """Sets `request.organization` (the one chosen in the switcher, among the user's active ones) and
+    `request.grants`; a signed-in user with none (no membership yet, or only suspended organizations) gets the
+    "No organization yet" page from every page, instead of each view meeting `request.organization is None`.
+    Pages that need no organization: `login_not_required` ones and `organization_not_required` ones."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -23,6 +37,22 @@ class CurrentOrganizationMiddleware:
             ) or organizations.order_by("name").first()
         request.grants = grants_for(user, request.organization)
         return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.organization is not None or not request.user.is_authenticated:
+            return None
+        if not getattr(view_func, "login_required", True) or not getattr(view_func, "organization_required", True):
+            return None
+        if OWN_ACCESS_RULES.intersection(request.resolver_match.app_names):
+            return None
+        return no_organization(request)
+
+
+def no_organization(request):
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("dashboard"))
+    suspended = Organization.objects.filter(memberships__user=request.user).exclude(state=Organization.State.ACTIVE)
+    return render(request, "konnect_admin/no_organization.html", {"suspended": suspended.exists()}, status=403)
 
 
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):

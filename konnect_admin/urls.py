@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
 from konnect_admin.api import api_v0, api_v1, api_v2
+from konnect_admin.middleware import organization_not_required
 from konnect_admin.views import audit, control_planes, dashboard, members, tokens
 
 
@@ -21,7 +22,7 @@ register_converter(KonnectRegionConverter, "konnect_region")
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(template_name="konnect_admin/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", organization_not_required(auth_views.LogoutView.as_view()), name="logout"),
     # The one way a password is set for a user: the link e-mailed to them (the operator console sends it).
     path("password-reset/<uidb64>/<token>/",
          auth_views.PasswordResetConfirmView.as_view(template_name="konnect_admin/password_reset_confirm.html"),

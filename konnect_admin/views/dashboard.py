@@ -12,9 +12,7 @@ from konnect_admin.selectors import control_plane_list, organizations_of
 
 @require_GET
 def dashboard(request):
-    organization = request.organization
-    if organization is None:
-        return render(request, "konnect_admin/no_organization.html", status=403)
+    organization = request.organization  # never None here: CurrentOrganizationMiddleware explains instead
     context = {
         "control_planes": control_plane_list(user=request.user, organization=organization)[:10],
         "recent_events": AuditEvent.objects.filter(organization=organization)[:8]
