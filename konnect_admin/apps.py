@@ -12,3 +12,9 @@ class KonnectAdminConfig(AppConfig):
 
         navigation.USER_MENU.append(access_tokens_menu)
         navigation.CONTROL_PLANE_SECTIONS.append(data_plane_tokens_section)
+
+        from axes.signals import user_locked_out
+
+        from konnect_admin.authentication import record_lockout
+
+        user_locked_out.connect(record_lockout, dispatch_uid="konnect_admin.record_lockout")

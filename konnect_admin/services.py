@@ -8,15 +8,18 @@ from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from konnect_admin.models import (
     AuditEvent,
     ControlPlane,
     Membership,
     Organization,
+    PersonalAccessToken,
     Role,
     RoleAssignment,
     Team,
+    TeamMembership,
     User,
 )
 from konnect_admin.permissions import Action, forget_grants, require
@@ -60,7 +63,10 @@ def organization_create(
 def member_add(
     *, organization: Organization, user: User, actor: User | None, team: str | None = None
 ) -> Membership:
-    membership, _ = Membership.objects.get_or_create(organization=organization, user=user)
+    membership, created = Membership.objects.get_or_create(organization=organization, user=user)
+    if created:
+        # A new membership starts empty, even if an earlier one was deleted outside member_remove.
+        _member_access_revoke(organization=organization, user=user)
     if team:
         Team.objects.get(organization=organization, name=team).members.add(user)
     forget_grants(user)
@@ -68,6 +74,37 @@ def member_add(
         actor=actor, organization=organization, action="member.added", target=user, details={"team": team or ""}
     )
     return membership
+
+
+def _member_access_revoke(*, organization: Organization, user: User) -> dict:
+    """Take away what `user` holds in `organization`: role assignments, team memberships, personal access tokens."""
+    assignments = RoleAssignment.objects.filter(organization=organization, user=user)
+    roles = [f"{role}@{cp_id or '*'}" for role, cp_id in assignments.values_list("role", "control_plane_id")]
+    assignments.delete()
+    team_memberships = TeamMembership.objects.filter(team__organization=organization, user=user)
+    teams = list(team_memberships.values_list("team__name", flat=True))
+    team_memberships.delete()
+    revoked = PersonalAccessToken.objects.filter(
+        organization=organization, user=user, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    return {"roles": roles, "teams": teams, "access_tokens_revoked": revoked}
+
+
+@transaction.atomic
+def member_remove(*, organization: Organization, actor: User, user: User) -> None:
+    """Remove `user` from `organization` with everything it gave them: role assignments, team memberships and their
+    personal access tokens for this organization (revoked, so a re-added member gets nothing back).
+
+    Data-plane tokens the user created stay valid: they belong to the control plane and its gateways, not to the
+    person who issued them (a Control Plane Admin revokes them on the control plane's page)."""
+    require(actor, Action.MEMBERS_MANAGE, organization)
+    if user.pk == actor.pk:
+        raise ValueError("You cannot remove yourself from the organization.")
+    membership = Membership.objects.select_for_update().get(organization=organization, user=user)
+    details = _member_access_revoke(organization=organization, user=user)
+    membership.delete()
+    forget_grants(user)
+    audit_record(actor=actor, organization=organization, action="member.removed", target=user, details=details)
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@ checked: production (konnect_admin.settings), development (konnect_admin.setting
 (tests.settings) each import this module and add what their mode needs; only production refuses unsafe values.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -26,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
     "konnect_admin",
     "encryption_keys",
     "debugger",
@@ -45,6 +47,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "konnect_admin.middleware.CurrentOrganizationMiddleware",
     "konnect_admin.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: turns a refused log-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "konnect_admin.urls"
@@ -81,6 +85,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "konnect_admin.User"
+# axes' backend first: a locked-out account or address is refused before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "konnect_admin.authentication.EmailPasswordBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -156,6 +165,29 @@ KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
 # (references and outcomes, never values) and the key-usage log (one row per KMS call).
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
 KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
+
+# --- Log-in throttling (django-axes) and API token lifetimes -----------------------------------------
+# After LOGIN_FAILURE_LIMIT failed log-ins of one account (from anywhere) or from one client IP (for any account),
+# every log-in of that account / from that address is refused with a 429 page for LOGIN_LOCKOUT_MINUTES, counted
+# from the last attempt; each lockout is written to the audit log. Failures are counted in the database (works on
+# SQLite and PostgreSQL, shared by every worker, survives restarts) rather than in the cache, which is per process
+# in development and tests. A successful log-in does not reset the counters: otherwise an attacker with an account
+# of their own would clear their address's count between guesses.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "konnect_admin.authentication.login_username"
+AXES_LOCKOUT_CALLABLE = "konnect_admin.authentication.lockout_response"
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # successful log-ins are not kept (IP addresses are personal data)
+AXES_ENABLE_ADMIN = False  # the operator console registers nothing we did not review; `manage.py axes_reset` unlocks
+AXES_VERBOSE = False
+# The client address: REMOTE_ADDR, or with LOGIN_PROXY_COUNT=N reverse proxies in front, the address the outermost
+# one saw (N-th X-Forwarded-For entry from the right). Behind a proxy, leaving it 0 makes every client one address.
+AXES_CLIENT_IP_CALLABLE = "konnect_admin.authentication.client_ip"
+LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0)
 
 # Days an API token stays valid: the default a new token gets, and the most its creator may choose.
 ACCESS_TOKEN_DEFAULT_DAYS = env_int("ACCESS_TOKEN_DEFAULT_DAYS", 90)

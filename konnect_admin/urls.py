@@ -41,6 +41,7 @@ urlpatterns = [
     path("account/tokens/new/", tokens.access_token_create, name="access_token_create"),
     path("account/tokens/<int:pk>/revoke/", tokens.access_token_revoke, name="access_token_revoke"),
     path("organization/members/", members.member_list, name="member_list"),
+    path("organization/members/<int:pk>/remove/", members.member_remove, name="member_remove"),
     path("organization/members/roles/", members.role_assign, name="role_assign"),
     path("organization/members/roles/<int:pk>/revoke/", members.role_revoke, name="role_revoke"),
     path("organization/members/teams/", members.team_membership, name="team_membership"),

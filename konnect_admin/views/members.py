@@ -1,10 +1,12 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from konnect_admin import selectors, services
 from konnect_admin.forms import RoleAssignmentForm, TeamMembershipForm
-from konnect_admin.models import RoleAssignment, Team
+from konnect_admin.models import Membership, RoleAssignment, Team
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
 
@@ -25,6 +27,21 @@ def _members_context(request, form=None):
 @require_GET
 def member_list(request):
     return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
+
+
+@require_POST
+def member_remove(request, pk):
+    """Remove a member (Organization Admins only); their roles, teams and access tokens go with the membership."""
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk, organization=request.organization)
+    try:
+        services.member_remove(organization=request.organization, actor=request.user, user=membership.user)
+    except ValueError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{membership.user.email} removed: their roles, teams and access tokens are revoked.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("member_list"))
+    return redirect("member_list")
 
 
 @require_POST

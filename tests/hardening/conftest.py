@@ -43,6 +43,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
         "org": org, "admin": admin, "cp": cp.pk, "session": session.pk, "trace_id": trace.trace_id,
         "payload_kind": "client_request", "store": store.pk, "secret": secret.pk, "vault": vault.pk, "key": key.pk,
         "job": job.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
+        "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
         "store_name": store.name,
     }

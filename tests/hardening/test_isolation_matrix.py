@@ -64,6 +64,7 @@ RULES: dict[str, Rule] = {
     "data_plane_token_revoke": Rule("POST", CP_ADMINS, ("cp", "dp_token")),
     "access_token_revoke": Rule("POST", {"org_admin"}, ("pat",)),
     "role_revoke": Rule("POST", {"org_admin"}, ("assignment",)),
+    "member_remove": Rule("POST", {"org_admin"}, ("membership",)),
     "encryption_key_detail": Rule("GET", KEY_READERS, ("key",)),
     "encryption_key_check": Rule("POST", KEY_ADMIN, ("key",)),
     "encryption_key_unlink": Rule("GET", KEY_ADMIN, ("key",)),
