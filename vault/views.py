@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -67,12 +68,14 @@ def _stores_context(request, control_plane, form=None) -> dict:
     }
 
 
+@never_cache
 @require_GET
 def config_store_list(request, pk):
     control_plane = _control_plane(request, pk)
     return render_page(request, "vault/config_stores.html", _stores_context(request, control_plane))
 
 
+@never_cache
 @require_POST
 def config_store_create(request, pk):
     control_plane = _control_plane(request, pk, Action.VAULT_ADMIN)
@@ -87,6 +90,7 @@ def config_store_create(request, pk):
                        partial="create", status=_invalid(request))
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def config_store_rename(request, pk, store_pk):
     store = _store(request, pk, store_pk, Action.VAULT_ADMIN)
@@ -102,6 +106,7 @@ def config_store_rename(request, pk, store_pk):
                        status=status)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def config_store_delete(request, pk, store_pk):
     store = _store(request, pk, store_pk, Action.VAULT_ADMIN)
@@ -118,6 +123,7 @@ def config_store_delete(request, pk, store_pk):
                        status=_invalid(request) if form.errors else 200)
 
 
+@never_cache
 @require_GET
 def secret_list(request, pk, store_pk):
     store = _store(request, pk, store_pk)
@@ -134,6 +140,7 @@ def secret_list(request, pk, store_pk):
     return render_page(request, "vault/secrets.html", context, partial="results")
 
 
+@never_cache
 @require_GET
 def secret_status(request, pk, store_pk, secret_pk):
     """Checks that the secret can be decrypted now ("readable" or the error code); never shows the value."""
@@ -143,6 +150,7 @@ def secret_status(request, pk, store_pk, secret_pk):
     return render(request, template, context)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def secret_create(request, pk, store_pk):
     store = _store(request, pk, store_pk, Action.VAULT_ADMIN)
@@ -160,6 +168,7 @@ def secret_create(request, pk, store_pk):
     return _secret_form(request, store, form, error=error)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def secret_update(request, pk, store_pk, secret_pk):
     secret = _secret(request, pk, store_pk, secret_pk, Action.VAULT_ADMIN)
@@ -190,6 +199,7 @@ def _secret_form(request, store, form, *, secret=None, error=None):
     return response
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def secret_delete(request, pk, store_pk, secret_pk):
     secret = _secret(request, pk, store_pk, secret_pk, Action.VAULT_ADMIN)
@@ -200,12 +210,14 @@ def secret_delete(request, pk, store_pk, secret_pk):
     return render(request, "vault/secret_delete.html", {"secret": secret, "store": secret.store})
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def vault_create(request, pk):
     control_plane = _control_plane(request, pk, Action.VAULT_ADMIN)
     return _vault_form(request, control_plane, None)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def vault_update(request, pk, vault_pk):
     control_plane = _control_plane(request, pk, Action.VAULT_ADMIN)
@@ -231,6 +243,7 @@ def _vault_form(request, control_plane, vault):
                        status=_invalid(request) if form.errors else 200)
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def vault_delete(request, pk, vault_pk):
     control_plane = _control_plane(request, pk, Action.VAULT_ADMIN)
@@ -242,6 +255,7 @@ def vault_delete(request, pk, vault_pk):
     return render(request, "vault/vault_delete.html", {"control_plane": control_plane, "vault": vault})
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def protect_with_cmek(request, pk):
     control_plane = _control_plane(request, pk)
