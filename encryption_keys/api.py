@@ -205,6 +205,8 @@ def put_cmek(request, cmekId: str, payload: PutCMEKBody):  # noqa: N803
         return _verification_problem(failure.checklist)
     except services.KeyAlreadyLinked as error:
         return problem_response(status=409, detail=str(error), code="already_linked")
+    except services.KeyInUse as error:
+        return problem_response(status=409, detail=str(error), code=error.code)
     return Status(200, _cmek(key))
 
 

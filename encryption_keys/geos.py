@@ -45,6 +45,23 @@ class KeyArn:
         """The same key in another AWS region (a multi-region replica has the same key id)."""
         return f"arn:{self.partition}:kms:{aws_region}:{self.account}:key/{self.key_id}"
 
+    @property
+    def identity(self) -> str:
+        """Which key this is, whatever region it is addressed in: `<partition>:<account>:<key id>`.
+
+        A multi-region key and its replicas share the id (`mrk-…`), so every sibling has one identity; a
+        single-region key id is unique anyway. Aliases never get this far (`parse_key_arn` refuses them).
+        """
+        return f"{self.partition}:{self.account}:{self.key_id}"
+
+    def sibling_arns(self) -> list[str]:
+        """This ARN, and for a multi-region key the same key in every AWS region of every Konnect geo
+        (the only regions a linked key, a replica it fails over to, or a data key's wrapping key can be in)."""
+        if not self.is_multi_region:
+            return [self.arn]
+        regions = dict.fromkeys([self.region, *(r for regions in GEO_AWS_REGIONS.values() for r in regions)])
+        return [self.in_region(region) for region in regions]
+
 
 def parse_key_arn(text: str) -> KeyArn:
     text = (text or "").strip()
@@ -62,6 +79,14 @@ def parse_key_arn(text: str) -> KeyArn:
             "where the key id is a UUID or a multi-region id mrk-<32 hex>."
         )
     return KeyArn(arn=text, **match.groupdict())
+
+
+def key_identity(text: str) -> str:
+    """The identity of a stored key ARN (see `KeyArn.identity`); text that is not a key ARN stands for itself."""
+    try:
+        return parse_key_arn(text).identity
+    except InvalidKeyArn:
+        return (text or "").strip()
 
 
 def geo_of_aws_region(aws_region: str) -> str | None:

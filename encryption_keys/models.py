@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from encryption_keys.geos import key_identity
 from konnect_admin.models import Organization, Region
 
 
@@ -37,6 +38,9 @@ class EncryptionKey(models.Model):
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=1000, blank=True)
     key_arn = models.CharField(max_length=2048)
+    # Which KMS key this is in any region (geos.KeyArn.identity): one link per key in the installation, so
+    # another organization can never link it, nor a multi-region sibling of it. Kept in step by save().
+    key_identity = models.CharField(max_length=2048, editable=False)
     status = models.CharField(max_length=24, choices=KeyStatus, default=KeyStatus.HEALTHY)
     deletion_date = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
@@ -49,11 +53,21 @@ class EncryptionKey(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "region"], name="one_cmek_per_org_region")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "region"], name="one_cmek_per_org_region"),
+            models.UniqueConstraint(fields=["key_identity"], name="one_link_per_kms_key"),
+        ]
         ordering = ["region"]
 
     def __str__(self):
         return f"{self.name} ({self.get_region_display()})"
+
+    def save(self, *args, **kwargs):
+        self.key_identity = key_identity(self.key_arn)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "key_arn" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "key_identity"}
+        super().save(*args, **kwargs)
 
     @property
     def is_usable(self) -> bool:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from encryption_keys import call_log, health, keyring
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatus, KeyStatusChange
+from encryption_keys.ownership import KeyInUse, refuse_key_in_use  # noqa: F401 - KeyInUse: for callers
 from encryption_keys.verification import Checklist, verify_key
 from konnect_admin.models import Organization, User
 from konnect_admin.permissions import Action, require
@@ -65,9 +66,15 @@ def _invalidate_data_key_caches() -> None:
 def link_key(
     *, organization: Organization, region: str, key_arn: str, name: str, description: str = "", actor: User
 ) -> LinkedKey:
+    """Verify `key_arn` and link it as the organization's key for `region`.
+
+    Raises PermissionDenied, KeyAlreadyLinked, KeyInUse (another organization's key, before any KMS call) or
+    KeyVerificationFailed (carrying the checklist).
+    """
     require(actor, Action.KEY_MANAGE, organization)
     if EncryptionKey.objects.filter(organization=organization, region=region).exists():
         raise KeyAlreadyLinked(f"A key is already linked for region {region}.")
+    refuse_key_in_use(organization=organization, region=region, key_arn=key_arn)
     checklist = verify_key(organization=organization, region=region, key_arn=key_arn)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
@@ -84,6 +91,8 @@ def link_key(
             audit_record(actor=actor, organization=organization, action="encryption_key.linked", target=key,
                          details={"region": region, "key_arn": key.key_arn, "checks": checklist.verdicts()})
     except IntegrityError:
+        # Another link committed while this one was verified: of this region, or of this very key.
+        refuse_key_in_use(organization=organization, region=region, key_arn=checklist.key_arn)
         raise KeyAlreadyLinked(f"A key is already linked for region {region}.") from None
     _invalidate_data_key_caches()
     return LinkedKey(key=key, checklist=checklist)

@@ -65,6 +65,8 @@ def key_link(request):
             context["checklist"] = failure.checklist
         except services.KeyAlreadyLinked as error:
             form.add_error("region", str(error))
+        except services.KeyInUse as error:
+            form.add_error("key_arn", str(error))
     return render_page(request, "encryption_keys/key_link.html", context, partial="connect", status=status)
 
 

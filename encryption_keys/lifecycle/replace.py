@@ -12,13 +12,14 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from encryption_keys import call_log, keyring
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.lifecycle.rewrap import RewrapInterrupted, data_keys_under, rewrap_data_keys
 from encryption_keys.models import EncryptionKey, KeyStatus
+from encryption_keys.ownership import KeyInUse, refuse_key_in_use
 from encryption_keys.services import KeyVerificationFailed
 from encryption_keys.verification import verify_key
 from konnect_admin.models import Organization
@@ -46,7 +47,8 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
 
     `actor` None is the platform operator on a shell (the management command); a user must be an Org Admin.
     With `start=False` the caller runs `rewrap_data_keys(job)` itself.
-    Raises PermissionDenied, KeyReplacementError, or KeyVerificationFailed (carrying the checklist).
+    Raises PermissionDenied, KeyReplacementError (also when the new key is another organization's, before
+    any KMS call), or KeyVerificationFailed (carrying the checklist).
     """
     if actor is not None:
         require(actor, Action.KEY_MANAGE, organization)
@@ -55,9 +57,22 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
     if new_key_arn == key.key_arn:
         raise KeyReplacementError("This key is already the linked key for this region.", code="same_key")
     _refuse_if_unfinished(organization, region, key.key_arn)
+    _refuse_key_in_use(organization, region, new_key_arn)
     checklist = verify_key(organization=organization, region=region, key_arn=new_key_arn)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
+    try:
+        job = _switch_key(organization, region, key, checklist, actor=actor, name=name, description=description)
+    except IntegrityError:  # another organization linked the new key while it was verified
+        _refuse_key_in_use(organization, region, checklist.key_arn)
+        raise
+    _switch_writers()
+    if start:
+        _launch(job)
+    return job
+
+
+def _switch_key(organization, region, key, checklist, *, actor, name, description) -> RewrapJob:
     with transaction.atomic():
         key = EncryptionKey.objects.select_for_update().get(pk=key.pk)
         _refuse_if_unfinished(organization, region, key.key_arn)
@@ -72,9 +87,6 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
             details={"region": region, "old_key_arn": job.old_key_arn, "new_key_arn": job.new_key_arn,
                      "rewrap_job": job.pk, "data_keys": job.total, "checks": checklist.verdicts()},
         )
-    _switch_writers()
-    if start:
-        _launch(job)
     return job
 
 
@@ -117,6 +129,13 @@ def wait_for_rewrap(job: RewrapJob, *, timeout: float | None = None) -> bool:
         thread.join(timeout)
         return not thread.is_alive()
     return True
+
+
+def _refuse_key_in_use(organization: Organization, region: str, new_key_arn: str) -> None:
+    try:
+        refuse_key_in_use(organization=organization, region=region, key_arn=new_key_arn)
+    except KeyInUse as in_use:
+        raise KeyReplacementError(str(in_use), code=in_use.code) from None
 
 
 def _refuse_if_unfinished(organization: Organization, region: str, current_arn: str) -> None:

@@ -282,6 +282,28 @@ def test_another_organization_can_neither_see_nor_change_the_key(client, other_o
     assert EncryptionKey.objects.filter(pk=linked.pk, key_arn=linked.key_arn, name="Acme US").exists()
 
 
+@pytest.mark.parametrize("sibling", [False, True])
+def test_globex_cannot_link_acmes_key_or_its_replica_through_the_api(client, org, other_org, other_org_admin, linked,
+                                                                     spec, sibling, kms_calls):
+    arn = linked.key_arn.replace(":us-west-2:", ":us-east-2:") if sibling else linked.key_arn
+    response = put(client, bearer(other_org_admin, other_org), {"key_arn": arn, "name": "Globex US"})
+    body = spec.validate(response, "/cmeks/{cmekId}", "put", schema="BaseError")
+    assert response.status_code == 409 and body["code"] == "key_owned_by_another_organization"
+    assert "another organization" in body["detail"] and "Acme" not in response.content.decode()
+    assert str(org.pk) not in response.content.decode()
+    assert not EncryptionKey.objects.filter(organization=other_org).exists()
+    assert kms_calls(organization=other_org).count() == 0
+
+
+def test_globex_cannot_replace_its_key_with_acmes_through_the_api(client, other_org, other_org_admin, linked, spec):
+    globex = bearer(other_org_admin, other_org)
+    assert put(client, globex, {"key_arn": new_customer_key(), "name": "Globex US"}).status_code == 200
+    response = put(client, globex, {"key_arn": linked.key_arn, "name": "Globex US"})
+    body = spec.validate(response, "/cmeks/{cmekId}", "put", schema="BaseError")
+    assert response.status_code == 409 and body["code"] == "key_owned_by_another_organization"
+    assert EncryptionKey.objects.get(organization=other_org).key_arn != linked.key_arn
+
+
 # --- list ------------------------------------------------------------------------------------------------
 
 

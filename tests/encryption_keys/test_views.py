@@ -128,7 +128,7 @@ def test_failed_verification_htmx_is_422_with_the_checklist_and_the_form(login, 
     assert response.status_code == 422
     assert "<html" not in body and "The key was not linked" in body
     assert 'data-check="key_state" data-verdict="fail"' in body
-    assert 'data-check="round_trip" data-verdict="skipped"' in body
+    assert 'data-check="round_trip" data-verdict="not_run"' in body and ">Not run</span>" in body
     assert "Enable the key in AWS KMS." in body
     assert 'name="key_arn"' in body and cmek in body  # the form stays, filled in
     assert not EncryptionKey.objects.exists()
@@ -155,6 +155,28 @@ def test_a_second_key_for_the_region_is_a_form_error(login, org_admin, linked):
     assert response.status_code == 422
     assert "A key is already linked for this region" in response.content.decode()
     assert EncryptionKey.objects.get().key_arn == linked.key_arn
+
+
+@pytest.mark.parametrize("headers", [HTMX, {}])
+def test_globex_linking_acmes_key_is_a_form_error_naming_no_one(login, org, other_org, other_org_admin, linked,
+                                                                 headers, kms_calls):
+    response = login(other_org_admin).post(reverse("encryption_key_link"), form_data(linked.key_arn, name="Globex US"),
+                                                  headers=headers)
+    body = response.content.decode()
+    assert response.status_code == (422 if headers else 400)
+    assert "already in use by another organization" in body and 'aria-invalid="true"' in body
+    assert "Acme" not in body and str(org.pk) not in body
+    assert not EncryptionKey.objects.filter(organization=other_org).exists()
+    assert kms_calls(organization=other_org).count() == 0
+
+
+def test_globex_replacing_its_key_with_acmes_is_a_form_error(login, org, other_org_admin, linked, other_key):
+    url = reverse("encryption_key_replace", args=[other_key.pk])
+    response = login(other_org_admin).post(url, form_data(linked.key_arn, name="Globex US"), headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 422
+    assert "already in use by another organization" in body and "Acme" not in body
+    assert EncryptionKey.objects.get(pk=other_key.pk).key_arn == other_key.key_arn
 
 
 @pytest.mark.parametrize("role", ["org_admin_read_only", "cp_admin_team", "member"])
