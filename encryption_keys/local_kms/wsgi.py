@@ -137,6 +137,11 @@ class KeepAliveServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver listens with a backlog of 5: the kernel then queues 6 connections the accept loop has not
+    # taken yet and drops the SYN of the 7th. A re-wrap opens KEY_REWRAP_CONCURRENCY (8) at once; when this
+    # thread is starved (a loaded machine, a GC pause) a dropped SYN is resent only after 1 s, which is the
+    # tests' KMS_CONNECT_TIMEOUT: the call fails as kms_unavailable. A real KMS endpoint does not drop them.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], app: WsgiApp, *, verbose: bool = False) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

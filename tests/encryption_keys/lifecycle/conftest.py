@@ -1,3 +1,7 @@
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
 from encryption_keys import local_kms, services
@@ -24,3 +28,43 @@ def new_cmek(org):
     arn = local_kms.create_key(region="us-west-2", description="replacement key", multi_region=True)
     local_kms.replicate_key(arn, to_region="us-east-2")
     return arn
+
+
+def listen_queue(port: int) -> int:
+    """Connections the kernel has completed on the loopback listener `port` and nobody has accepted yet."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN; rx_queue is the accept queue
+            return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@pytest.fixture
+def kms_accepting_late(kms_server, settings):
+    """`with kms_accepting_late(connections=n):` the local KMS accepts no connection until `n` wait for it.
+
+    Its accept loop is a thread of the test process: on a loaded machine (or in a GC pause) it runs late
+    while the client's threads connect. This makes that deterministic: connections pile up in the listen
+    queue, as many as the client opens at once. Should fewer than `n` ever fit there (the kernel dropped a
+    SYN), the loop waits 3 x KMS_CONNECT_TIMEOUT before it accepts, so a dropped connect has timed out.
+    """
+    httpd = kms_server._httpd
+
+    @contextmanager
+    def accepting_late(*, connections: int):
+        accept = httpd.get_request
+        held_until = time.monotonic() + 3 * settings.KMS_CONNECT_TIMEOUT
+
+        def get_request():
+            while listen_queue(kms_server.port) < connections and time.monotonic() < held_until:
+                time.sleep(0.005)  # polls a condition: the accept loop's own thread, the test's thread runs on
+            httpd.get_request = accept  # once: later connections are accepted as they come
+            return accept()
+
+        httpd.get_request = get_request
+        try:
+            yield
+        finally:
+            httpd.__dict__.pop("get_request", None)
+
+    return accepting_late

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from encryption_keys import keyring, local_kms
+from encryption_keys import keyring, kms, local_kms
 from encryption_keys.lifecycle import KeyReplacementError, KeyVerificationFailed, replace_key
 from encryption_keys.lifecycle import rewrap as rewrap_module
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState
@@ -73,6 +73,25 @@ def test_replace_10000_records_20_data_keys_with_20_reencrypt_calls(org, org_adm
     reads = kms_calls(operation="Decrypt")[: kms_calls(operation="Decrypt").count() - decrypts_before]
     assert {call.key_arn for call in reads} == {new_cmek}  # read through the new key only
     assert len(reads) == SCOPES
+
+
+def test_a_local_kms_that_accepts_late_does_not_interrupt_the_rewrap(
+    org, org_admin, linked_key, new_cmek, kms_calls, kms_accepting_late, settings
+):
+    """Under load the re-wrap above once ended `failed` (kms_unavailable): its 8 calls in flight opened 8
+    connections at once while the local KMS's accept loop was starved, the listen queue held 6, and the
+    dropped SYN was resent after 1 s = KMS_CONNECT_TIMEOUT. Here the accept loop is late on purpose."""
+    settings.KEY_REWRAP_CONCURRENCY = 8
+    write_notes(org, scopes=SCOPES, per_scope=2)
+    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    kms.reset_clients()  # no pooled connection: each call in flight opens its own
+
+    with kms_accepting_late(connections=rewrap_module.concurrency()):
+        job = rewrap_module.rewrap_data_keys(job)
+
+    assert set(kms_calls(operation="ReEncrypt").values_list("outcome", flat=True)) == {"ok"}
+    assert (job.state, job.done, job.failed) == (RewrapState.COMPLETED, SCOPES, 0)
+    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
 
 
 @pytest.mark.parametrize("same_created_at", [False, True], ids=["distinct-times", "one-timestamp"])
