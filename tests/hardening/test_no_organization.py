@@ -19,7 +19,7 @@ from tests.hardening.test_isolation_matrix import RULES, page_url_names
 
 pytestmark = pytest.mark.django_db
 
-SAMPLES = {"uuid": uuid.UUID(int=1), "int": 1, "str": "x", "slug": "x", "path": "x"}
+SAMPLES = {"uuid": uuid.UUID(int=1), "int": 1, "string": "x", "slug": "x", "path": "x"}
 
 
 def page_patterns() -> dict[str, URLPattern]:
