@@ -31,21 +31,26 @@ def test_replace_returns_before_the_rewrap_and_the_thread_finishes_it(org, org_a
 
 
 def test_settle_sweep_catches_a_data_key_made_under_the_old_key_after_the_last_batch(org, org_admin, cmek, new_cmek,
-                                                                                     settings):
+                                                                                     settings, monkeypatch):
     """Another process that had not seen the switch yet makes a DEK under the old key after the run found no
-    more: the final sweep, once the settle period is over, re-wraps it too."""
+    more: the final sweep, once the settle period is over, re-wraps it too.
+
+    The other process writes while the run waits out the settle period. It used to be a timer racing that
+    wait (0.5 s to make a DEK through KMS, 1.5 s to settle): on a loaded machine the sweep came first."""
     import threading
+    import time
 
     from django.db import connection
 
     from encryption_keys import kms
+    from encryption_keys.lifecycle import rewrap as rewrap_module
     from encryption_keys.lifecycle import rewrap_data_keys
 
-    settings.KEY_REWRAP_SETTLE_SECONDS = 1.5
+    settings.KEY_REWRAP_SETTLE_SECONDS = 60  # never over before the run's first passes end; the wait takes no time
     services.link_key(organization=org, region="us", key_arn=cmek, name="k", actor=org_admin)
     SealedNote.objects.create(organization=org, scope_ref="early", text="early")
     job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
-    straggler = {}
+    straggler, waits = {}, []
 
     def lagging_writer():  # GenerateDataKey under the old key, then insert the DEK row
         row = DataKey(organization=org, region="us", purpose="debugger.payload", scope_ref="late",
@@ -56,9 +61,21 @@ def test_settle_sweep_catches_a_data_key_made_under_the_old_key_after_the_last_b
         straggler["pk"] = row.pk
         connection.close()
 
-    writer = threading.Timer(0.5, lagging_writer)
-    job = rewrap_data_keys(job, on_progress=lambda j: None if writer.is_alive() or straggler else writer.start())
-    writer.join()
+    class SettlePeriod:
+        """The run's clock: its settle wait is the moment the other process writes (and takes no time)."""
+
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def sleep(self, seconds):
+            waits.append(seconds)
+            writer = threading.Thread(target=lagging_writer)
+            writer.start()
+            writer.join()
+
+    monkeypatch.setattr(rewrap_module, "time", SettlePeriod())
+    job = rewrap_data_keys(job)
+    assert len(waits) == 1 and 0 < waits[0] <= 60  # the run found nothing, then waited out the rest
     assert job.state == RewrapState.COMPLETED and (job.done, job.total) == (2, 2)
     assert DataKey.objects.get(pk=straggler["pk"]).wrapping_key_arn == new_cmek
     assert RewrapJob.objects.get(pk=job.pk).done == 2
