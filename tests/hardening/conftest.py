@@ -6,14 +6,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from konnect_admin import tokens
+from konnect_admin import services, tokens
 from konnect_admin.models import Role, RoleAssignment
-from tests import factories
+from tests import factories, leaks
 
 
 def build_tenant(name: str, cmek_arn: str) -> dict:
     """One organization with an object of every kind, all reachable through some URL."""
-    from debugger.models import DebugSession, PayloadCapture, SessionStatus, Trace
+    from debugger import blobs
+    from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Trace
     from encryption_keys.lifecycle.models import RewrapJob
     from encryption_keys.models import EncryptionKey
     from vault.models import ConfigStore, Secret, Vault
@@ -27,8 +28,12 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
         started_at=now, ends_at=now + timedelta(minutes=10), retain_until=now + timedelta(days=15))
     trace = Trace.objects.create(session=session, trace_id=secrets.token_hex(16), start_time=now, method="GET",
                                  status_code=200)
-    PayloadCapture.objects.create(trace=trace, kind="client_request", url="https://x.test/", headers={"a": "b"},
-                                  body=b"{}", expires_at=now + timedelta(days=3))
+    marker = leaks.plant(f"{name.lower()}-plaintext-{secrets.token_hex(4)}")  # in every encrypted value below
+    PayloadCapture.objects.create(trace=trace, kind="client_request", url=f"https://x.test/{marker}/?token={marker}",
+                                  headers={"Authorization": f"Bearer {marker}"}, body=f'{{"card": "{marker}"}}'.encode(),
+                                  expires_at=now + timedelta(days=3))
+    RequestLog.objects.create(session=session, trace_id=trace.trace_id, time=now, level="info",
+                              message=f"[key-auth] {marker}")
     store = ConfigStore.objects.create(control_plane=cp, name=f"{name} store")
     secret = Secret.objects.create(store=store, key="db-password", value="s3cr3t")
     vault = Vault.objects.create(control_plane=cp, prefix=f"{name.lower()}-vault", config_store=store)
@@ -37,6 +42,10 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
                                    actor=admin)
     pat, pat_text = tokens.personal_access_token_create(user=admin, organization=org, name="t")
     dp_token, dp_text = tokens.data_plane_token_create(actor=admin, control_plane=cp, name="dp")
+    blobs.blob_put(organization=org, region="us", key="dp-blob", data=f"dp {marker}".encode(), content_type="text/html",
+                   ttl_seconds=600, control_plane=cp)
+    blobs.blob_put(organization=org, region="us", key="person-blob", data=f"person {marker}".encode(),
+                   content_type="text/plain", ttl_seconds=600, user=admin)
     member = factories.make_role_user(org, "member")
     assignment = RoleAssignment.objects.create(organization=org, user=member, role=Role.CP_VIEWER, control_plane=cp)
     return {
@@ -45,7 +54,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
         "job": job.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
         "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
-        "store_name": store.name,
+        "store_name": store.name, "marker": marker,
     }
 
 
@@ -65,6 +74,21 @@ def world(cmek):
         "org_admin_read_only": factories.make_role_user(org, "org_admin_read_only"),
         "org_admin": a["admin"],
         "other_org_admin": b["admin"],
+        "invited_viewer": invited_viewer(org, cp, other_org=b["org"]),
+        "cp_creator_elsewhere": factories.make_role_user(org, "cp_creator"),
         "org_admin_with_foreign_ids": a["admin"],
     }
+    # A Control Plane Creator on `*` who created a control plane of its own, not A's: its data plane is
+    # "a data plane of another control plane" of the same organization.
+    own = services.control_plane_create(organization=org, actor=users["cp_creator_elsewhere"], name="creators-own",
+                                        region="us")
+    a["sibling_dp_text"] = tokens.data_plane_token_create(actor=a["admin"], control_plane=own, name="dp")[1]
     return {"a": a, "b": b, "users": users}
+
+
+def invited_viewer(org, cp, *, other_org):
+    """A Control Plane Viewer of another organization, invited into `org` and made a viewer of `cp`."""
+    user = factories.make_role_user(other_org, "cp_viewer")
+    services.member_add(organization=org, user=user, actor=None)
+    factories.grant(user, org, Role.CP_VIEWER, cp)
+    return user

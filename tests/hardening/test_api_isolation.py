@@ -26,7 +26,7 @@ CALLERS = ["none", "dp_a", "member", "viewer", "debug_session_creator", "vault_a
 CP_VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin"}
 CP_VAULT_WRITERS = {"vault_admin", "cp_admin", "org_admin"}
 BLOB_WRITERS = {"dp_a", "debug_session_creator", "cp_admin", "org_admin"}
-BLOB_READERS = {"dp_a", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin"}
+BLOB_READERS = {"dp_a", "debug_session_creator", "cp_admin", "org_admin"}  # plaintext roles (debugger/blobs.py)
 TRACE = {"trace_id": "ab" * 16, "start_time": "2026-11-28T12:00:00Z", "method": "GET"}
 LOG = {"time": "2026-11-28T12:00:00Z", "level": "info", "message": "hello"}
 
@@ -123,3 +123,34 @@ def test_api_isolation(operation_id, method, path, world, callers):
         if caller in ("other_org_admin", "dp_b") and world["a"]["key_arn"].encode() in response.content:
             failures.append(f"{caller}: response shows organization A's key ARN")
     assert not failures, f"{method} {path}:\n" + "\n".join(failures)
+
+
+# --- blob plaintext: the uploader's scope only (issue 12, point 4; debugger/blobs.py) -----------------------
+
+# Blobs planted in each organization by tests/hardening/conftest.py, both carrying the tenant's marker.
+BLOB_PLAINTEXT_READERS = {
+    "dp-blob": {"dp_a", "debug_session_creator", "cp_admin", "org_admin"},  # stored by A's data plane
+    "person-blob": {"org_admin"},  # stored with the org admin's PAT: the organization's `*` plaintext roles
+}
+PLAINTEXT_CALLERS = CALLERS + ["org_admin_read_only", "invited_viewer", "cp_creator_elsewhere", "dp_sibling"]
+
+
+@pytest.mark.parametrize("blob_id", sorted(BLOB_PLAINTEXT_READERS))
+def test_blob_plaintext_only_for_the_uploaders_scope(blob_id, world, callers):
+    a, users = world["a"], world["users"]
+    bearer = {**callers, "dp_sibling": a["sibling_dp_text"]}
+    for role in ("org_admin_read_only", "invited_viewer", "cp_creator_elsewhere"):
+        _token, bearer[role] = tokens.personal_access_token_create(user=users[role], organization=a["org"], name="t")
+    failures = []
+    for caller in PLAINTEXT_CALLERS:
+        headers = {"Authorization": f"Bearer {bearer[caller]}"} if bearer[caller] else {}
+        response = Client().get(f"/api/us/v0/blobs/{blob_id}", headers=headers)
+        readable = caller in BLOB_PLAINTEXT_READERS[blob_id]
+        if (a["marker"].encode() in response.content) is not readable:
+            failures.append(f"{caller}: plaintext {'missing' if readable else 'shown'} ({response.status_code})")
+        elif readable and (response["Content-Type"], response["Content-Disposition"],
+                           response["X-Content-Type-Options"]) != ("application/octet-stream", "attachment", "nosniff"):
+            failures.append(f"{caller}: served as {response['Content-Type']}, not an opaque attachment")
+        elif not readable and response.status_code not in (200, 401, 404):  # 200: B's own blob of that id
+            failures.append(f"{caller}: {response.status_code}")
+    assert not failures, f"GET /v0/blobs/{blob_id}:\n" + "\n".join(failures)

@@ -22,12 +22,16 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"login", "logout"}
+# invited_viewer: a Viewer of organization B, invited into A and made a viewer of A's control plane.
+# cp_creator_elsewhere: a Control Plane Creator on `*` in A, who created a control plane, not A's.
 ROLES = ["anonymous", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only",
-         "org_admin", "other_org_admin", "org_admin_with_foreign_ids"]
+         "org_admin", "other_org_admin", "org_admin_with_foreign_ids", "invited_viewer", "cp_creator_elsewhere"]
 EVERY_MEMBER = set(ROLES) - {"anonymous"}
-CP_READERS = {"viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin"}
+CP_READERS = {"viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin",
+              "invited_viewer"}
 DEBUG_CREATORS = {"debug_session_creator", "cp_admin", "org_admin"}
-VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin"}
+PLAINTEXT_READERS = {"debug_session_creator", "cp_admin", "org_admin"}  # DESIGN.md §2
+VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin_read_only", "org_admin", "invited_viewer"}
 VAULT_WRITERS = {"vault_admin", "cp_admin", "org_admin"}
 CP_ADMINS = {"cp_admin", "org_admin"}
 ORG_READERS = {"org_admin_read_only", "org_admin", "other_org_admin", "org_admin_with_foreign_ids"}
@@ -49,7 +53,8 @@ RULES: dict[str, Rule] = {
     "dashboard": Rule("GET", EVERY_MEMBER),
     "organization_switch": Rule("POST", EVERY_MEMBER),
     "control_plane_list": Rule("GET", EVERY_MEMBER),
-    "control_plane_create": Rule("GET", {"org_admin", "other_org_admin", "org_admin_with_foreign_ids"}),
+    "control_plane_create": Rule("GET", {"org_admin", "other_org_admin", "org_admin_with_foreign_ids",
+                                         "cp_creator_elsewhere"}),
     "access_token_list": Rule("GET", EVERY_MEMBER),
     "access_token_create": Rule("POST", EVERY_MEMBER),
     "member_list": Rule("GET", ORG_READERS),
@@ -163,3 +168,34 @@ def test_isolation(name, world):
             if leaked:
                 failures.append(f"{role}: response shows another organization's objects: {leaked}")
     assert not failures, f"{rule.method} {name}:\n" + "\n".join(failures)
+
+
+# --- plaintext: which roles see decrypted Debugger data (issue 12, point 4) ---------------------------------
+
+# URL name → does its own body carry the plaintext for a reader? The trace page never does (its payload
+# panels load over htmx), so there the marker must be absent for everyone and the panel link present
+# only for the plaintext readers.
+DECRYPTING_PAGES = {"debug_session_detail": True, "debug_session_logs": True, "debug_payload_panel": True,
+                    "debug_trace_detail": False}
+
+
+@pytest.mark.parametrize("name", sorted(DECRYPTING_PAGES))
+def test_plaintext_only_for_the_plaintext_roles_of_that_control_plane(name, world):
+    rule, failures = RULES[name], []
+    markers = [world["a"]["marker"], world["b"]["marker"]]
+    for role in ROLES:
+        client = Client()
+        if role != "anonymous":
+            client.force_login(world["users"][role])
+        objects = world["b"] if role == "org_admin_with_foreign_ids" else world["a"]  # A's admin, B's ids
+        url, panel = url_for(name, rule, objects), url_for("debug_payload_panel", RULES["debug_payload_panel"], objects)
+        body = request_as(client, rule, url, {}).content.decode()
+        readable = role in PLAINTEXT_READERS
+        if (markers[0] in body) is not (readable and DECRYPTING_PAGES[name]) or markers[1] in body:
+            failures.append(f"{role}: plaintext {'missing' if readable else 'shown'}")
+        if name == "debug_trace_detail" and (panel in body) is not readable:
+            failures.append(f"{role}: payload panel link {'missing' if readable else 'offered'}")
+        if role in CP_READERS - PLAINTEXT_READERS and "Encrypted — your role cannot read payloads" not in body:
+            failures.append(f"{role}: no 'encrypted' state")
+    assert not failures, f"GET {name}:\n" + "\n".join(failures)
+
