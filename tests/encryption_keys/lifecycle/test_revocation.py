@@ -14,7 +14,6 @@ from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
 SECRET = "revocable value"
-MARGIN = 0.5  # seconds: the polling interval, with room for a busy CI machine
 
 
 @pytest.fixture
@@ -23,37 +22,44 @@ def note(org, org_admin, cmek):
     return SealedNote.objects.create(organization=org, text=SECRET)
 
 
-def reader_with_warm_cache(note) -> float:
-    """A process that reads the value once (DEK unwrapped and cached); returns when the cache was filled."""
+def reader_with_warm_cache(note) -> tuple[float, float]:
+    """A process that reads the value once (DEK unwrapped and cached); returns when that read began and ended:
+    the DEK entered the cache in between."""
     keyring.reset_for_tests()
+    began = time.monotonic()
     assert SealedNote.objects.get(pk=note.pk).text.reveal() == SECRET
-    return time.monotonic()
+    return began, time.monotonic()
 
 
-def seconds_until_decryption_fails(note, *, limit: float) -> tuple[float, str]:
-    """When the first failing read started (its own KMS round trip is not part of the bound), and its code."""
+def reads_until_decryption_fails(note, *, limit: float) -> tuple[float, float, str]:
+    """Reads until one fails: (when the last successful read began, when the failing one ended, its code).
+
+    The bounds are asserted on these, not on the gap between the two reads, which only a loaded machine sets.
+    """
     row = SealedNote.objects.get(pk=note.pk)
-    started = time.monotonic()
+    started = last_success = time.monotonic()
     while time.monotonic() - started < limit:
         attempt = time.monotonic()
         result = row.text.reveal_or_error()
         if not result.ok:
-            return attempt, result.error.code.value
+            return last_success, time.monotonic(), result.error.code.value
+        last_success = attempt
         time.sleep(0.05)
     raise AssertionError(f"still decrypting {limit}s after the key was revoked")
 
 
 def test_revoked_key_keeps_decrypting_at_most_the_ttl(note, cmek, settings):
     settings.DATAKEY_CACHE_TTL = 2
-    filled = reader_with_warm_cache(note)
+    began, filled = reader_with_warm_cache(note)
     local_kms.disable_key(cmek)
     try:
         assert SealedNote.objects.get(pk=note.pk).text.reveal() == SECRET  # served from the cache, within the bound
-        failed_at, code = seconds_until_decryption_fails(note, limit=2 + 3)
+        last_success, failed, code = reads_until_decryption_fails(note, limit=2 + 10)
     finally:
         local_kms.enable_key(cmek)
     assert code == "key_disabled"
-    assert 2 - 0.2 <= failed_at - filled <= 2 + MARGIN
+    assert last_success < filled + 2  # no read began after the TTL and was still served from the cache
+    assert failed >= began + 2  # and until the TTL, the cache answered (no KMS call, which would have failed)
 
 
 def test_ttl_zero_fails_immediately(note, cmek, settings):
@@ -76,11 +82,11 @@ def test_a_generation_bump_from_another_process_drops_this_processs_cache(note, 
         shared_cache.get_or_set(keyring.GENERATION_KEY, 0, timeout=None)
         shared_cache.incr(keyring.GENERATION_KEY)  # what check_keys / a replacement does in another process
         bumped = time.monotonic()
-        failed_at, code = seconds_until_decryption_fails(note, limit=keyring.GENERATION_CHECK_SECONDS + 3)
+        last_success, _failed, code = reads_until_decryption_fails(note, limit=keyring.GENERATION_CHECK_SECONDS + 10)
     finally:
         local_kms.enable_key(cmek)
     assert code == "key_disabled"
-    assert failed_at - bumped <= keyring.GENERATION_CHECK_SECONDS + MARGIN
+    assert last_success < bumped + keyring.GENERATION_CHECK_SECONDS  # no cached read once the check was due
 
 
 def test_check_keys_evicts_the_revoked_keys_data_keys_at_once(note, cmek, settings):
