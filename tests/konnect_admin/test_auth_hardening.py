@@ -229,3 +229,10 @@ def test_members_page_offers_removal_to_admins_but_not_for_themselves(login, org
     assert "member_remove" not in page and reverse("member_remove", args=[theirs.pk]) not in (
         login(reader).get(reverse("member_list")).content.decode()
     )
+
+
+def test_removal_over_htmx_reloads_the_members_page(login, org, org_admin, leaving):
+    membership = Membership.objects.get(organization=org, user=leaving["user"])
+    response = login(org_admin).post(reverse("member_remove", args=[membership.pk]), headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("member_list")
+    assert not Membership.objects.filter(pk=membership.pk).exists()
