@@ -183,4 +183,5 @@ def test_no_plaintext_in_logs(caplog, login, org_admin, debug_session, linked_cm
 
 def test_payloads_expire_after_three_days(debug_session, captured):
     capture = PayloadCapture.objects.first()
-    assert timedelta(days=3) - timedelta(minutes=1) < capture.expires_at - timezone.now() <= timedelta(days=3)
+    assert capture.expires_at - capture.created_at == timedelta(days=3)  # not "within a minute of now": load-proof
+    assert capture.created_at <= timezone.now()
