@@ -124,7 +124,7 @@ class Gunicorn:
             try:
                 urllib.request.urlopen(f"{self.url}/api/us/v1/openapi.json", timeout=2)  # noqa: S310 - loopback
                 return
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # workers still booting
                 time.sleep(0.3)
         self.stop()
         raise RuntimeError("gunicorn did not answer within 30 s")
