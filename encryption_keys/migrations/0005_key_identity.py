@@ -21,8 +21,9 @@ def fill_key_identity(apps, schema_editor):
     if shared:
         listing = "; ".join(f"{identity}: links {', '.join(map(str, pks))}" for identity, pks in shared.items())
         raise RuntimeError(
-            "One KMS key is linked more than once (a key belongs to one organization). Unlink all but the owner's "
-            f"link of each (manage.py shell: EncryptionKey.objects.get(pk=…)), then migrate again. {listing}"
+            "One KMS key is linked more than once (a key belongs to one organization). Keep the link of the "
+            "organization that owns the key in AWS, unlink the others (their Org Admin: Encryption Keys → Unlink, or "
+            f"DELETE /cmeks/default), then migrate again. {listing}"
         )
     for identity, (pk,) in links.items():
         EncryptionKey.objects.filter(pk=pk).update(key_identity=identity)
