@@ -174,21 +174,24 @@ def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
         "attempt": attempt,
     }
     revealed = selectors.payload_revealed(user=request.user, capture=capture)
-    if revealed is selectors.SEALED:
-        return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+    if revealed is not selectors.SEALED:
+        context.update(_revealed_context(request, capture, revealed, attempt=attempt))
+    return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+
+
+def _revealed_context(request, capture, revealed, *, attempt: int) -> dict:
+    """The panel's plaintext, or the decryption-error card of the first value that could not be revealed."""
     url, headers, body = revealed
     error = next((result.error for result in (url, headers, body) if result.error is not None), None)
     if error is not None:
-        logger.warning("debugger: %s payload of trace %s unreadable: %s", kind, trace_id, error)
-        card = error_card(error, organization_id=session.control_plane.organization_id,
+        logger.warning("debugger: %s payload of trace %s unreadable: %s", capture.kind, capture.trace.trace_id, error)
+        card = error_card(error, organization_id=capture.trace.session.control_plane.organization_id,
                           data_key_id=_data_key_of(capture))
-        context.update(card=card, auto_retry=card.retryable and attempt < MAX_AUTO_RETRIES,
-                       keys_url=_keys_url(request))
-    else:
-        full = request.GET.get("full") == "1"
-        context.update(url=url.value, headers=_header_rows(headers.value),
-                       body=body_view(body.value, headers=headers.value, full=full), full=full)
-    return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+        return {"card": card, "auto_retry": card.retryable and attempt < MAX_AUTO_RETRIES,
+                "keys_url": _keys_url(request)}
+    full = request.GET.get("full") == "1"
+    return {"url": url.value, "headers": _header_rows(headers.value), "full": full,
+            "body": body_view(body.value, headers=headers.value, full=full)}
 
 
 def _keys_url(request) -> str:
