@@ -42,7 +42,7 @@ class Command(BaseCommand):
         from encryption_keys import kms
         from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
 
-        self.kms_server = LocalKmsServer().start()
+        self.kms_server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
         settings.KMS_ENDPOINT_URL = self.kms_server.endpoint_url
         settings.PLATFORM_KMS_KEYS = create_platform_keys(DEMO_PLATFORM_KEYS)
         kms.reset_clients()
