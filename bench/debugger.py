@@ -222,7 +222,7 @@ class _App:
     # --- checks ----------------------------------------------------------------------------------------
 
     def check_storage(self) -> None:
-        """The encrypted rows hold v1 envelopes, the twins plaintext; both sessions got every trace."""
+        """The encrypted rows hold v2 envelopes, the twins plaintext; both sessions got every trace."""
         from django.db import connection
 
         from debugger.models import Trace
@@ -233,7 +233,7 @@ class _App:
             table = connection.ops.quote_name(self.store.payload_model._meta.db_table)
             cursor.execute(f"SELECT body FROM {table} WHERE body IS NOT NULL LIMIT 50")  # noqa: S608 - our table
             plain = [bytes(row[0]) for row in cursor.fetchall()]
-        if not sealed or not all(value[0] == 1 for value in sealed) or not plain:
+        if not sealed or not all(value[0] == 2 for value in sealed) or not plain:
             raise RuntimeError("the encrypted contender did not store envelopes")
         if not any(value.startswith((b"{", b"\x89PNG", b"grant_type")) for value in plain):
             raise RuntimeError("the plaintext twin did not store plaintext")

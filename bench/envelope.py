@@ -3,11 +3,12 @@
 Four contenders, timed in alternating rounds of one run (see ``bench.measure_rounds``):
 
 - plaintext — encode to bytes and decode back: the floor every contender pays;
-- the Konnect envelope v1 — per value exactly what ``encryption_keys.fields`` does once the DEK is
-  cached: ``DataKeyCache.get``, ``aad_for`` and ``DataKeyCipher.seal`` on write; ``peek_dek_id``,
-  ``DataKeyCache.get``, ``aad_for`` and ``DataKeyCipher.open`` on read. The Django-side work around it
-  (descriptor, lease bookkeeping, ``sync_generation``) is left out, as the Django field dispatch is left
-  out of the Fernet baseline;
+- the Konnect envelope v2 — per value exactly what ``encryption_keys.fields`` does once the DEK is
+  cached: ``DataKeyCache.get`` and ``DataKeyCipher.seal_field`` (the v2 ``aad_for``, bound to the tenant and
+  scope) on write; ``peek_dek_id``, ``DataKeyCache.get`` checked against the row's scope, and
+  ``DataKeyCipher.open_field`` (the scope check, then ``aad_for`` and the decryption) on read. The
+  Django-side work around it (descriptor, lease bookkeeping, ``sync_generation``, computing the row's
+  ``encryption_scope()``) is left out, as the Django field dispatch is left out of the Fernet baseline;
 - django-encrypted-model-fields — what its ``EncryptedTextField`` does per value: ``get_db_prep_save``
   stores ``encrypt_str(value).decode("utf-8")`` and ``to_python`` reads ``decrypt_str(stored)``
   (MultiFernet over one static key, built by the library from ``settings.FIELD_ENCRYPTION_KEY``);
@@ -94,9 +95,9 @@ def run(*, quick: bool) -> dict:
         "notes": [
             "Ratios are medians of per-round ratios; contenders alternate within each round. "
             + _ratio_spread(samples),
-            "The Konnect AAD binds each value to model, field and row pk. The AWS Encryption SDK's "
-            "encryption context here names only org and purpose: putting the row pk in it would change "
-            "the materials-cache key per row and defeat the cache.",
+            "The Konnect AAD (v2) binds each value to organization, region, purpose, scope, model, field "
+            "and row pk. The AWS Encryption SDK's encryption context here names only org and purpose: "
+            "putting the row pk in it would change the materials-cache key per row and defeat the cache.",
             "Fernet values are stored as text (base64), as django-encrypted-model-fields does.",
         ],
         "samples": samples,
@@ -121,22 +122,24 @@ def _plaintext() -> FieldCodec:
 
 
 def _konnect_envelope():
-    from encryption_keys.envelope import KEY_SIZE, DataKeyCache, DataKeyCipher, aad_for, peek_dek_id
+    from encryption_keys.envelope import KEY_SIZE, DataKeyCache, DataKeyCipher, KeyScope, peek_dek_id
 
     cache = DataKeyCache(ttl=3600.0)
     dek_id = uuid.uuid4()
-    cache.put(DataKeyCipher(dek_id, os.urandom(KEY_SIZE)), wrapping_key_arn="arn:aws:kms:us-west-2:0:key/bench")
+    scope = KeyScope(str(uuid.uuid4()), "us", "debugger.payload", str(uuid.uuid4()))
+    cache.put(DataKeyCipher(dek_id, os.urandom(KEY_SIZE), scope=scope),
+              wrapping_key_arn="arn:aws:kms:us-west-2:0:key/bench")
     pk = uuid.uuid4()
 
     def seal(value: str) -> bytes:
         cipher = cache.get(dek_id)
-        return cipher.seal(value.encode("utf-8"), aad=aad_for(model_label=MODEL_LABEL, field=FIELD, pk=pk))
+        return cipher.seal_field(value.encode("utf-8"), model_label=MODEL_LABEL, field=FIELD, pk=pk)
 
     def reveal(envelope: bytes) -> str:
-        cipher = cache.get(peek_dek_id(envelope))
-        return cipher.open(envelope, aad=aad_for(model_label=MODEL_LABEL, field=FIELD, pk=pk)).decode("utf-8")
+        cipher = cache.get(peek_dek_id(envelope), scope=scope)
+        return cipher.open_field(envelope, scope=scope, model_label=MODEL_LABEL, field=FIELD, pk=pk).decode("utf-8")
 
-    return FieldCodec("konnect", "Konnect envelope v1", seal, reveal), cache
+    return FieldCodec("konnect", "Konnect envelope v2", seal, reveal), cache
 
 
 def _fernet_field() -> FieldCodec:

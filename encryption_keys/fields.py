@@ -1,20 +1,27 @@
-"""Encrypted model fields: a binary column holding the v1 envelope, read back as a SealedValue.
+"""Encrypted model fields: a binary column holding the envelope (v2 written, v1 read), read back as a SealedValue.
 
     class PayloadCapture(models.Model):
         id = models.UUIDField(primary_key=True, default=uuid.uuid4)
         body = EncryptedBinaryField()
 
-        def encryption_scope(self) -> EncryptionScope: ...
+        def encryption_scope(self) -> EncryptionScope: ...   # who the row belongs to: no query if related
+                                                             # objects are loaded (select_related)
+        def encryption_wrapping_key(self) -> str | None: ... # optional, writes only: a KMS key override
 
     capture.body = b"..."        # plaintext is sealed on save
     capture.body                 # → SealedValue; str() is "[encrypted]"
     capture.body.reveal()        # → plaintext, or raises DecryptionError
+
+A value is opened only if the data key its envelope names belongs to the row's `encryption_scope()`
+(organization, region, purpose, scope reference) — checked by the keyring for every read path; a row
+moved to another tenant or scope reads as `integrity` (docs/envelope.md).
 
 Lookups other than `isnull` raise FieldError: the column holds ciphertext, so it cannot be searched.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from django.core import checks
@@ -22,20 +29,24 @@ from django.core.exceptions import FieldError
 from django.db import models
 
 from encryption_keys import keyring
-from encryption_keys.envelope import DataKeyCipher, DecryptionError, aad_for, peek_dek_id
+from encryption_keys.envelope import DataKeyCipher, KeyScope, peek_dek_id
 
 MASK = "[encrypted]"
 
 
 class SealedValue:
-    """An encrypted value as read from (or about to be written to) the database. Never plaintext by accident."""
+    """An encrypted value as read from (or about to be written to) the database. Never plaintext by accident.
 
-    __slots__ = ("_aad", "_decode", "envelope")
+    It knows its row (``owner``) and field, so what it may be opened under — the row's scope, model, field
+    and pk — is worked out when it is revealed, from the row as it is then.
+    """
 
-    def __init__(self, envelope: bytes, *, aad: bytes, decode):
+    __slots__ = ("_field", "_owner", "envelope")
+
+    def __init__(self, envelope: bytes, *, owner, field: EncryptedField):
         self.envelope = bytes(envelope)
-        self._aad = aad
-        self._decode = decode
+        self._owner = owner
+        self._field = field
 
     def __str__(self):
         return MASK
@@ -50,18 +61,34 @@ class SealedValue:
     def data_key_id(self):
         return peek_dek_id(self.envelope)
 
-    def open_with(self, cipher: DataKeyCipher):
-        return self._decode(cipher.open(self.envelope, aad=self._aad))
+    @property
+    def owner(self):
+        """The model instance this value belongs to."""
+        return self._owner
+
+    @property
+    def field_name(self) -> str:
+        return self._field.name
+
+    def expected_scope(self) -> KeyScope:
+        """The scope the row belongs to now: its data key must belong to the same one."""
+        return self._owner.encryption_scope().key_scope
+
+    def open_with(self, cipher: DataKeyCipher, *, scope: KeyScope | None = None):
+        """Open with ``cipher``; refused (``ScopeMismatch``) when the cipher's key is not of the row's scope."""
+        owner = self._owner
+        plaintext = cipher.open_field(
+            self.envelope, scope=scope if scope is not None else self.expected_scope(),
+            model_label=owner._meta.label_lower, field=self._field.name, pk=owner.pk,
+        )
+        return self._field.decode(plaintext)
 
     def reveal(self):
         """The plaintext. Raises DecryptionError (with a stable `code`) when it cannot be had."""
-        return self.open_with(keyring.cipher_for(self.data_key_id))
+        return keyring.reveal(self)
 
     def reveal_or_error(self) -> keyring.Revealed:
-        try:
-            return keyring.Revealed(value=self.reveal())
-        except DecryptionError as error:
-            return keyring.Revealed(error=error)
+        return keyring.reveal_many([self])[0]
 
 
 class _Plaintext:
@@ -101,7 +128,7 @@ class _SealedDescriptor:
         raw = instance.__dict__.get(self.field.attname)
         if not isinstance(raw, _StoredEnvelope):
             return raw
-        sealed = SealedValue(raw, aad=self.field.aad(instance), decode=self.field.decode)
+        sealed = SealedValue(raw, owner=instance, field=self.field)
         instance.__dict__[self.field.attname] = sealed
         return sealed
 
@@ -122,9 +149,6 @@ class EncryptedField(models.BinaryField):
         super().contribute_to_class(cls, name, private_only)
         setattr(cls, self.attname, _SealedDescriptor(self))
 
-    def aad(self, instance) -> bytes:
-        return aad_for(model_label=instance._meta.label_lower, field=self.name, pk=instance.pk)
-
     def encode(self, value) -> bytes:
         raise NotImplementedError
 
@@ -136,9 +160,13 @@ class EncryptedField(models.BinaryField):
         if isinstance(value, _Plaintext):
             if model_instance.pk is None:
                 raise ValueError(f"{model_instance._meta.label}: set the primary key before saving encrypted fields")
-            cipher = keyring.active_cipher(model_instance.encryption_scope())
-            envelope = cipher.seal(self.encode(value.value), aad=self.aad(model_instance))
-            value = SealedValue(envelope, aad=self.aad(model_instance), decode=self.decode)
+            scope = write_scope(model_instance)
+            cipher = keyring.active_cipher(scope)
+            if cipher.scope != scope.key_scope:  # a lease of another scope would seal values nobody can open
+                raise RuntimeError(f"data key {cipher.dek_id} is not of the scope being written")
+            envelope = cipher.seal_field(self.encode(value.value), model_label=model_instance._meta.label_lower,
+                                         field=self.name, pk=model_instance.pk)
+            value = SealedValue(envelope, owner=model_instance, field=self)
             model_instance.__dict__[self.attname] = value
         return value
 
@@ -198,6 +226,14 @@ class EncryptedField(models.BinaryField):
                 obj=self, id="encryption_keys.E005",
             ))
         return errors
+
+
+def write_scope(instance) -> keyring.EncryptionScope:
+    """The row's scope plus, for writes only, the KMS key its model asks new data keys to be wrapped with."""
+    scope = instance.encryption_scope()
+    choose = getattr(instance, "encryption_wrapping_key", None)
+    arn = choose() if choose is not None else None
+    return dataclasses.replace(scope, wrapping_key_arn=arn) if arn else scope
 
 
 class EncryptedTextField(EncryptedField):

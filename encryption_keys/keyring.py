@@ -1,5 +1,11 @@
 """Data keys for writers and readers: the active DEK of a scope, unwrapping through the cache, batch reveal.
 
+Readers open a value only when the data key its envelope names belongs to the scope its row belongs to
+now (organization, region, purpose, scope reference — DESIGN.md §3, docs/envelope.md): a value whose row
+or parent was moved to another tenant or scope is an `integrity` error and a security event
+(`scope_events`), never plaintext. The check uses the DataKey row before any KMS call and the cached
+cipher's scope on a cache hit.
+
 Writers take a *lease* on the active DEK of their scope: a block of uses reserved in the database with
 one UPDATE, so a batch of values costs one round trip, not one per value. A lease made inside a
 transaction is only trusted while that transaction lives (its on-commit hook is still pending); on
@@ -8,6 +14,7 @@ commit it becomes shared by the whole process, on rollback it is forgotten with 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -17,7 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, prefetch_related_objects
 from django.utils import timezone
 
 from encryption_keys import kms
@@ -28,6 +35,8 @@ from encryption_keys.envelope import (
     EncryptionUnavailable,
     EnvelopeError,
     ErrorCode,
+    KeyScope,
+    ScopeMismatch,
     peek_dek_id,
 )
 from encryption_keys.models import DataKey, EncryptionKey
@@ -39,6 +48,13 @@ LEASE_USES = 1024
 
 @dataclass(frozen=True, slots=True)
 class EncryptionScope:
+    """Who a row's encrypted values belong to (what a model's `encryption_scope()` returns).
+
+    Reads use only the identity — organization, region, purpose, scope reference (`key_scope`) — which a
+    model computes from the row and its parents without a query when they are loaded. `wrapping_key_arn`
+    is a write-time choice (see `fields.write_scope`) and never part of the identity.
+    """
+
     organization_id: uuid.UUID
     region: str
     purpose: str
@@ -46,6 +62,20 @@ class EncryptionScope:
     # An explicit wrapping key for new DEKs of this scope, instead of wrapping_key_arn() (the org's CMEK if
     # linked, else the platform key): vault secrets of a control plane created before the CMEK was linked.
     wrapping_key_arn: str | None = None
+
+    @property
+    def key_scope(self) -> KeyScope:
+        return _key_scope(self.organization_id, self.region, self.purpose, self.scope_ref)
+
+
+def data_key_scope(row: DataKey) -> KeyScope:
+    """The scope a DataKey row belongs to."""
+    return _key_scope(row.organization_id, row.region, row.purpose, row.scope_ref)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_scope(organization_id, region, purpose, scope_ref) -> KeyScope:
+    return KeyScope.of(organization_id, region, purpose, scope_ref)
 
 
 @dataclass(slots=True)
@@ -208,7 +238,7 @@ def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
     ).update(usage_count=F("usage_count") + uses)
     if reserved:
         try:
-            cipher = cipher_for(current.pk, row=current)
+            cipher = cipher_for(current.pk, row=current, scope=scope.key_scope)
         except DecryptionError as error:
             raise EncryptionUnavailable.from_error(error) from None
         encrypt_until = current.encrypt_until
@@ -257,7 +287,7 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
         raise EncryptionUnavailable.from_error(error) from None
     ring.generate_failures.pop(arn, None)
     row.save(force_insert=True)
-    cipher = DataKeyCipher(row.id, plaintext)
+    cipher = DataKeyCipher(row.id, plaintext, scope=data_key_scope(row))
     keyring().cache.put(cipher, wrapping_key_arn=arn)
     return cipher, row.encrypt_until
 
@@ -265,16 +295,28 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
 # --- readers ---------------------------------------------------------------------------------------------
 
 
-def cipher_for(data_key_id: uuid.UUID, *, row: DataKey | None = None) -> DataKeyCipher:
-    """The unwrapped DEK, from the cache or through one KMS Decrypt. Raises DecryptionError."""
+def cipher_for(data_key_id: uuid.UUID, *, row: DataKey | None = None, scope: KeyScope | None = None) -> DataKeyCipher:
+    """The unwrapped DEK, from the cache or through one KMS Decrypt. Raises DecryptionError.
+
+    With `scope` (the reading row's), a data key of another scope raises `ScopeMismatch` — from the
+    cache, or from its DataKey row before any KMS call.
+    """
     ring = keyring()
     ring.sync_generation()
-    cached = ring.cache.get(data_key_id)  # re-raises a recently cached failure
+    cached = ring.cache.get(data_key_id, scope=scope)  # re-raises a recently cached failure
     if cached is not None:
         return cached
     if row is None:
         row = DataKey.objects.filter(pk=data_key_id).first()
+    if row is not None and scope is not None:
+        _check_scope(data_key_id, data_key_scope(row), scope)
     return _unwrap(row, data_key_id)
+
+
+def _check_scope(data_key_id: uuid.UUID, key_scope: KeyScope, row_scope: KeyScope) -> None:
+    if key_scope != row_scope:
+        raise ScopeMismatch(dek_id=data_key_id, key_scope=key_scope, row_scope=row_scope,
+                            differences=row_scope.differences(key_scope))
 
 
 def _unwrap(row: DataKey | None, data_key_id: uuid.UUID) -> DataKeyCipher:
@@ -294,51 +336,104 @@ def _unwrap(row: DataKey | None, data_key_id: uuid.UUID) -> DataKeyCipher:
             error.deletion_date = (
                 EncryptionKey.objects.filter(key_arn=row.wrapping_key_arn).values_list("deletion_date", flat=True).first()
             )
-        cache.put_failure(row.pk, error, wrapping_key_arn=row.wrapping_key_arn)
+        cache.put_failure(row.pk, error, wrapping_key_arn=row.wrapping_key_arn, scope=data_key_scope(row))
         raise error from None
-    cipher = DataKeyCipher(row.pk, plaintext)
+    cipher = DataKeyCipher(row.pk, plaintext, scope=data_key_scope(row))
     cache.put(cipher, wrapping_key_arn=row.wrapping_key_arn)
     return cipher
 
 
+def reveal(value):
+    """The plaintext of one SealedValue, or raises DecryptionError (`integrity` for a moved row)."""
+    [result] = reveal_many([value])
+    if result.error is not None:
+        raise result.error
+    return result.value
+
+
 def reveal_many(values) -> list[Revealed]:
-    """Reveal many SealedValues; each distinct DEK is unwrapped once (one KMS Decrypt per DEK, not per row)."""
+    """Reveal many SealedValues; each distinct DEK is unwrapped once (one KMS Decrypt per DEK, not per row).
+
+    Each value is opened only if its DEK belongs to the scope its row belongs to now; a DEK that no row of
+    the batch may use is not even unwrapped. Mismatches are reported once per DEK and row scope
+    (`scope_events.record`).
+    """
     values = list(values)
-    ring = keyring()
-    ring.sync_generation()
-    dek_of: list[uuid.UUID | EnvelopeError] = []
+    keyring().sync_generation()
+    _load_scope_parents(values)
+    wants: list[tuple[uuid.UUID, KeyScope] | DecryptionError] = []
     for value in values:
         try:
-            dek_of.append(peek_dek_id(value.envelope))
+            wants.append((peek_dek_id(value.envelope), value.expected_scope()))
         except DecryptionError as error:
-            dek_of.append(error)
-    ciphers: dict[uuid.UUID, DataKeyCipher | DecryptionError] = {}
-    missing = []
-    for dek_id in {d for d in dek_of if isinstance(d, uuid.UUID)}:
-        try:
-            cached = ring.cache.get(dek_id)
-        except EnvelopeError as error:
-            ciphers[dek_id] = DecryptionError.from_error(error)
-            continue
-        if cached is not None:
-            ciphers[dek_id] = cached
-        else:
-            missing.append(dek_id)
-    rows = DataKey.objects.in_bulk(missing)
-    for dek_id in missing:
-        try:
-            ciphers[dek_id] = _unwrap(rows.get(dek_id), dek_id)
-        except DecryptionError as error:
-            ciphers[dek_id] = error
-    results = []
-    for value, dek_id in zip(values, dek_of, strict=True):
-        outcome = dek_id if isinstance(dek_id, EnvelopeError) else ciphers[dek_id]
-        if isinstance(outcome, EnvelopeError):
-            results.append(Revealed(error=DecryptionError.from_error(outcome)))
+            wants.append(error)
+    ciphers = _ciphers_for({want for want in wants if isinstance(want, tuple)})
+    results, mismatches = [], {}
+    for value, want in zip(values, wants, strict=True):
+        outcome = want if isinstance(want, DecryptionError) else ciphers[want]
+        if isinstance(outcome, ScopeMismatch):
+            mismatches.setdefault(want, [outcome, value, 0])[2] += 1
+        if isinstance(outcome, DecryptionError):
+            results.append(Revealed(error=outcome))
             continue
         try:
-            results.append(Revealed(value=value.open_with(outcome)))
+            results.append(Revealed(value=value.open_with(outcome, scope=want[1])))
         except DecryptionError as error:
             results.append(Revealed(error=error))
+    if mismatches:
+        from encryption_keys import scope_events
+
+        scope_events.record(list(mismatches.values()))
     return results
 
+
+def _load_scope_parents(values) -> None:
+    """Load what the rows' `encryption_scope()` reads (a model's `encryption_scope_related` lookups) for the
+    whole batch at once, for rows whose caller did not select_related it: a few queries, never one per row."""
+    owners: dict[type, dict[int, object]] = {}
+    for value in values:
+        owner = getattr(value, "owner", None)
+        if getattr(type(owner), "encryption_scope_related", None):
+            owners.setdefault(type(owner), {})[id(owner)] = owner
+    for model, instances in owners.items():
+        prefetch_related_objects(list(instances.values()), *model.encryption_scope_related)
+
+
+def _ciphers_for(wants: set[tuple[uuid.UUID, KeyScope]]) -> dict[tuple, DataKeyCipher | DecryptionError]:
+    """For each (DEK, row scope) pair: the cipher, or why not. One query for every DEK not cached."""
+    cache = keyring().cache
+    outcomes: dict[tuple, DataKeyCipher | DecryptionError] = {}
+    missing: dict[uuid.UUID, list[KeyScope]] = {}
+    for dek_id, scope in wants:
+        try:
+            cached = cache.get(dek_id, scope=scope)
+        except ScopeMismatch as mismatch:
+            outcomes[dek_id, scope] = mismatch
+            continue
+        except EnvelopeError as error:
+            outcomes[dek_id, scope] = DecryptionError.from_error(error)
+            continue
+        if cached is not None:
+            outcomes[dek_id, scope] = cached
+        else:
+            missing.setdefault(dek_id, []).append(scope)
+    rows = DataKey.objects.in_bulk(list(missing)) if missing else {}
+    for dek_id, scopes in missing.items():
+        row = rows.get(dek_id)
+        allowed = []
+        for scope in scopes:
+            try:
+                if row is not None:
+                    _check_scope(dek_id, data_key_scope(row), scope)
+                allowed.append(scope)
+            except ScopeMismatch as mismatch:
+                outcomes[dek_id, scope] = mismatch
+        if not allowed:
+            continue  # no row of this batch may use this DEK: no KMS call for it
+        try:
+            outcome = _unwrap(row, dek_id)
+        except DecryptionError as error:
+            outcome = error
+        for scope in allowed:
+            outcomes[dek_id, scope] = outcome
+    return outcomes

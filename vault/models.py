@@ -80,15 +80,17 @@ class Secret(models.Model):
         except DecryptionError:
             return None
 
+    encryption_scope_related = ("store__control_plane",)  # what encryption_scope() reads
+
     def encryption_scope(self) -> EncryptionScope:
+        """Who the value belongs to: no query once `store__control_plane` is loaded (select_related)."""
         control_plane = self.store.control_plane
-        return EncryptionScope(
-            control_plane.organization_id,
-            control_plane.region,
-            Purpose.VAULT_SECRET.value,
-            str(self.store_id),
-            wrapping_key_arn=VaultProtection.for_control_plane(control_plane).wrapping_key_override(),
-        )
+        return EncryptionScope(control_plane.organization_id, control_plane.region, Purpose.VAULT_SECRET.value,
+                               str(self.store_id))
+
+    def encryption_wrapping_key(self) -> str | None:
+        """Writes only: the KMS key new DEKs of this store are wrapped with (None: the keyring's choice)."""
+        return VaultProtection.for_control_plane(self.store.control_plane).wrapping_key_override()
 
 
 class Vault(models.Model):

@@ -86,7 +86,7 @@ def secrets_resolve(*, control_plane: ControlPlane, token: DataPlaneToken | None
     store_of = {prefix: vault.config_store_id for prefix, vault in vaults.items()}
     secrets = {
         (secret.store_id, secret.key): secret
-        for secret in Secret.objects.filter(
+        for secret in Secret.objects.select_related("store__control_plane").filter(  # for encryption_scope()
             store__control_plane=control_plane,
             store_id__in={store for store in store_of.values() if store is not None},
             key__in={r.key for r in parsed.values()},

@@ -4,6 +4,10 @@
 keeps serving reads for at most ``ttl`` seconds. Failures are remembered for
 ``failure_ttl`` seconds so a revoked key is not hammered with KMS calls. Entries
 hold a ``DataKeyCipher`` (never raw key bytes) or a typed error, nothing else.
+
+Every entry carries the scope of its data key (a cipher's ``scope``, or the one given with a failure):
+``get(dek_id, scope=...)`` refuses a hit whose key belongs to another scope than the reader's row with
+``ScopeMismatch``, exactly as a fresh read of the DataKey row would.
 """
 
 from __future__ import annotations
@@ -15,18 +19,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .binding import KeyScope
 from .cipher import DataKeyCipher
-from .errors import EnvelopeError
+from .errors import EnvelopeError, ScopeMismatch
 
 
 @dataclass(slots=True)
 class _Entry:
-    """A cached cipher or a cached failure, with the KMS key that wraps the DEK."""
+    """A cached cipher or a cached failure, with the KMS key that wraps the DEK and the DEK's scope."""
 
     cipher: DataKeyCipher | None
     error: EnvelopeError | None
     wrapping_key_arn: str
     stored_at: float
+    scope: KeyScope | None = None
 
 
 class DataKeyCache:
@@ -64,8 +70,12 @@ class DataKeyCache:
         self._ttl = seconds
         self.purge_expired()  # lowering the bound drops key material at once
 
-    def get(self, dek_id: uuid.UUID) -> DataKeyCipher | None:
-        """Return the cached cipher, re-raise a cached failure, or return ``None``."""
+    def get(self, dek_id: uuid.UUID, *, scope: KeyScope | None = None) -> DataKeyCipher | None:
+        """Return the cached cipher, re-raise a cached failure, or return ``None``.
+
+        With ``scope`` (the reading row's), an entry of another scope raises ``ScopeMismatch`` (before
+        a cached failure is re-raised).
+        """
         with self._lock:
             entry = self._entries.get(dek_id)
             if entry is not None and self._expired(entry):
@@ -76,12 +86,18 @@ class DataKeyCache:
                 return None
             if entry.error is not None:
                 self._stats["failures_served"] += 1
-                error = entry.error
             else:
                 self._entries.move_to_end(dek_id)
                 self._stats["hits"] += 1
-                return entry.cipher
-        raise type(error).from_error(error)
+        key_scope = entry.cipher.scope if entry.cipher is not None else entry.scope
+        if scope is not None and key_scope != scope and (entry.cipher is not None or key_scope is not None):
+            raise ScopeMismatch(
+                dek_id=dek_id, key_scope=key_scope, row_scope=scope,
+                differences=scope.differences(key_scope) if key_scope is not None else (),
+            )
+        if entry.error is not None:
+            raise type(entry.error).from_error(entry.error)
+        return entry.cipher
 
     def put(self, cipher: DataKeyCipher, *, wrapping_key_arn: str) -> None:
         """Cache ``cipher`` (replacing any failure for its DEK); no-op when ``ttl <= 0``."""
@@ -89,11 +105,12 @@ class DataKeyCache:
             return
         self._store(cipher.dek_id, _Entry(cipher, None, wrapping_key_arn, self._clock()))
 
-    def put_failure(self, dek_id: uuid.UUID, error: EnvelopeError, *, wrapping_key_arn: str = "") -> None:
-        """Remember that unwrapping ``dek_id`` failed; no-op when ``failure_ttl <= 0``."""
+    def put_failure(self, dek_id: uuid.UUID, error: EnvelopeError, *, wrapping_key_arn: str = "",
+                    scope: KeyScope | None = None) -> None:
+        """Remember that unwrapping ``dek_id`` (of ``scope``) failed; no-op when ``failure_ttl <= 0``."""
         if self.failure_ttl <= 0:
             return
-        self._store(dek_id, _Entry(None, error, wrapping_key_arn, self._clock()))
+        self._store(dek_id, _Entry(None, error, wrapping_key_arn, self._clock(), scope))
 
     def evict(self, dek_id: uuid.UUID) -> bool:
         """Drop one DEK's entry; return whether there was one."""

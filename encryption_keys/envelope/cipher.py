@@ -1,59 +1,87 @@
 """AES-256-GCM sealing and opening of field values under one data key (DEK).
 
-The additional authenticated data (AAD) binds every value to its model, field
-and row, so a value copied elsewhere fails to decrypt instead of being served.
+The AAD (``binding.py``; exact bytes in docs/envelope.md) binds every value to its tenant, region, purpose
+and scope (v2) and to its model, field and row, so a value copied or moved elsewhere fails to decrypt
+instead of being served. A cipher knows the scope of its data key: ``open_field`` refuses a row that
+expects another scope before any decryption, ``seal_field`` writes v2 under the key's own scope.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import DecryptionError, ErrorCode
-from .format import HEADER_SIZE, NONCE_SIZE, OVERHEAD, VERSION_V1, Envelope, parse
+from .binding import KeyScope, aad_for, aad_v1
+from .errors import DecryptionError, ErrorCode, ScopeMismatch
+from .format import HEADER_SIZE, NONCE_SIZE, OVERHEAD, VERSION_V1, VERSION_V2, Envelope, parse
 
 KEY_SIZE = 32  # AES-256
 
 TAG_MISMATCH_DETAIL = "authentication tag mismatch (tampered data, or value copied from another row/field)"
 
 
-def aad_for(*, model_label: str, field: str, pk: object) -> bytes:
-    """AAD for one field of one row: ``b"v1|<app_label.model>.<field>|<pk>"``."""
-    if pk is None or pk == "":
-        raise ValueError("pk must be set before an encrypted field is sealed or opened")
-    return _aad(model_label, field, pk)
-
-
-@functools.lru_cache(maxsize=4096)
-def _aad(model_label: str, field: str, pk: object) -> bytes:
-    # Memoized: a row's AAD is computed on every seal and open, and formatting a UUID is not free.
-    return f"v1|{model_label}.{field}|{pk}".encode()
-
-
 class DataKeyCipher:
-    """Seals and opens v1 envelopes with one unwrapped data key.
+    """Seals v2 envelopes and opens v1 and v2 envelopes with one unwrapped data key.
 
-    The raw key is handed to a single ``AESGCM`` instance and not kept otherwise;
-    instances can be neither printed with key bytes nor pickled or copied.
+    ``scope`` is the identity of the data key (from its DataKey row), carried wherever the cipher goes,
+    into the DEK cache included. The raw key is handed to a single ``AESGCM`` instance and not kept
+    otherwise; instances can be neither printed with key bytes nor pickled or copied.
     """
 
-    __slots__ = ("_aead", "_header", "dek_id")
+    __slots__ = ("_aead", "_header_v1", "_header_v2", "dek_id", "scope")
 
-    def __init__(self, dek_id: uuid.UUID, key: bytes) -> None:
+    def __init__(self, dek_id: uuid.UUID, key: bytes, *, scope: KeyScope | None = None) -> None:
         if not isinstance(dek_id, uuid.UUID):
             raise ValueError("dek_id must be a uuid.UUID")
         if not isinstance(key, bytes | bytearray) or len(key) != KEY_SIZE:
             raise ValueError(f"data key must be {KEY_SIZE} bytes")
+        if scope is not None and not isinstance(scope, KeyScope):
+            raise ValueError("scope must be a KeyScope")
         self.dek_id = dek_id
+        self.scope = scope
         self._aead = AESGCM(bytes(key))
-        self._header = bytes((VERSION_V1,)) + dek_id.bytes  # what every envelope of this key starts with
+        # What every envelope of this key starts with, per version.
+        self._header_v2 = bytes((VERSION_V2,)) + dek_id.bytes
+        self._header_v1 = bytes((VERSION_V1,)) + dek_id.bytes
+
+    # --- field values: scope-checked ------------------------------------------------------------------
+
+    def seal_field(self, plaintext: bytes, *, model_label: str, field: str, pk: object,
+                   nonce: bytes | None = None) -> bytes:
+        """Seal one field value of one row as a v2 envelope bound to this key's scope."""
+        if self.scope is None:
+            raise ValueError("a cipher without a scope cannot seal field values")
+        return self.seal(plaintext, aad=aad_for(scope=self.scope, model_label=model_label, field=field, pk=pk),
+                         nonce=nonce)
+
+    def open_field(self, envelope: bytes | bytearray | memoryview, *, scope: KeyScope, model_label: str,
+                   field: str, pk: object) -> bytes:
+        """Open one field value of a row that expects ``scope`` (its ``encryption_scope()``).
+
+        Raises ``ScopeMismatch`` (``integrity``) when this data key belongs to another scope — whatever
+        the envelope's version — and ``DecryptionError(INTEGRITY)`` on any other mismatch.
+        """
+        if self.scope != scope:
+            raise ScopeMismatch(
+                dek_id=self.dek_id, key_scope=self.scope, row_scope=scope,
+                differences=scope.differences(self.scope) if self.scope is not None else (),
+            )
+        version = envelope[0] if type(envelope) is bytes and envelope else parse(envelope).version
+        if version == VERSION_V2:
+            aad = aad_for(scope=scope, model_label=model_label, field=field, pk=pk)
+        elif version == VERSION_V1:
+            aad = aad_v1(model_label=model_label, field=field, pk=pk)
+        else:
+            raise DecryptionError(ErrorCode.INTEGRITY, detail=f"unknown envelope version {version}")
+        return self.open(envelope, aad=aad)
+
+    # --- the primitive: the caller's AAD decides -------------------------------------------------------
 
     def seal(self, plaintext: bytes, *, aad: bytes, nonce: bytes | None = None) -> bytes:
-        """Encrypt ``plaintext`` into a full v1 envelope.
+        """Encrypt ``plaintext`` into a full v2 envelope under ``aad``.
 
         ``nonce`` exists only for known-answer tests; production code lets it default
         to 12 random bytes, since reusing a nonce under one key breaks GCM.
@@ -64,11 +92,13 @@ class DataKeyCipher:
             raise ValueError(f"nonce must be {NONCE_SIZE} bytes")
         if not isinstance(plaintext, bytes):
             plaintext = bytes(plaintext)
-        return self._header + bytes(nonce) + self._aead.encrypt(nonce, plaintext, aad)
+        return self._header_v2 + bytes(nonce) + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(self, envelope: Envelope | bytes | bytearray | memoryview, *, aad: bytes) -> bytes:
-        """Decrypt an envelope; any mismatch raises ``DecryptionError(INTEGRITY)``."""
-        if type(envelope) is bytes and len(envelope) >= OVERHEAD and envelope.startswith(self._header):
+        """Decrypt a v1 or v2 envelope under ``aad``; any mismatch raises ``DecryptionError(INTEGRITY)``."""
+        if type(envelope) is bytes and len(envelope) >= OVERHEAD and (
+            envelope.startswith(self._header_v2) or envelope.startswith(self._header_v1)
+        ):
             # Hot path: a well-formed envelope of this very key, sliced without building objects.
             try:
                 return self._aead.decrypt(envelope[HEADER_SIZE - NONCE_SIZE : HEADER_SIZE], envelope[HEADER_SIZE:], aad)
@@ -76,7 +106,7 @@ class DataKeyCipher:
                 raise DecryptionError(ErrorCode.INTEGRITY, detail=TAG_MISMATCH_DETAIL) from None
         if not isinstance(envelope, Envelope):
             envelope = parse(envelope)
-        if envelope.version != VERSION_V1:
+        if envelope.version not in (VERSION_V1, VERSION_V2):
             raise DecryptionError(ErrorCode.INTEGRITY, detail=f"unknown envelope version {envelope.version}")
         if envelope.dek_id != self.dek_id:
             raise DecryptionError(

@@ -160,3 +160,21 @@ class DecryptionError(EnvelopeError):
 
 class EncryptionUnavailable(EnvelopeError):
     """A write could not obtain a data key; nothing may be stored."""
+
+
+class ScopeMismatch(DecryptionError):
+    """A value names a data key of another organization, region, purpose or scope than its row's: the row
+    (or a parent of it) was moved. Always ``integrity``; carries both scopes (never plaintext) for the
+    security event, and is never cached.
+    """
+
+    def __init__(self, *, dek_id: object, key_scope: object, row_scope: object, differences: tuple[str, ...]) -> None:
+        what = ", ".join(differences) or "scope"
+        super().__init__(
+            ErrorCode.INTEGRITY,
+            detail=f"data key {dek_id} belongs to another {what} than the row (moved row or parent)",
+        )
+        self.dek_id = dek_id
+        self.key_scope = key_scope
+        self.row_scope = row_scope
+        self.differences = differences

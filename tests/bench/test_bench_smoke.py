@@ -11,7 +11,7 @@ from bench.__main__ import check_result, main
 from bench.report import write_report
 
 SVG = "{http://www.w3.org/2000/svg}"
-OURS = "Konnect envelope v1"
+OURS = "Konnect envelope v2"
 FERNET = "django-encrypted-model-fields (Fernet)"
 AWS_SDK = "AWS Encryption SDK (caching CMM)"
 ENCRYPTED = [OURS, FERNET, AWS_SDK]
@@ -46,7 +46,7 @@ def test_every_figure_is_there_as_a_positive_number(envelope_result):
         assert (fig["target"] is None) == (fig["met"] is None), fig
 
 
-def test_our_overhead_is_exactly_the_v1_header_and_tag(envelope_result):
+def test_our_overhead_is_exactly_the_v2_header_and_tag(envelope_result):
     figures = figures_by_name(envelope_result)
     overhead = figures[f"{OURS}: overhead per value"]
     assert (overhead["value"], overhead["unit"], overhead["target"], overhead["met"]) == (45, "bytes", "≤ 48 bytes", True)

@@ -99,7 +99,7 @@ def test_the_database_holds_only_ciphertext(dp_client, debug_session):
         columns = [bytes(value) for row in cursor.fetchall() for value in row if value is not None]
         cursor.execute("SELECT message FROM debugger_requestlog")
         columns += [bytes(row[0]) for row in cursor.fetchall()]
-    assert columns and all(column[0] == 1 for column in columns)  # envelope v1
+    assert columns and all(column[0] == 2 for column in columns)  # envelope v2
     for secret in (BODY_SECRET, HEADER_SECRET, QUERY_SECRET, LOG_SECRET):
         assert not any(secret.encode() in column for column in columns)
 

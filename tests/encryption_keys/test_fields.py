@@ -44,10 +44,10 @@ def test_round_trip_of_every_field_kind(org):
     assert fresh.blob.reveal() == b"\x00\xffraw"
 
 
-def test_column_holds_the_v1_envelope_not_plaintext(org):
+def test_column_holds_the_v2_envelope_not_plaintext(org):
     note = SealedNote.objects.create(organization=org, text=SECRET, data={"secret": SECRET})
     stored = raw_column(note, "text")
-    assert stored[0] == 1
+    assert stored[0] == 2
     assert len(stored) == len(SECRET.encode()) + OVERHEAD
     assert SECRET.encode() not in stored
     assert uuid.UUID(bytes=stored[1:17]) == DataKey.objects.get().pk
@@ -117,12 +117,12 @@ def test_queryset_update_cannot_write_plaintext(org):
     for value in ("plain", b"plain bytes"):
         with pytest.raises(TypeError), transaction.atomic():
             SealedNote.objects.filter(pk=note.pk).update(text=value)
-    assert raw_column(note, "text")[0] == 1
+    assert raw_column(note, "text")[0] == 2
 
 
 def test_bulk_create_seals_every_value(org):
     notes = SealedNote.objects.bulk_create([SealedNote(organization=org, text=f"{SECRET}-{i}") for i in range(20)])
-    assert all(raw_column(note, "text")[0] == 1 for note in notes)
+    assert all(raw_column(note, "text")[0] == 2 for note in notes)
     assert sorted(v.text.reveal() for v in SealedNote.objects.all()) == sorted(f"{SECRET}-{i}" for i in range(20))
 
 

@@ -99,7 +99,7 @@ def test_the_column_holds_ciphertext_only(org_admin, store):
         cursor.execute(f"SELECT value FROM {table}")  # noqa: S608 - table name from the model
         [(raw,)] = cursor.fetchall()
     raw = bytes(raw)
-    assert raw[0] == 1  # envelope v1
+    assert raw[0] == 2  # envelope v2
     assert MARKER.encode() not in raw
     assert str(Secret.objects.get(key="raw").value) == "[encrypted]"
 

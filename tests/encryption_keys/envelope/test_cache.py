@@ -10,6 +10,8 @@ from encryption_keys.envelope import (
     DecryptionError,
     EncryptionUnavailable,
     ErrorCode,
+    KeyScope,
+    ScopeMismatch,
 )
 
 ARN_A = "arn:aws:kms:us-west-2:111122223333:key/mrk-aaaa"
@@ -244,3 +246,39 @@ def test_concurrent_put_and_get_smoke():
     assert len(cache) <= 16
     stats = cache.stats()
     assert stats["hits"] + stats["misses"] == 8 * 2000
+
+
+# --- the scope a cached data key belongs to -------------------------------------------------------------
+
+SCOPE_A = KeyScope("org-a", "us", "debugger.payload", "session-1")
+SCOPE_MOVED = KeyScope("org-b", "us", "debugger.payload", "session-1")
+
+
+def test_a_cache_hit_is_refused_for_a_row_of_another_scope(cache):
+    """A warm cache must not bypass the scope check: a moved row reads `integrity`, as after a cold unwrap."""
+    cipher = DataKeyCipher(uuid.UUID(int=1), KEY, scope=SCOPE_A)
+    cache.put(cipher, wrapping_key_arn=ARN_A)
+    assert cache.get(cipher.dek_id, scope=SCOPE_A) is cipher
+    with pytest.raises(ScopeMismatch) as caught:
+        cache.get(cipher.dek_id, scope=SCOPE_MOVED)
+    assert caught.value.code is ErrorCode.INTEGRITY
+    assert (caught.value.key_scope, caught.value.row_scope, caught.value.differences) == (
+        SCOPE_A, SCOPE_MOVED, ("organization",))
+    assert cache.get(cipher.dek_id, scope=SCOPE_A) is cipher  # the entry stays good for its own rows
+
+
+def test_a_cached_cipher_without_scope_is_refused_when_a_scope_is_asked(cache):
+    cipher = make_cipher()
+    cache.put(cipher, wrapping_key_arn=ARN_A)
+    with pytest.raises(ScopeMismatch):
+        cache.get(cipher.dek_id, scope=SCOPE_A)
+
+
+def test_a_cached_failure_of_another_scope_is_a_scope_mismatch(cache):
+    dek_id = uuid.UUID(int=7)
+    cache.put_failure(dek_id, DecryptionError(ErrorCode.KEY_DISABLED), wrapping_key_arn=ARN_A, scope=SCOPE_A)
+    with pytest.raises(ScopeMismatch):
+        cache.get(dek_id, scope=SCOPE_MOVED)
+    with pytest.raises(DecryptionError) as caught:
+        cache.get(dek_id, scope=SCOPE_A)
+    assert caught.value.code is ErrorCode.KEY_DISABLED and not isinstance(caught.value, ScopeMismatch)
