@@ -23,6 +23,7 @@ from encryption_keys.lifecycle.replace import (
 )
 from encryption_keys.lifecycle.rewrap import RewrapInterrupted, data_keys_under, rewrap_data_keys
 from encryption_keys.models import KmsCall
+from encryption_keys.ownership import KeyInUse, refuse_key_in_use
 from encryption_keys.verification import verify_key
 
 KMS_PLAN = "ReEncrypt per data key (Decrypt + Encrypt instead where a key policy refuses ReEncrypt)"
@@ -58,6 +59,10 @@ class Command(BaseCommand):
         except KeyReplacementError as error:
             raise CommandError(str(error)) from None
         if not yes:
+            try:  # what --yes would refuse first, and before asking KMS about another organization's key
+                refuse_key_in_use(organization=organization, region=region, key_arn=to_arn)
+            except KeyInUse as in_use:
+                raise CommandError(str(in_use)) from None
             checklist = verify_key(organization=organization, region=region, key_arn=to_arn)
             self.print_checklist(checklist)
             self.plan(organization, region, old_arn, to_arn)

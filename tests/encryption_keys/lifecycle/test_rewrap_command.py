@@ -37,6 +37,18 @@ def test_dry_run_says_what_would_happen_and_changes_nothing(org, linked_key, new
     assert kms_calls(operation="ReEncrypt").count() == 0
 
 
+@pytest.mark.parametrize("yes", [[], ["--yes"]])
+def test_replacing_with_another_organizations_key_is_refused(other_org, linked_key, yes, kms_calls):
+    """The operator's shell is no way around ownership: Globex's key cannot be switched to Acme's, dry run or not."""
+    globex_key = local_kms.create_key(region="us-west-2", multi_region=True)
+    local_kms.replicate_key(globex_key, to_region="us-east-2")
+    EncryptionKey.objects.create(organization=other_org, region="us", name="Globex", key_arn=globex_key)
+    with pytest.raises(CommandError, match="already in use by another organization"):
+        run("--org", other_org.name, "--region", "us", "--to-arn", linked_key.key_arn, *yes)
+    assert EncryptionKey.objects.get(organization=other_org).key_arn == globex_key
+    assert not RewrapJob.objects.exists() and kms_calls(organization=other_org).count() == 0
+
+
 def test_yes_replaces_with_progress_and_summary(org, linked_key, new_cmek, notes):
     out, err = run("--org", str(org.pk), "--region", "us", "--to-arn", new_cmek, "--yes")
     job = RewrapJob.objects.get()
