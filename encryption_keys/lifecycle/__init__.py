@@ -1,4 +1,5 @@
-"""Key lifecycle: replacing a key by re-wrapping data keys, rotating and shredding data keys.
+"""Key lifecycle: replacing a key by re-wrapping data keys, rotating and shredding data keys, upgrading
+v1 envelopes to v2 (reseal).
 
     job = replace_key(organization=org, region="us", new_key_arn=arn, actor=user)
 
@@ -19,6 +20,7 @@ _EXPORTS = {
     "RewrapInterrupted": "rewrap",
     "retire_data_keys": "rotate",
     "reencrypt_scope": "rotate",
+    "reseal_values": "reseal",
     "shred_data_keys": "shred",
 }
 
