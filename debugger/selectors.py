@@ -140,7 +140,9 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane,
         return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True) for trace in traces]
     captures = list(
         store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST, url__isnull=False)
-        .only("id", "trace_id", "url")
+        .select_related("trace__session__control_plane")  # what encryption_scope() reads, in the same query
+        .only("id", "trace_id", "url", "trace__session_id", "trace__session__control_plane_id",
+              "trace__session__control_plane__organization_id", "trace__session__control_plane__region")
     )
     revealed = dict(zip((c.trace_id for c in captures), reveal_all([c.url for c in captures]), strict=True))
     rows = []
@@ -192,7 +194,7 @@ def payload_revealed(*, user: User, capture) -> list[keyring.Revealed] | None:
 
 def log_list(*, session: DebugSession, level: str = "", span_id: str = "", trace_id: str = "",
              store: CaptureStore = ENCRYPTED_STORE) -> QuerySet[RequestLog]:
-    logs = store.log_model.objects.filter(session=session)
+    logs = store.log_model.objects.filter(session=session).select_related("session__control_plane")  # the scope
     if level:
         logs = logs.filter(level=level)
     if span_id:
