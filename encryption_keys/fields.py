@@ -74,13 +74,11 @@ class SealedValue:
         """The scope the row belongs to now: its data key must belong to the same one."""
         return self._owner.encryption_scope().key_scope
 
-    def open_with(self, cipher: DataKeyCipher, *, scope: KeyScope | None = None):
+    def open_with(self, cipher: DataKeyCipher):
         """Open with ``cipher``; refused (``ScopeMismatch``) when the cipher's key is not of the row's scope."""
         owner = self._owner
-        plaintext = cipher.open_field(
-            self.envelope, scope=scope if scope is not None else self.expected_scope(),
-            model_label=owner._meta.label_lower, field=self._field.name, pk=owner.pk,
-        )
+        plaintext = cipher.open_field(self.envelope, scope=self.expected_scope(), model_label=owner._meta.label_lower,
+                                      field=self._field.name, pk=owner.pk)
         return self._field.decode(plaintext)
 
     def reveal(self):

@@ -377,8 +377,10 @@ def reveal_many(values) -> list[Revealed]:
             results.append(Revealed(error=outcome))
             continue
         try:
-            results.append(Revealed(value=value.open_with(outcome, scope=want[1])))
+            results.append(Revealed(value=value.open_with(outcome)))  # checks the row's scope again
         except DecryptionError as error:
+            if isinstance(error, ScopeMismatch):
+                mismatches.setdefault(want, [error, value, 0])[2] += 1
             results.append(Revealed(error=error))
     if mismatches:
         from encryption_keys import scope_events
