@@ -21,7 +21,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"login", "logout"}
+# The password-reset pages are reached from the emailed link, signed for one user (test_operator_console follows it).
+PUBLIC = {"login", "logout", "password_reset_confirm", "password_reset_complete"}
 # invited_viewer: a Viewer of organization B, invited into A and made a viewer of A's control plane.
 # cp_creator_elsewhere: a Control Plane Creator on `*` in A, who created a control plane, not A's.
 ROLES = ["anonymous", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only",
