@@ -38,9 +38,8 @@ def is_operator(request) -> bool:
     return request.user.is_active and request.user.is_superuser
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows change only through the app's services: the operator reads here, and acts only through actions
-    declared with `allowed_permissions=["operate"]`, each of which calls a service."""
+class NoWrites:
+    """No add, change or delete through the admin's forms, for model admins and inlines alike."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -50,23 +49,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+    """Rows change only through the app's services: the operator reads here, and acts only through actions
+    declared with `allowed_permissions=["operate"]`, each of which calls a service."""
 
     def has_operate_permission(self, request):
         return is_operator(request)
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(NoWrites, admin.TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def report(modeladmin, request, done: int, verb: str, noun: str) -> None:
