@@ -166,6 +166,23 @@ KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
 KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
+# --- Email (password-reset links) -------------------------------------------------------------------------
+# One mailer through Django's MAILERS: SMTP from the environment in production; the console in development.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Konnect Admin <no-reply@localhost>")
+MAILERS = {
+    "default": {
+        "BACKEND": env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"),
+        "OPTIONS": {
+            "host": env_str("EMAIL_HOST", "localhost"),
+            "port": env_int("EMAIL_PORT", 587),
+            "username": env_str("EMAIL_HOST_USER", ""),
+            "password": env_str("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", True),
+            "timeout": env_int("EMAIL_TIMEOUT", 10),
+        },
+    }
+}
+
 # --- Log-in throttling (django-axes) and API token lifetimes -----------------------------------------
 # After LOGIN_FAILURE_LIMIT failed log-ins of one account (from anywhere) or from one client IP (for any account),
 # every log-in of that account / from that address is refused with a 429 page for LOGIN_LOCKOUT_MINUTES, counted

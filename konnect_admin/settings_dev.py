@@ -17,6 +17,8 @@ SECRET_KEY = development_secret_key(BASE_DIR / "var" / "development-secret-key")
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]  # noqa: F405
 PLATFORM_KMS_PRINCIPAL = PLATFORM_KMS_PRINCIPAL or PLACEHOLDER_KMS_PRINCIPAL  # noqa: F405
 
+MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}  # links in the log
+
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
