@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from konnect_admin.models import AuditEvent, ControlPlane, Membership, Organization, User
+from konnect_admin.models import AuditEvent, ControlPlane, DataPlaneToken, Membership, Organization, User
 from konnect_admin.permissions import Action, require, visible_control_plane_ids
 
 
@@ -35,6 +35,11 @@ def member_list(*, user: User, organization: Organization) -> QuerySet[Membershi
         .select_related("user")
         .order_by("user__email")
     )
+
+
+def data_plane_tokens_issued_by(*, organization: Organization, user: User) -> QuerySet[DataPlaneToken]:
+    """The live data-plane tokens `user` issued on `organization`'s control planes (what removing them revokes)."""
+    return DataPlaneToken.objects.active().filter(control_plane__organization=organization, created_by=user)
 
 
 def audit_event_list(*, user: User, organization: Organization, action_prefix: str = "") -> QuerySet[AuditEvent]:

@@ -23,6 +23,7 @@ from konnect_admin.models import (
     User,
 )
 from konnect_admin.permissions import Action, forget_grants, require
+from konnect_admin.selectors import data_plane_tokens_issued_by
 
 PREDEFINED_TEAMS = (
     ("Organization Admin", Role.ORG_ADMIN, "Full control of the organization, its keys and members."),
@@ -91,17 +92,26 @@ def _member_access_revoke(*, organization: Organization, user: User) -> dict:
 
 
 @transaction.atomic
-def member_remove(*, organization: Organization, actor: User, user: User) -> None:
+def member_remove(
+    *, organization: Organization, actor: User, user: User, revoke_data_plane_tokens: bool = True
+) -> None:
     """Remove `user` from `organization` with everything it gave them: role assignments, team memberships and their
     personal access tokens for this organization (revoked, so a re-added member gets nothing back).
 
-    Data-plane tokens the user created stay valid: they belong to the control plane and its gateways, not to the
-    person who issued them (a Control Plane Admin revokes them on the control plane's page)."""
+    The live data-plane tokens they created on this organization's control planes are revoked too, unless
+    `revoke_data_plane_tokens` is False: a departing Control Plane Admin could otherwise keep resolving vault
+    secrets with one until it expires. Gateways may use them, so the Members page asks, showing how many."""
     require(actor, Action.MEMBERS_MANAGE, organization)
     if user.pk == actor.pk:
         raise ValueError("You cannot remove yourself from the organization.")
     membership = Membership.objects.select_for_update().get(organization=organization, user=user)
     details = _member_access_revoke(organization=organization, user=user)
+    data_plane_tokens = data_plane_tokens_issued_by(organization=organization, user=user)
+    if revoke_data_plane_tokens:
+        details |= {"data_plane_tokens_revoked": data_plane_tokens.update(revoked_at=timezone.now()),
+                    "data_plane_tokens_kept": 0}
+    else:
+        details |= {"data_plane_tokens_revoked": 0, "data_plane_tokens_kept": data_plane_tokens.count()}
     membership.delete()
     forget_grants(user)
     audit_record(actor=actor, organization=organization, action="member.removed", target=user, details=details)

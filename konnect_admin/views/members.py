@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from konnect_admin import selectors, services
@@ -29,12 +29,18 @@ def member_list(request):
     return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_remove(request, pk):
-    """Remove a member (Organization Admins only); their roles, teams and access tokens go with the membership."""
+    """Remove a member (Organization Admins only); their roles, teams and access tokens go with the membership.
+
+    GET asks first: how many data-plane tokens they created, revoked unless "keep" is ticked (an unticked box sends
+    nothing, so a plain POST revokes them)."""
     membership = get_object_or_404(Membership.objects.select_related("user"), pk=pk, organization=request.organization)
+    if request.method == "GET":
+        return _member_remove_confirm(request, membership)
     try:
-        services.member_remove(organization=request.organization, actor=request.user, user=membership.user)
+        services.member_remove(organization=request.organization, actor=request.user, user=membership.user,
+                               revoke_data_plane_tokens=request.POST.get("keep_data_plane_tokens") != "on")
     except ValueError as error:
         messages.error(request, str(error))
     else:
@@ -42,6 +48,13 @@ def member_remove(request, pk):
     if request.htmx:
         return HttpResponseClientRedirect(reverse("member_list"))
     return redirect("member_list")
+
+
+def _member_remove_confirm(request, membership):
+    require(request.user, Action.MEMBERS_MANAGE, request.organization)
+    issued = selectors.data_plane_tokens_issued_by(organization=request.organization, user=membership.user)
+    context = {"membership": membership, "data_plane_tokens": issued.count()}
+    return render_page(request, "konnect_admin/member_remove.html", context, partial="confirm")
 
 
 @require_POST

@@ -171,11 +171,15 @@ def test_removing_a_member_revokes_roles_teams_and_tokens_and_re_adding_grants_n
     assert tokens.personal_access_token_authenticate(leaving["pat"]) is None
     api = Client().get(stores, HTTP_AUTHORIZATION=f"Bearer {leaving['pat']}")
     assert api.status_code == 401 and api["Content-Type"] == "application/problem+json"
-    # Data-plane tokens belong to the control plane's gateways, not to whoever issued them.
-    assert tokens.data_plane_token_authenticate(leaving["dp"]) is not None
+    # A departing Control Plane Admin keeps no data-plane token: with one they could resolve vault secrets.
+    assert tokens.data_plane_token_authenticate(leaving["dp"]) is None
+    resolve = Client().post("/api/us/v1/vault/resolve", {"references": ["{vault://pay/x}"]},
+                            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {leaving['dp']}")
+    assert resolve.status_code == 401
     event = AuditEvent.objects.get(action="member.removed", organization=org)
     assert event.actor == org_admin and event.target_id == str(user.pk)
     assert event.details["access_tokens_revoked"] == 1 and event.details["teams"] == ["Control Plane Admin"]
+    assert event.details["data_plane_tokens_revoked"] == 1 and event.details["data_plane_tokens_kept"] == 0
 
     services.member_add(organization=org, user=user, actor=org_admin)
     user.refresh_from_db()
@@ -236,3 +240,59 @@ def test_removal_over_htmx_reloads_the_members_page(login, org, org_admin, leavi
     response = login(org_admin).post(reverse("member_remove", args=[membership.pk]), headers={"HX-Request": "true"})
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("member_list")
     assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_removal_asks_first_and_counts_the_data_plane_tokens_they_created(login, org, org_admin, control_plane, leaving):
+    """The Members page links to a confirmation (no JavaScript needed) that says what the removal revokes."""
+    other = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="admins-own")[1]
+    membership = Membership.objects.get(organization=org, user=leaving["user"])
+    url = reverse("member_remove", args=[membership.pk])
+    client = login(org_admin)
+    members = client.get(reverse("member_list")).content.decode()
+    assert f'href="{url}"' in members
+
+    page = client.get(url)
+    body = page.content.decode()
+    assert page.status_code == 200 and "<html" in body and leaving["user"].email in body
+    assert "Keep the 1 data-plane token they created" in body
+    assert 'name="keep_data_plane_tokens"' in body and " checked" not in body  # revoked unless kept
+    assert f'method="post" action="{url}"' in body
+    assert Membership.objects.filter(pk=membership.pk).exists()  # asking removes nothing
+    assert tokens.data_plane_token_authenticate(leaving["dp"]) is not None
+
+    fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in fragment and 'name="keep_data_plane_tokens"' in fragment
+
+    client.post(url)  # a plain form POST, checkbox unticked: revoked
+    assert tokens.data_plane_token_authenticate(leaving["dp"]) is None
+    assert tokens.data_plane_token_authenticate(other) is not None  # another person's token is not theirs
+
+
+def test_removal_can_keep_the_data_plane_tokens_for_the_gateways_that_use_them(login, org, org_admin, leaving):
+    membership = Membership.objects.get(organization=org, user=leaving["user"])
+    response = login(org_admin).post(reverse("member_remove", args=[membership.pk]),
+                                     {"keep_data_plane_tokens": "on"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200 and response["HX-Redirect"] == reverse("member_list")
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert tokens.data_plane_token_authenticate(leaving["dp"]) is not None
+    assert tokens.personal_access_token_authenticate(leaving["pat"]) is None
+    event = AuditEvent.objects.get(action="member.removed", organization=org)
+    assert event.details["data_plane_tokens_revoked"] == 0 and event.details["data_plane_tokens_kept"] == 1
+
+
+def test_member_remove_revokes_only_their_live_tokens_of_this_organization(org, org_admin, other_org,
+                                                                          other_org_admin, control_plane, leaving):
+    user = leaving["user"]
+    services.member_add(organization=other_org, user=user, actor=other_org_admin, team="Control Plane Admin")
+    elsewhere = tokens.data_plane_token_create(actor=user, control_plane=factories.make_control_plane(other_org),
+                                               name="theirs-elsewhere")[1]
+    services.member_remove(organization=org, actor=org_admin, user=user)
+    assert tokens.data_plane_token_authenticate(leaving["dp"]) is None
+    assert tokens.data_plane_token_authenticate(elsewhere) is not None  # another organization's business
+
+
+@pytest.mark.parametrize("role", ["org_admin_read_only", "cp_admin_team", "member"])
+def test_only_organization_admins_see_the_removal_confirmation(login, org, leaving, role):
+    membership = Membership.objects.get(organization=org, user=leaving["user"])
+    response = login(factories.make_role_user(org, role)).get(reverse("member_remove", args=[membership.pk]))
+    assert response.status_code in (403, 404) and leaving["user"].email not in response.content.decode()
