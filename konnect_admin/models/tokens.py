@@ -19,10 +19,9 @@ def new_token(prefix: str) -> str:
 
 class TokenQuerySet(models.QuerySet):
     def active(self):
-        from django.db.models import Q
         from django.utils import timezone
 
-        return self.filter(revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
 
 
 class BaseToken(models.Model):
@@ -30,7 +29,7 @@ class BaseToken(models.Model):
     digest = models.CharField(max_length=64, unique=True, editable=False)
     hint = models.CharField(max_length=16, editable=False, help_text="First characters, to recognise the token.")
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()  # every token expires (NOT NULL since migration 0004)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -44,7 +43,7 @@ class BaseToken(models.Model):
     def is_active(self) -> bool:
         from django.utils import timezone
 
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+        return self.revoked_at is None and self.expires_at > timezone.now()
 
 
 class PersonalAccessToken(BaseToken):

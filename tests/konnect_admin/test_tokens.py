@@ -183,27 +183,3 @@ def test_a_suspended_organizations_tokens_are_401_problem_json(client, org, org_
 
     Organization.objects.filter(pk=org.pk).update(state=Organization.State.ACTIVE)
     assert client.get("/api/us/v0/cmeks", HTTP_AUTHORIZATION=f"Bearer {pat}").status_code == 200
-
-
-def test_the_upgrade_gives_tokens_without_an_expiry_the_default_one(org, org_admin, control_plane, settings):
-    from importlib import import_module
-
-    from django.apps import apps
-
-    pat, pat_text = tokens.personal_access_token_create(user=org_admin, organization=org, name="old")
-    dp, dp_text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="old")
-    revoked, _text = tokens.personal_access_token_create(user=org_admin, organization=org, name="gone")
-    tokens.personal_access_token_revoke(user=org_admin, token=revoked)
-    for model in (PersonalAccessToken, DataPlaneToken):  # as issued before tokens expired
-        model.objects.update(expires_at=None)
-
-    migration = import_module("konnect_admin.migrations.0003_token_expiry_backfill")
-    migration.give_every_token_an_expiry(apps, None)
-
-    for token in (pat, dp, revoked):
-        token.refresh_from_db()
-    days_left = [round((token.expires_at - timezone.now()) / timedelta(days=1)) for token in (pat, dp)]
-    assert days_left == [settings.ACCESS_TOKEN_DEFAULT_DAYS, settings.DATA_PLANE_TOKEN_DEFAULT_DAYS]
-    assert revoked.expires_at is None  # revoked stays revoked; nothing to extend
-    assert tokens.personal_access_token_authenticate(pat_text) == pat  # still works after the upgrade
-    assert tokens.data_plane_token_authenticate(dp_text) == dp
