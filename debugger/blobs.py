@@ -13,9 +13,11 @@ Who may read a blob is decided by who stored it — its scope (DESIGN.md §2: bl
 - Everyone else — Viewers, Vault Admins, Control Plane Creators, the read-only Organization Admin, another
   control plane's data planes, another organization — gets 404, as if the blob did not exist.
 
-Writing follows the same scopes: a data plane stores blobs of its control plane; a person needs a role that
-may create debug sessions; replacing an existing blob id also needs the right to read it (so nobody
-swaps content under a reader of a scope they cannot read).
+Writing follows the same scopes: a data plane stores blobs of its control plane; a person stores blobs of the
+organization, so needs what reading them needs (`DEBUG_PAYLOAD_READ` on `*`) — a role on one control plane
+would otherwise write organization-wide data it cannot read back. Replacing an existing blob id also needs
+the right to read it (so nobody swaps content under a reader of a scope they cannot read), and is refused
+with 404, like reading it: a 403 would tell the caller the id exists in another scope.
 
 `Blob.content_type` is the uploader's claim, kept as metadata only: the API never serves a blob with it
 (debugger/api.py answers `application/octet-stream`, as an attachment, with `nosniff`).
@@ -52,15 +54,18 @@ def blob_put(
     control_plane: ControlPlane | None = None,
     user: User | None = None,
 ) -> Blob:
-    """Store (or replace) a blob. A data plane writes as its control plane, a person needs debug rights."""
-    if user is not None and not can(user, Action.DEBUG_SESSION_CREATE, organization):
-        raise PermissionDenied("You need a role that may create debug sessions to store blobs.")
+    """Store (or replace) a blob. A data plane writes as its control plane; a person writes for the organization,
+    with the plaintext rights on every control plane that reading such a blob takes."""
+    if user is not None and not can_on_every_control_plane(user, Action.DEBUG_PAYLOAD_READ, organization):
+        raise PermissionDenied(
+            "Storing a blob needs a role that reads Debugger payloads of every control plane (`*`)."
+        )
     now = timezone.now()
     with transaction.atomic():
         current = Blob.objects.select_for_update().filter(organization=organization, region=region, key=key).first()
         if current is not None:
             if not blob_readable(current, control_plane=control_plane, user=user):
-                raise PermissionDenied("This blob id belongs to a scope you cannot read.")
+                raise Http404("No such blob.")  # as blob_get answers: nothing says the id exists elsewhere
             current.delete()  # a new row: the ciphertext's AAD names the row, so values are never rewritten in place
         blob = Blob(
             organization=organization, region=region, key=key, control_plane=control_plane,

@@ -78,7 +78,7 @@ def test_blobs_are_invisible_across_organizations_and_control_planes(dp_client, 
     _dp, sibling_dp = tokens.data_plane_token_create(actor=org_admin, control_plane=sibling, name="x")
     sibling_client = Client(HTTP_AUTHORIZATION=f"Bearer {sibling_dp}")
     assert sibling_client.get(BLOB).status_code == 404
-    assert put(sibling_client, b"overwrite").status_code == 403
+    assert put(sibling_client, b"overwrite").status_code == 404  # a 403 would say the id exists elsewhere
     assert dp_client.get(BLOB).content == DATA
 
 
@@ -174,4 +174,28 @@ def test_nobody_replaces_a_blob_they_cannot_read(org, org_admin, control_plane):
     assert put(pat_of(org_admin, org)).status_code == 202
     one_cp_creator = factories.make_role_user(org, "debug_session_creator", control_plane)
     assert put(pat_of(one_cp_creator, org), b"swapped").status_code == 403
+    assert pat_of(org_admin, org).get(BLOB).content == DATA
+
+
+@pytest.mark.parametrize("role", ["debug_session_creator", "cp_admin"])
+def test_a_role_on_one_control_plane_cannot_store_an_organization_blob(org, control_plane, role):
+    """A person's blob belongs to the organization and is read with plaintext rights on `*`: storing one needs them
+    too, or one control plane's Debug Session Creator writes organization-wide data that they cannot read back."""
+    one_cp = pat_of(factories.make_role_user(org, role, control_plane), org)
+    answer = put(one_cp)
+    assert answer.status_code == 403 and not Blob.objects.exists()
+    assert answer["Content-Type"] == "application/problem+json"
+    assert put(pat_of(factories.make_role_user(org, role), org)).status_code == 202  # the same role on `*`
+
+
+def test_a_data_plane_learns_nothing_about_another_scopes_blob_id(dp_client, org, org_admin):
+    """PUT to an id that exists in a scope the caller cannot read answers exactly like GET: 404, content kept."""
+    assert put(pat_of(org_admin, org)).status_code == 202  # the organization's blob
+    sibling = factories.make_control_plane(org, name="sibling")
+    _dp, sibling_dp = tokens.data_plane_token_create(actor=org_admin, control_plane=sibling, name="x")
+    sibling_client = Client(HTTP_AUTHORIZATION=f"Bearer {sibling_dp}")
+    for client in (dp_client, sibling_client):
+        answer, read = put(client, b"swapped"), client.get(BLOB)
+        assert answer.status_code == read.status_code == 404
+        assert {**answer.json(), "instance": ""} == {**read.json(), "instance": ""}  # only the trace id differs
     assert pat_of(org_admin, org).get(BLOB).content == DATA

@@ -25,7 +25,8 @@ CALLERS = ["none", "dp_a", "member", "viewer", "debug_session_creator", "vault_a
            "other_org_admin", "dp_b"]
 CP_VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin"}
 CP_VAULT_WRITERS = {"vault_admin", "cp_admin", "org_admin"}
-BLOB_WRITERS = {"dp_a", "debug_session_creator", "cp_admin", "org_admin"}
+# A person's blob is the organization's: storing one takes plaintext rights on `*` (the one-CP roles here lack them).
+BLOB_WRITERS = {"dp_a", "org_admin"}
 BLOB_READERS = {"dp_a", "debug_session_creator", "cp_admin", "org_admin"}  # plaintext roles (debugger/blobs.py)
 TRACE = {"trace_id": "ab" * 16, "start_time": "2026-11-28T12:00:00Z", "method": "GET"}
 LOG = {"time": "2026-11-28T12:00:00Z", "level": "info", "message": "hello"}
