@@ -16,6 +16,10 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Production sits behind the TLS proxy whose X-Forwarded-Proto it trusts, so by default the client address is the
+# last X-Forwarded-For entry: at 0 every client would share the proxy's address, and ten bad log-ins would lock
+# everybody out. LOGIN_PROXY_COUNT=0 when clients connect directly, N for N proxies.
+LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 1)
 
 refuse_unsafe_production(
     debug=env_bool("DEBUG", False),

@@ -204,7 +204,7 @@ AXES_VERBOSE = False
 # The client address: REMOTE_ADDR, or with LOGIN_PROXY_COUNT=N reverse proxies in front, the address the outermost
 # one saw (N-th X-Forwarded-For entry from the right). Behind a proxy, leaving it 0 makes every client one address.
 AXES_CLIENT_IP_CALLABLE = "konnect_admin.authentication.client_ip"
-LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0)
+LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 0)  # development and tests: no proxy; production defaults to 1
 
 # Days an API token stays valid: the default a new token gets, and the most its creator may choose.
 ACCESS_TOKEN_DEFAULT_DAYS = env_int("ACCESS_TOKEN_DEFAULT_DAYS", 90)

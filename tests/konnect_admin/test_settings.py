@@ -40,7 +40,8 @@ WITHOUT_REDIS = "import sys; sys.modules['redis'] = None\n"  # as if the client 
 def clean_environment(env: dict) -> dict:
     """The test run's environment without any setting (KONNECT_<NAME> or <NAME>), plus `env`."""
     names = {"DEBUG", "TESTING", "SECRET_KEY", "ALLOWED_HOSTS", "PLATFORM_KMS_KEYS", "PLATFORM_KMS_PRINCIPAL",
-             "CACHE_URL", "CACHE_BACKEND", "CACHE_LOCATION", "KMS_ENDPOINT_URL", "KMS_ENDPOINT_URLS"}
+             "CACHE_URL", "CACHE_BACKEND", "CACHE_LOCATION", "KMS_ENDPOINT_URL", "KMS_ENDPOINT_URLS",
+             "LOGIN_PROXY_COUNT"}
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("KONNECT_", "DJANGO_")) and k not in names}
     return {**kept, **env}
 
@@ -177,6 +178,26 @@ def test_check_deploy_is_clean_under_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+LOCAL_ENV = {"KONNECT_KMS_ENDPOINT_URL": "http://127.0.0.1:4566", "KONNECT_PLATFORM_KMS_KEYS": "us=arn:aws:kms:x"}
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "expected"),
+    [
+        ("konnect_admin.settings", PRODUCTION_ENV, 1),  # behind the TLS proxy whose X-Forwarded-Proto it trusts
+        ("konnect_admin.settings", {**PRODUCTION_ENV, "KONNECT_LOGIN_PROXY_COUNT": "2"}, 2),
+        ("konnect_admin.settings", {**PRODUCTION_ENV, "LOGIN_PROXY_COUNT": "0"}, 0),  # served directly
+        ("konnect_admin.settings_dev", LOCAL_ENV, 0),
+        ("tests.settings", LOCAL_ENV, 0),
+    ],
+    ids=["production-default", "production-two-proxies", "production-no-proxy", "development", "tests"],
+)
+def test_production_counts_log_in_failures_per_client_behind_its_proxy(module, env, expected):
+    """At 0 behind a proxy every client has the proxy's address: ten bad log-ins would lock everybody out."""
+    values, message = import_settings(module, env, "LOGIN_PROXY_COUNT")
+    assert message is None and values["LOGIN_PROXY_COUNT"] == expected
 
 
 # --- development: never deployable by accident -----------------------------------------------------------
