@@ -35,7 +35,8 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     RequestLog.objects.create(session=session, trace_id=trace.trace_id, time=now, level="info",
                               message=f"[key-auth] {marker}")
     store = ConfigStore.objects.create(control_plane=cp, name=f"{name} store")
-    secret = Secret.objects.create(store=store, key="db-password", value="s3cr3t")
+    vault_value = leaks.plant(f"{name.lower()}-vault-s3cr3t-{secrets.token_hex(4)}")  # shown to nobody, ever
+    secret = Secret.objects.create(store=store, key="db-password", value=vault_value)
     vault = Vault.objects.create(control_plane=cp, prefix=f"{name.lower()}-vault", config_store=store)
     key = EncryptionKey.objects.create(organization=org, region="us", name=f"{name} key", key_arn=cmek_arn)
     job = RewrapJob.objects.create(organization=org, region="us", old_key_arn=cmek_arn, new_key_arn=cmek_arn,
@@ -54,7 +55,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
         "job": job.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
         "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
-        "store_name": store.name, "marker": marker,
+        "store_name": store.name, "marker": marker, "vault_value": vault_value,
     }
 
 

@@ -4,6 +4,10 @@ The URL patterns are enumerated from the resolver, so a new view is covered auto
 without a rule in RULES fails `test_every_url_has_a_rule`. Each role's request runs in a savepoint that
 is rolled back, so an allowed destructive request does not change what the next role sees.
 
+Plaintext: on no URL, for no role, does a body carry a planted vault secret value, or another organization's
+Debugger plaintext (payload, log, blob marker); A's Debugger plaintext appears only on the decrypting pages,
+for the plaintext roles of A's control plane (DECRYPTING_PAGES, PLAINTEXT_READERS).
+
 Outcomes: "ok" = not 401/403/404 and not a redirect to the login page (a form answering 400/422 to an
 empty POST is allowed: the caller got past the permission check); "denied" = 403 or 404.
 Anonymous callers always get the login redirect. The JSON APIs have their own matrix in
@@ -149,6 +153,7 @@ def test_isolation(name, world):
     rule = RULES[name]
     failures = []
     planted = [str(world["b"]["cp_object"].name), str(world["b"]["cp"])]
+    never_shown = [world["a"]["vault_value"], world["b"]["vault_value"], world["b"]["marker"]]
     for role in ROLES:
         client = Client()
         if role != "anonymous":
@@ -161,6 +166,12 @@ def test_isolation(name, world):
         if role == "org_admin_with_foreign_ids" and rule.args:
             expected = "denied"
         got = outcome(response)
+        body = response.content.decode(errors="replace")
+        reads_plaintext = DECRYPTING_PAGES.get(name) and role in PLAINTEXT_READERS and objects is world["a"]
+        hidden = never_shown if reads_plaintext else [*never_shown, world["a"]["marker"]]
+        shown = [secret for secret in hidden if secret in body]
+        if shown:
+            failures.append(f"{role}: response shows plaintext it may not read: {shown}")
         if got != expected:
             failures.append(f"{role}: expected {expected}, got {got} ({response.status_code})")
         elif got == "ok" and role not in ("other_org_admin",) and response.get("Content-Type", "").startswith("text/html"):
