@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from debugger.attributes import scrub as scrub_attributes
 from encryption_keys.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
-from encryption_keys.keyring import EncryptionScope
+from encryption_keys.keyring import EncryptionScope, control_plane_scope_ref
 from encryption_keys.models import Purpose
 from konnect_admin.models import ControlPlane, Organization, Region
 
@@ -105,9 +105,14 @@ class DebugSession(models.Model):
             return "every request"
         return f"{SamplingKind(self.sampling_kind).label.lower()}: {self.sampling_value}"
 
+    @property
+    def scope_ref(self) -> str:
+        """The scope reference of the session's data keys (payloads and logs): control plane and session."""
+        return control_plane_scope_ref(self.control_plane_id, self.pk)
+
     def scope(self, purpose: str) -> EncryptionScope:
         control_plane = self.control_plane
-        return EncryptionScope(control_plane.organization_id, control_plane.region, purpose, str(self.pk))
+        return EncryptionScope(control_plane.organization_id, control_plane.region, purpose, self.scope_ref)
 
 
 class Trace(models.Model):

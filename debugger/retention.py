@@ -41,7 +41,7 @@ def purge_plan(*, now: datetime | None = None) -> PurgeReport:
     now = now or timezone.now()
     sessions = DebugSession.objects.filter(retain_until__lte=now)
     payloads = PayloadCapture.objects.filter(expires_at__lte=now).exclude(trace__session__in=sessions)
-    scope_refs = [str(pk) for pk in sessions.values_list("pk", flat=True)]
+    scope_refs = [keyring.control_plane_scope_ref(cp, pk) for cp, pk in sessions.values_list("control_plane_id", "pk")]
     return PurgeReport(
         sessions=len(scope_refs),
         traces=Trace.objects.filter(session__in=sessions).count(),

@@ -224,6 +224,6 @@ def session_footprint(*, session: DebugSession) -> dict:
         "logs": RequestLog.objects.filter(session=session).count(),
         "data_keys": DataKey.objects.filter(
             organization_id=session.control_plane.organization_id, purpose__in=SESSION_PURPOSES,
-            scope_ref=str(session.pk), shredded_at__isnull=True,
+            scope_ref=session.scope_ref, shredded_at__isnull=True,
         ).count(),
     }

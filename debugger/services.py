@@ -119,7 +119,7 @@ def session_data_keys_shred(*, sessions: Iterable[DebugSession], purposes: Itera
     """
     scopes = Q()
     for session in sessions:
-        scopes |= Q(organization_id=session.control_plane.organization_id, scope_ref=str(session.pk))
+        scopes |= Q(organization_id=session.control_plane.organization_id, scope_ref=session.scope_ref)
     if not scopes:
         return 0
     return shred_data_keys(queryset=DataKey.objects.filter(scopes, purpose__in=list(purposes)), actor=actor,

@@ -68,6 +68,17 @@ class EncryptionScope:
         return _key_scope(self.organization_id, self.region, self.purpose, self.scope_ref)
 
 
+def control_plane_scope_ref(control_plane_id: object, owner_id: object) -> str:
+    """The scope reference of a control plane's debug session or config store: ``<control plane id>/<owner id>``.
+
+    The control plane is part of it because permissions and data planes are per control plane: a session
+    or store re-parented to a sibling control plane of the same organization and region is another scope,
+    so its values read `integrity` there. Every query that finds such a scope's data keys builds the
+    reference here (docs/envelope.md).
+    """
+    return f"{control_plane_id}/{owner_id}"
+
+
 def data_key_scope(row: DataKey) -> KeyScope:
     """The scope a DataKey row belongs to."""
     return _key_scope(row.organization_id, row.region, row.purpose, row.scope_ref)

@@ -97,7 +97,10 @@ class DataKey(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="data_keys")
     region = models.CharField(max_length=2, choices=Region)
     purpose = models.CharField(max_length=32, choices=Purpose)
-    scope_ref = models.CharField(max_length=64, help_text="Debug session id or config store id.")
+    scope_ref = models.CharField(
+        max_length=100,
+        help_text="<control plane id>/<debug session or config store id>, or blobs:<control plane or org id>.",
+    )
     wrapping_key_arn = models.CharField(max_length=2048)
     wrapped = models.BinaryField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -50,6 +50,7 @@ class Tenant:
     vault: object
     note: object
     markers: dict  # field label -> the planted plaintext marker it holds
+    sibling_cp: object  # another control plane of the same organization and region (other permissions)
 
     def rows(self) -> list:
         return [self.capture, self.log, self.blob, self.secret, self.note]
@@ -61,6 +62,7 @@ def seal_tenant(name: str) -> Tenant:
     org = factories.make_organization(name)
     admin = factories.make_role_user(org, "org_admin")
     cp = factories.make_control_plane(org, name=f"{name.lower()}-payments")
+    sibling_cp = factories.make_control_plane(org, name=f"{name.lower()}-checkout", region=cp.region)
     sessions = [
         DebugSession.objects.create(control_plane=cp, name=f"{name} {n}", status=SessionStatus.IN_PROGRESS,
                                     duration_seconds=600, started_at=now, ends_at=now + timedelta(minutes=10),
@@ -87,7 +89,7 @@ def seal_tenant(name: str) -> Tenant:
                                      data={"secret": m["testapp.sealednote.data"]},
                                      blob=m["testapp.sealednote.blob"].encode())
     return Tenant(name, org, admin, cp, sessions[0], sessions[1], trace, spare_trace, capture, log, blob, store,
-                  spare_store, secret, vault, note, m)
+                  spare_store, secret, vault, note, m, sibling_cp=sibling_cp)
 
 
 def reload(row):
@@ -164,6 +166,9 @@ MOVES = [
          lambda a, b: _update(ControlPlane, a.cp.pk, organization=b.org), _other_org),
     Move("session_to_another_orgs_control_plane", lambda a: [a.capture, a.log],
          lambda a, b: _update(DebugSession, a.session.pk, control_plane=b.cp), _other_org),
+    # Same organization and region, another control plane: permissions (and data planes) are per control plane.
+    Move("session_to_a_sibling_control_plane", lambda a: [a.capture, a.log],
+         lambda a, b: _update(DebugSession, a.session.pk, control_plane=a.sibling_cp), _victim_org),
     Move("trace_to_another_session", lambda a: [a.capture],
          lambda a, b: _update(Trace, a.trace.pk, session=a.spare_session), _victim_org),
     Move("trace_to_another_orgs_session", lambda a: [a.capture],
@@ -188,6 +193,8 @@ MOVES = [
          lambda a, b: _update(Secret, a.secret.pk, store=a.spare_store), _victim_org),
     Move("store_to_another_orgs_control_plane", lambda a: [a.secret],
          lambda a, b: _update(ConfigStore, a.store.pk, control_plane=b.cp), _other_org),
+    Move("store_to_a_sibling_control_plane", lambda a: [a.secret],
+         lambda a, b: _update(ConfigStore, a.store.pk, control_plane=a.sibling_cp), _victim_org),
     Move("note_to_another_org", lambda a: [a.note],
          lambda a, b: _update(SealedNote, a.note.pk, organization=b.org), _other_org),
     Move("note_to_another_scope", lambda a: [a.note],

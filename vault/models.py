@@ -12,7 +12,7 @@ from django.db import models
 
 from encryption_keys.envelope import DecryptionError, EncryptionUnavailable, ErrorCode
 from encryption_keys.fields import EncryptedTextField, SealedValue
-from encryption_keys.keyring import EncryptionScope
+from encryption_keys.keyring import EncryptionScope, control_plane_scope_ref
 from encryption_keys.models import EncryptionKey, Purpose
 from konnect_admin.models import ControlPlane, DataPlaneToken
 
@@ -47,6 +47,11 @@ class ConfigStore(models.Model):
     @property
     def organization(self):
         return self.control_plane.organization
+
+    @property
+    def scope_ref(self) -> str:
+        """The scope reference of the store's data keys: control plane and store."""
+        return control_plane_scope_ref(self.control_plane_id, self.pk)
 
 
 class Secret(models.Model):
@@ -86,7 +91,7 @@ class Secret(models.Model):
         """Who the value belongs to: no query once `store__control_plane` is loaded (select_related)."""
         control_plane = self.store.control_plane
         return EncryptionScope(control_plane.organization_id, control_plane.region, Purpose.VAULT_SECRET.value,
-                               str(self.store_id))
+                               self.store.scope_ref)
 
     def encryption_wrapping_key(self) -> str | None:
         """Writes only: the KMS key new DEKs of this store are wrapped with (None: the keyring's choice)."""

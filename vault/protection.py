@@ -39,12 +39,12 @@ def record_vault_protection(sender, instance: ControlPlane, created: bool, raw: 
 
 def vault_data_keys(control_plane: ControlPlane):
     """The live (not shredded) DEKs of the control plane's config stores."""
-    store_ids = [str(pk) for pk in ConfigStore.objects.filter(control_plane=control_plane).values_list("pk", flat=True)]
+    stores = ConfigStore.objects.filter(control_plane=control_plane).values_list("pk", flat=True)
     return DataKey.objects.filter(
         organization_id=control_plane.organization_id,
         region=control_plane.region,
         purpose=Purpose.VAULT_SECRET,
-        scope_ref__in=store_ids,
+        scope_ref__in=[keyring.control_plane_scope_ref(control_plane.pk, store) for store in stores],
         shredded_at__isnull=True,
     )
 

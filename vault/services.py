@@ -78,7 +78,8 @@ def config_store_delete(*, actor: User, store: ConfigStore, force: bool = False)
     if count and not force:
         raise ConfigStoreNotEmpty(count)
     shredded = shred_data_keys(
-        queryset=config_store_data_keys(organization=control_plane.organization, config_store_id=store.pk),
+        queryset=config_store_data_keys(organization=control_plane.organization, control_plane_id=control_plane.pk,
+                                        config_store_id=store.pk),
         actor=actor, reason="config store deleted",
     )
     _audit(actor, control_plane, "vault.config_store.deleted", store, name=store.name, secrets_deleted=count,

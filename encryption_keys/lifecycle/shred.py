@@ -52,13 +52,16 @@ def shred_data_keys(*, queryset: QuerySet[DataKey], actor, reason: str) -> int:
 # --- what to shred -----------------------------------------------------------------------------------------
 
 
-def session_data_keys(*, organization: Organization, session_id) -> QuerySet[DataKey]:
-    """The DEKs of one debug session (its payload captures and request logs)."""
-    return DataKey.objects.filter(organization=organization, purpose__in=DEBUGGER_PURPOSES, scope_ref=str(session_id))
+def session_data_keys(*, organization: Organization, control_plane_id, session_id) -> QuerySet[DataKey]:
+    """The DEKs of one debug session of a control plane (its payload captures and request logs)."""
+    scope_ref = keyring.control_plane_scope_ref(control_plane_id, session_id)
+    return DataKey.objects.filter(organization=organization, purpose__in=DEBUGGER_PURPOSES, scope_ref=scope_ref)
 
 
-def config_store_data_keys(*, organization: Organization, config_store_id) -> QuerySet[DataKey]:
-    return DataKey.objects.filter(organization=organization, purpose=Purpose.VAULT_SECRET, scope_ref=str(config_store_id))
+def config_store_data_keys(*, organization: Organization, control_plane_id, config_store_id) -> QuerySet[DataKey]:
+    """The DEKs of one config store of a control plane (its secrets)."""
+    scope_ref = keyring.control_plane_scope_ref(control_plane_id, config_store_id)
+    return DataKey.objects.filter(organization=organization, purpose=Purpose.VAULT_SECRET, scope_ref=scope_ref)
 
 
 def data_keys_before(*, organization: Organization, before: datetime) -> QuerySet[DataKey]:

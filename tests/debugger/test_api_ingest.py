@@ -87,9 +87,10 @@ def test_post_traces_stores_metadata_spans_and_encrypted_payloads_and_logs(dp_cl
     messages = sorted(log.message.reveal() for log in RequestLog.objects.filter(session=debug_session))
     assert messages == ["[key-auth] ok " + LOG_SECRET, "upstream slow"]
     assert RequestLog.objects.filter(trace_id=trace["trace_id"]).count() == 2
-    # One data key per purpose for this session, scoped to it.
+    # One data key per purpose for this session, scoped to it and its control plane.
+    scope_ref = f"{debug_session.control_plane_id}/{debug_session.pk}"
     assert set(DataKey.objects.values_list("purpose", "scope_ref")) == {
-        ("debugger.payload", str(debug_session.pk)), ("debugger.log", str(debug_session.pk))}
+        ("debugger.payload", scope_ref), ("debugger.log", scope_ref)}
 
 
 def test_the_database_holds_only_ciphertext(dp_client, debug_session):

@@ -16,9 +16,9 @@ def test_encryption_scope_is_per_session_and_purpose(debug_session, ingest):
     ingest(1)
     capture, log = PayloadCapture.objects.first(), RequestLog.objects.first()
     cp = debug_session.control_plane
-    assert capture.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.payload",
-                                                         str(debug_session.pk))
-    assert log.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.log", str(debug_session.pk))
+    scope_ref = f"{cp.pk}/{debug_session.pk}"  # the control plane is part of the scope: permissions are per CP
+    assert capture.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.payload", scope_ref)
+    assert log.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.log", scope_ref)
 
 
 def test_retention_follows_the_organization(org, make_session):

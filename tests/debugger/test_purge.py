@@ -23,7 +23,7 @@ def purge(*args) -> tuple[str, str]:
 
 
 def keys_of(session, purpose=None):
-    keys = DataKey.objects.filter(scope_ref=str(session.pk))
+    keys = DataKey.objects.filter(scope_ref=f"{session.control_plane_id}/{session.pk}")
     return keys.filter(purpose=purpose) if purpose else keys
 
 

@@ -149,13 +149,13 @@ def test_delete_asks_first_then_shreds_the_keys_before_deleting(login, org_admin
     confirm = client.get(reverse("debug_session_delete", args=[cp, pk]))
     assert confirm.status_code == 200
     assert "2</strong> data key(s)" in confirm.content.decode() and "2 trace(s)" in confirm.content.decode()
-    keys = list(DataKey.objects.filter(scope_ref=str(pk)))
+    keys = list(DataKey.objects.filter(scope_ref=f"{cp}/{pk}"))
     assert len(keys) == 2 and all(key.wrapped for key in keys)
     response = client.post(reverse("debug_session_delete", args=[cp, pk]))
     assert response.status_code == 302 and response["Location"] == reverse("debug_session_list", args=[cp])
     assert not DebugSession.objects.exists()
     assert (Trace.objects.count(), PayloadCapture.objects.count(), RequestLog.objects.count()) == (0, 0, 0)
-    for key in DataKey.objects.filter(scope_ref=str(pk)):
+    for key in DataKey.objects.filter(scope_ref=f"{cp}/{pk}"):
         assert key.shredded_at is not None and key.wrapped is None
     event = AuditEvent.objects.get(action="debug_session.deleted")
     assert event.details["data_keys_shredded"] == 2 and event.details["traces"] == 2

@@ -54,3 +54,71 @@ def test_a_key_linked_by_two_organizations_stops_the_upgrade(old_schema):
     old_schema((acme, "us", MRK.format(region="us-west-2")), (globex, "us", MRK.format(region="us-east-2")))
     with pytest.raises(RuntimeError, match="linked more than once"):
         upgrade()
+
+
+# --- scope references name the control plane (debugger 0003, vault 0003) -----------------------------------
+
+SCOPE_BEFORE = [("encryption_keys", "0006_one_link_per_kms_key"), ("debugger", "0002_scrub_span_attributes"),
+                ("vault", "0002_backfill_vault_protection")]
+SCOPE_AFTER = [("debugger", "0003_data_key_scope_ref_names_the_control_plane"),
+               ("vault", "0003_data_key_scope_ref_names_the_control_plane")]
+
+
+def scope_refs() -> dict:
+    from encryption_keys.models import DataKey
+
+    return dict(DataKey.objects.values_list("pk", "scope_ref"))
+
+
+def test_existing_data_keys_name_their_control_plane_and_v1_values_keep_reading(kms_calls):
+    """A deployed database: v1 values under data keys named by the bare session / store id. After the upgrade
+    the keys name their control plane, every value reads without a KMS call of the migration, keys of no
+    existing session or store are left alone, and a store re-parented to a sibling control plane reads
+    `integrity`."""
+    from encryption_keys import keyring
+    from encryption_keys.envelope import ErrorCode
+    from encryption_keys.models import DataKey
+    from tests.sealed_rows import MOVES, encrypted_fields, reload, seal_tenant, write_legacy_v1
+
+    acme, globex = seal_tenant("Acme"), seal_tenant("Globex")
+    for row in acme.rows():
+        write_legacy_v1(row)  # as the previous release stored them (v2 values were never released)
+    session_ref = f"{acme.cp.pk}/{acme.session.pk}"
+    store_ref = f"{acme.cp.pk}/{acme.store.pk}"
+    orphan = DataKey.objects.create(organization=acme.org, region="us", purpose="debugger.log",
+                                    scope_ref="9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", wrapped=b"w",
+                                    wrapping_key_arn="arn:aws:kms:us-west-2:123456789012:key/x",
+                                    encrypt_until=acme.session.ends_at)  # its session was deleted
+    intruder = DataKey.objects.create(organization=globex.org, region="us", purpose="vault.secret",
+                                      scope_ref=str(acme.store.pk), wrapped=b"w",
+                                      wrapping_key_arn="arn:aws:kms:us-west-2:123456789012:key/x",
+                                      encrypt_until=acme.session.ends_at)  # names another org's store
+    current = scope_refs()
+    assert session_ref in current.values() and store_ref in current.values()
+
+    MigrationExecutor(connection).migrate(SCOPE_BEFORE)
+    previous = scope_refs()
+    assert {ref for ref in previous.values() if ref.endswith((str(acme.session.pk), str(acme.store.pk)))} == {
+        str(acme.session.pk), str(acme.store.pk)}  # the previous release's references (reverse migration)
+    calls = kms_calls().count()
+
+    MigrationExecutor(connection).migrate(SCOPE_AFTER)
+    keyring.reset_for_tests()  # the new release's processes start with empty caches
+
+    assert kms_calls().count() == calls  # the reference is not in the KMS encryption context
+    upgraded = scope_refs()
+    assert upgraded == current  # every key as the models compute its scope now; nothing else touched
+    assert upgraded[orphan.pk] == "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"
+    assert upgraded[intruder.pk] == str(acme.store.pk)
+    assert {ref for ref in upgraded.values() if ref.startswith(("blobs:", "notes"))} == {
+        f"blobs:{acme.org.pk}", f"blobs:{globex.org.pk}", "notes"}
+    for row in acme.rows():
+        fresh = reload(row)
+        for field in encrypted_fields(fresh):
+            revealed = getattr(fresh, field.name).reveal_or_error()
+            assert revealed.ok, (field, revealed.error)
+            marker = acme.markers[f"{fresh._meta.label_lower}.{field.name}"]
+            assert marker in (revealed.value.decode() if isinstance(revealed.value, bytes) else str(revealed.value))
+
+    next(move for move in MOVES if move.name == "store_to_a_sibling_control_plane").apply(acme, globex)
+    assert reload(acme.secret).value.reveal_or_error().error.code is ErrorCode.INTEGRITY

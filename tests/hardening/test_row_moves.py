@@ -22,6 +22,7 @@ from encryption_keys.envelope import DecryptionError, ErrorCode, ScopeMismatch
 from encryption_keys.scope_events import ACTION
 from konnect_admin import tokens
 from konnect_admin.models import AuditEvent, ControlPlane
+from tests import factories
 from tests.sealed_rows import (
     MOVES,
     encrypted_field_labels,
@@ -30,6 +31,7 @@ from tests.sealed_rows import (
     seal_tenant,
     write_legacy_v1,
 )
+from vault.models import Vault
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +58,10 @@ def scope_events(organization=None):
 def assert_no_marker(text: str, tenant) -> None:
     for marker in tenant.markers.values():
         assert marker not in text
+
+
+def move(name: str):
+    return next(m for m in MOVES if m.name == name)
 
 
 def test_every_encrypted_field_has_row_moves():
@@ -148,6 +154,32 @@ def test_debugger_pages_of_a_control_plane_moved_to_another_org_show_integrity(t
 
 
 @pytest.mark.parametrize("version", ["v2", "v1"])
+def test_debugger_pages_of_a_session_moved_to_a_sibling_control_plane_show_integrity(tenants, login, version):
+    """Same organization and region, another control plane: a Debug Session Creator of `checkout` only (no role
+    on `payments`) must not read a `payments` session that an UPDATE re-parented to `checkout`."""
+    a, b = tenants
+    if version == "v1":
+        legacy(a)
+    creator = factories.make_role_user(a.org, "debug_session_creator", a.sibling_cp)
+    client = login(creator)
+    detail = reverse("debug_session_detail", args=[a.sibling_cp.pk, a.session.pk])
+    assert client.get(detail).status_code == 404  # a control: before the move, not this creator's session
+    move("session_to_a_sibling_control_plane").apply(a, b)
+    urls = [
+        detail,
+        reverse("debug_payload_panel", args=[a.sibling_cp.pk, a.session.pk, a.trace.trace_id, "client_request"]),
+        reverse("debug_session_logs", args=[a.sibling_cp.pk, a.session.pk]),
+    ]
+    for url in urls:
+        response = client.get(url)
+        body = response.content.decode()
+        assert response.status_code == 200, url
+        assert "integrity" in body, url
+        assert_no_marker(body, a)
+    assert set(scope_events().values_list("organization_id", flat=True)) == {a.org.pk}
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
 def test_blob_api_of_a_blob_moved_to_another_org_answers_integrity(tenants, client, version):
     a, b = tenants
     if version == "v1":
@@ -183,6 +215,36 @@ def test_data_plane_resolution_of_a_moved_secret_answers_integrity(tenants, clie
     assert response.json()["code"] == "integrity"
     assert_no_marker(response.content.decode(), a)
     assert scope_events(b.org).exists() and scope_events(a.org).exists()
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_data_plane_resolution_of_a_store_moved_to_a_sibling_control_plane_answers_integrity(tenants, client, version):
+    """`UPDATE vault_configstore SET control_plane_id = <checkout>`: checkout's data plane, pointing a vault of its
+    own at the moved store, must not resolve payments' secrets (its data planes may be run by other people)."""
+    a, b = tenants
+    if version == "v1":
+        legacy(a)
+    move("store_to_a_sibling_control_plane").apply(a, b)
+    Vault.objects.create(control_plane=a.sibling_cp, prefix="stolen", config_store=a.store)
+    _, dp_token = tokens.data_plane_token_create(actor=a.admin, control_plane=a.sibling_cp, name="dp")
+    response = client.post("/api/us/v1/vault/resolve", {"references": [f"{{vault://stolen/{a.secret.key}}}"]},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {dp_token}")
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "integrity"
+    assert_no_marker(response.content.decode(), a)
+    event = scope_events(a.org).get()
+    assert event.details["differences"] == ["scope_ref"]
+
+
+def test_secret_status_page_of_a_store_moved_to_a_sibling_control_plane_shows_integrity(tenants, login):
+    a, b = tenants
+    move("store_to_a_sibling_control_plane").apply(a, b)
+    url = reverse("vault_secret_status", kwargs={"pk": a.sibling_cp.pk, "store_pk": a.store.pk, "secret_pk": a.secret.pk})
+    vault_admin = factories.make_role_user(a.org, "vault_admin", a.sibling_cp)
+    response = login(vault_admin).get(url)
+    assert response.status_code == 200
+    assert "integrity" in response.content.decode()
+    assert_no_marker(response.content.decode(), a)
 
 
 def test_secret_status_page_of_a_store_moved_to_another_org_shows_integrity(tenants, login):

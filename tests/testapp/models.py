@@ -12,7 +12,7 @@ class SealedNote(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey("konnect_admin.Organization", on_delete=models.CASCADE)
     region = models.CharField(max_length=2, default="us")
-    scope_ref = models.CharField(max_length=64, default="notes")
+    scope_ref = models.CharField(max_length=100, default="notes")  # as long as DataKey.scope_ref
     title = models.CharField(max_length=100, blank=True)
     text = EncryptedTextField(null=True)
     data = EncryptedJSONField(null=True)

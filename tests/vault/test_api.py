@@ -85,7 +85,7 @@ def test_non_json_bodies_are_415(admin_api, spec, store):
 
 def test_delete_refuses_a_store_with_secrets_unless_forced(admin_api, spec, store, org_admin):
     make_secrets(store, org_admin, one="1", two="2")
-    data_key = DataKey.objects.get(scope_ref=str(store.pk))
+    data_key = DataKey.objects.get(scope_ref=store.scope_ref)
     url = f"{stores_url(store.control_plane)}/{store.pk}"
     refused = spec.assert_conforms(admin_api.delete(url), "delete-config-store")
     assert refused["status"] == 400

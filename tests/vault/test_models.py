@@ -39,12 +39,12 @@ def test_encryption_scope_is_one_dek_per_config_store(org, org_admin, control_pl
     make_secrets(other, org_admin, b="2")
     scope = first.encryption_scope()
     assert (scope.organization_id, scope.region, scope.purpose, scope.scope_ref) == (
-        org.pk, "us", "vault.secret", str(store.pk))
+        org.pk, "us", "vault.secret", f"{control_plane.pk}/{store.pk}")
     assert scope.wrapping_key_arn is None  # the read identity: no query for the write-time key choice
     assert first.encryption_wrapping_key() == platform_keys["us"]
     assert set(DataKey.objects.values_list("scope_ref", "purpose")) == {
-        (str(store.pk), "vault.secret"), (str(other.pk), "vault.secret")}
-    assert first.data_key_id == DataKey.objects.get(scope_ref=str(store.pk)).pk
+        (f"{control_plane.pk}/{store.pk}", "vault.secret"), (f"{control_plane.pk}/{other.pk}", "vault.secret")}
+    assert first.data_key_id == DataKey.objects.get(scope_ref=store.scope_ref).pk
 
 
 @pytest.mark.django_db

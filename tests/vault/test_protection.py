@@ -31,7 +31,7 @@ def plaintexts(control_plane):
 
 
 def vault_arns(control_plane):
-    return set(DataKey.objects.filter(scope_ref__in=[str(s.pk) for s in control_plane.config_stores.all()])
+    return set(DataKey.objects.filter(scope_ref__in=[s.scope_ref for s in control_plane.config_stores.all()])
                .values_list("wrapping_key_arn", flat=True))
 
 
@@ -97,7 +97,7 @@ def test_protect_with_cmek_rewraps_every_dek_and_keeps_every_plaintext(org, org_
 
     assert outcome.rewrapped == 2 and outcome.fallbacks == 0 and not outcome.already_protected
     assert vault_arns(control_plane) == {cmek}
-    assert all(dek.rewrapped_at for dek in DataKey.objects.filter(scope_ref__in=[str(first.pk), str(second.pk)]))
+    assert all(dek.rewrapped_at for dek in DataKey.objects.filter(scope_ref__in=[first.scope_ref, second.scope_ref]))
     assert kms_calls(operation="ReEncrypt", outcome="ok").count() == 2
     protection = VaultProtection.objects.get(control_plane=control_plane)
     assert protection.under_cmek and protection.migrated_by == org_admin and protection.migrated_at

@@ -1,8 +1,9 @@
 """Rotate data keys: retire the active ones (new writes get fresh DEKs), or — to answer a DEK compromise —
 re-encrypt one scope's records under a fresh DEK and shred the old ones.
 
-    manage.py rotate_data_keys --org Acme [--region us] [--purpose vault.secret] [--scope <id>]   # dry run
-    manage.py rotate_data_keys --org Acme --region us --purpose debugger.payload --scope <id> --reencrypt --yes
+    manage.py rotate_data_keys --org Acme [--region us] [--purpose vault.secret] [--scope <cp id>/<store id>]  # dry run
+    manage.py rotate_data_keys --org Acme --region us --purpose debugger.payload --scope <cp id>/<session id> \
+        --reencrypt --yes
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Organization id or exact name.")
         parser.add_argument("--region", help="Konnect region (us, eu, au, me, in, sg).")
         parser.add_argument("--purpose", choices=Purpose.values)
-        parser.add_argument("--scope", help="Scope reference: a debug session id or config store id.")
+        parser.add_argument("--scope", help="Scope reference as the data-key inventory shows it: "
+                                            "<control plane id>/<debug session or config store id>.")
         parser.add_argument("--reencrypt", action="store_true",
                             help="Re-encrypt the scope's records under a fresh data key, then shred the old ones "
                                  "(needs --region, --purpose and --scope).")

@@ -40,11 +40,14 @@ class Command(BaseCommand):
     def handle(self, *args, org, session, config_store, before, yes, **options):
         organization = organization_from_argument(org)
         if session:
-            _check_owner("debugger", "DebugSession", session, organization, "debug session")
-            queryset, what = session_data_keys(organization=organization, session_id=session), f"debug session {session}"
+            owner = _owner("debugger", "DebugSession", session, organization, "debug session")
+            queryset = session_data_keys(organization=organization, control_plane_id=owner.control_plane_id,
+                                         session_id=owner.pk)
+            what = f"debug session {session}"
         elif config_store:
-            _check_owner("vault", "ConfigStore", config_store, organization, "config store")
-            queryset = config_store_data_keys(organization=organization, config_store_id=config_store)
+            owner = _owner("vault", "ConfigStore", config_store, organization, "config store")
+            queryset = config_store_data_keys(organization=organization, control_plane_id=owner.control_plane_id,
+                                              config_store_id=owner.pk)
             what = f"config store {config_store}"
         else:
             moment = _moment(before)
@@ -65,25 +68,19 @@ class Command(BaseCommand):
                           "report data_key_shredded.")
 
 
-def _check_owner(app_label: str, model_name: str, pk: str, organization, noun: str) -> None:
-    """When the owning app is installed, the session / config store must exist in the organization."""
+def _owner(app_label: str, model_name: str, pk: str, organization, noun: str):
+    """The organization's debug session / config store: its control plane is part of its data keys' scope."""
     try:
         model = apps.get_model(app_label, model_name)
     except LookupError:
-        return
-    names = {f.name for f in model._meta.concrete_fields}
+        raise CommandError(f"The {app_label} app is not installed: there is no {noun} to shred.") from None
     try:
-        rows = model._base_manager.filter(pk=pk)
-        if "control_plane" in names:
-            exists = rows.filter(control_plane__organization=organization).exists()
-        elif "organization" in names:
-            exists = rows.filter(organization=organization).exists()
-        else:
-            exists = rows.exists()
+        owner = model._base_manager.filter(pk=pk, control_plane__organization=organization).first()
     except (ValidationError, ValueError):
         raise CommandError(f"{pk!r} is not a {noun} id.") from None
-    if not exists:
+    if owner is None:
         raise CommandError(f"No {noun} {pk} in {organization.name}.")
+    return owner
 
 
 def _moment(text: str) -> datetime:

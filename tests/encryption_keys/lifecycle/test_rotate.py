@@ -115,10 +115,10 @@ def test_records_are_found_in_every_app_with_encrypted_fields(org, control_plane
                                           retain_until=now)
     for index in range(3):
         RequestLog.objects.create(session=session, time=now, level="info", message=f"log {index}")
-    session_deks = DataKey.objects.filter(scope_ref=str(session.pk)).values_list("pk", flat=True)
+    session_deks = DataKey.objects.filter(scope_ref=session.scope_ref).values_list("pk", flat=True)
     assert count_records(session_deks, organization_id=org.pk) == {"debugger.RequestLog": 3}
 
-    result = reencrypt_scope(organization=org, region="us", purpose="debugger.log", scope_ref=str(session.pk),
+    result = reencrypt_scope(organization=org, region="us", purpose="debugger.log", scope_ref=session.scope_ref,
                              actor=None)
     assert result.complete and result.records == 3
     keyring.reset_for_tests()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sessions(control_plane):
-    """Two debug sessions of the org (scope refs of their DEKs) when the debugger app is installed."""
+    """Two debug sessions of the org; notes written under a session's `scope_ref` stand for its data."""
     from debugger.models import DebugSession
 
     now = timezone.now()
@@ -27,6 +27,10 @@ def sessions(control_plane):
         DebugSession.objects.create(control_plane=control_plane, duration_seconds=60, ends_at=now, retain_until=now)
         for _ in range(2)
     ]
+
+
+def session_data_keys_of(org, session):
+    return session_data_keys(organization=org, control_plane_id=session.control_plane_id, session_id=session.pk)
 
 
 def write(org, scope_ref, count=3, *, prefix=""):
@@ -43,15 +47,14 @@ def outcomes():
 
 
 def test_shred_one_session_only_its_data_is_gone(org, other_org, sessions, org_admin):
-    doomed, kept = (str(s.pk) for s in sessions)
+    doomed, kept = (s.scope_ref for s in sessions)
     write(org, doomed)
     write(org, kept)
     write(other_org, doomed, prefix="other:")  # same scope ref in another organization: not this org's session
     reader_cache = keyring.data_key_cache()
     reader_cache_before = len(reader_cache)
 
-    count = shred_data_keys(queryset=session_data_keys(organization=org, session_id=doomed), actor=org_admin,
-                            reason="test")
+    count = shred_data_keys(queryset=session_data_keys_of(org, sessions[0]), actor=org_admin, reason="test")
 
     assert count == 1
     assert len(reader_cache) < reader_cache_before  # the writer's cached copy was dropped
@@ -66,17 +69,29 @@ def test_shred_one_session_only_its_data_is_gone(org, other_org, sessions, org_a
     assert (event.organization, event.actor, event.details) == (org, org_admin, {"reason": "test", "data_keys": 1})
 
 
+def test_shred_finds_a_sessions_keys_by_its_control_plane_too(org, sessions, control_plane):
+    """A session's scope names its control plane: the same session id under another control plane (a session
+    re-parented by an UPDATE after it wrote) is another scope, and shredding one leaves the other."""
+    session = sessions[0]
+    sibling = f"{control_plane.pk.hex[::-1]}/{session.pk}"
+    write(org, session.scope_ref, 1)
+    write(org, sibling, 1, prefix="sibling:")
+    assert shred_data_keys(queryset=session_data_keys_of(org, session), actor=None, reason="test") == 1
+    assert DataKey.objects.get(scope_ref=sibling).shredded_at is None
+    assert DataKey.objects.get(scope_ref=f"{control_plane.pk}/{session.pk}").shredded_at is not None
+
+
 def test_shredding_twice_counts_once(org, sessions):
-    write(org, str(sessions[0].pk))
-    queryset = session_data_keys(organization=org, session_id=sessions[0].pk)
+    write(org, sessions[0].scope_ref)
+    queryset = session_data_keys_of(org, sessions[0])
     assert shred_data_keys(queryset=queryset, actor=None, reason="first") == 1
     assert shred_data_keys(queryset=queryset, actor=None, reason="again") == 0
 
 
 def test_writes_after_a_shred_get_a_fresh_key(org, sessions):
-    scope = str(sessions[0].pk)
+    scope = sessions[0].scope_ref
     write(org, scope, 1)
-    shred_data_keys(queryset=session_data_keys(organization=org, session_id=scope), actor=None, reason="test")
+    shred_data_keys(queryset=session_data_keys_of(org, sessions[0]), actor=None, reason="test")
     SealedNote.objects.create(organization=org, scope_ref=scope, title="later", text="written later")
     assert outcomes()["later"] == "written later"
     assert DataKey.objects.filter(scope_ref=scope, shredded_at__isnull=True).count() == 1
@@ -100,19 +115,19 @@ def run(*args):
 
 
 def test_command_dry_run_changes_nothing(org, sessions):
-    write(org, str(sessions[0].pk), 4)
+    write(org, sessions[0].scope_ref, 4)
     out = run("--org", org.name, "--session", str(sessions[0].pk))
     assert "Would shred 1 data keys" in out and "4 records would become unreadable" in out and "Dry run" in out
     assert not DataKey.objects.filter(shredded_at__isnull=False).exists()
-    assert set(outcomes().values()) == {f"{sessions[0].pk} value {i}" for i in range(4)}
+    assert set(outcomes().values()) == {f"{sessions[0].scope_ref} value {i}" for i in range(4)}
 
 
 def test_command_shreds_a_session(org, sessions):
-    doomed, kept = (str(s.pk) for s in sessions)
+    doomed, kept = (s.scope_ref for s in sessions)
     write(org, doomed, 2)
     write(org, kept, 2)
-    out = run("--org", str(org.pk), "--session", doomed, "--yes")
-    assert f"Shredded 1 data keys of debug session {doomed}" in out and "2 records now report data_key_shredded" in out
+    out = run("--org", str(org.pk), "--session", str(sessions[0].pk), "--yes")
+    assert f"Shredded 1 data keys of debug session {sessions[0].pk}" in out and "2 records now report data_key_shredded" in out
     result = outcomes()
     assert {result[f"{doomed}#0"], result[f"{doomed}#1"]} == {"data_key_shredded"}
     assert result[f"{kept}#0"] == f"{kept} value 0"
@@ -134,12 +149,12 @@ def test_command_shreds_a_config_store(org, control_plane):
     from vault.models import ConfigStore
 
     store = ConfigStore.objects.create(control_plane=control_plane, name="payments")
-    DataKey.objects.create(organization=org, region="us", purpose="vault.secret", scope_ref=str(store.pk),
+    DataKey.objects.create(organization=org, region="us", purpose="vault.secret", scope_ref=store.scope_ref,
                            wrapping_key_arn="arn:aws:kms:us-west-2:123456789012:key/x", wrapped=b"w",
                            encrypt_until=timezone.now())
     out = run("--org", org.name, "--config-store", str(store.pk), "--yes")
     assert "Shredded 1 data keys of config store" in out
-    assert DataKey.objects.get(scope_ref=str(store.pk)).wrapped is None
+    assert DataKey.objects.get(scope_ref=f"{control_plane.pk}/{store.pk}").wrapped is None
 
 
 @pytest.mark.parametrize("args, message", [
