@@ -2,7 +2,9 @@
 
 Trace and span metadata stay unencrypted so pages can filter on them. Payload captures (URL, headers,
 body), request-log messages and blobs are envelope-encrypted under a data key per organization, region,
-purpose and debug session, so one session can be crypto-shredded alone.
+purpose and debug session, so one session can be crypto-shredded alone. A session's scope reference names
+its control plane too (`<control plane id>/<session id>`): re-parented to another control plane, even of
+the same organization, its values read `integrity` (docs/envelope.md, "Scope references").
 """
 
 from __future__ import annotations

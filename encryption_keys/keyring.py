@@ -1,7 +1,8 @@
 """Data keys for writers and readers: the active DEK of a scope, unwrapping through the cache, batch reveal.
 
 Readers open a value only when the data key its envelope names belongs to the scope its row belongs to
-now (organization, region, purpose, scope reference — DESIGN.md §3, docs/envelope.md): a value whose row
+now (organization, region, purpose, scope reference — DESIGN.md §3, docs/envelope.md; the reference of a
+session's or store's values names its control plane, `control_plane_scope_ref`): a value whose row
 or parent was moved to another tenant or scope is an `integrity` error and a security event
 (`scope_events`), never plaintext. The check uses the DataKey row before any KMS call and the cached
 cipher's scope on a cache hit.

@@ -1,5 +1,6 @@
 """A tenant with a value in every encrypted field of the project, legacy (v1) values written as the
-previous code did, and the database moves an attacker with SQL (or a careless operator) can make.
+previous code did, and the database moves an attacker with SQL (or a careless operator) can make — to
+another organization, and within one: a session or store re-parented to a sibling control plane.
 
 Used by the row-move hardening tests and the reseal tests. Fields are enumerated from the app registry,
 so a new encrypted field without a move below fails `tests/hardening/test_row_moves.py`.

@@ -1,5 +1,8 @@
 """Config Stores and their secrets (values encrypted under the control plane's vault key), Vault entities,
-which key protects a control plane's vault, and the log of data-plane secret resolutions."""
+which key protects a control plane's vault, and the log of data-plane secret resolutions.
+
+A store's data keys are scoped to `<control plane id>/<store id>`: a store re-parented to another control plane,
+even of the same organization, does not resolve there (`integrity`; docs/envelope.md, "Scope references")."""
 
 from __future__ import annotations
 
