@@ -54,6 +54,21 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
+def _refuse_a_cut_answer(response_dict: dict, **kwargs) -> None:
+    """An answer whose body ended before its Content-Length is a lost connection, not an answer.
+
+    botocore reads bodies with urllib3's `enforce_content_length=False`: a connection that ends after the
+    headers of a 200 yields an empty body, which parses as a success without `CiphertextBlob`/`Plaintext` (a
+    KeyError in the caller, not `kms_unavailable`), and a cut error answer loses its error code. The endpoint
+    going away mid-answer (a restart, a dropped connection, the local KMS's `stop()`) does exactly this."""
+    expected = response_dict.get("headers", {}).get("content-length")
+    body = response_dict.get("body")
+    if expected is not None and isinstance(body, bytes) and len(body) != int(expected):
+        raise botocore.exceptions.ResponseStreamingError(
+            error=f"the answer ended after {len(body)} of its {int(expected)} bytes"
+        )
+
+
 def endpoint_for(aws_region: str) -> str | None:
     return settings.KMS_ENDPOINT_URLS.get(aws_region) or settings.KMS_ENDPOINT_URL
 
@@ -73,9 +88,9 @@ def client_for(aws_region: str):
             if endpoint and not boto3.session.Session().get_credentials():
                 credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # noqa: S106
             session = boto3.session.Session()
-            _clients[key] = session.client(
-                "kms", region_name=aws_region, endpoint_url=endpoint, config=config, **credentials
-            )
+            client = session.client("kms", region_name=aws_region, endpoint_url=endpoint, config=config, **credentials)
+            client.meta.events.register("before-parse.kms", _refuse_a_cut_answer)
+            _clients[key] = client
         return _clients[key]
 
 

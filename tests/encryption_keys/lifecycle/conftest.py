@@ -68,3 +68,37 @@ def kms_accepting_late(kms_server, settings):
             httpd.__dict__.pop("get_request", None)
 
     return accepting_late
+
+
+@pytest.fixture
+def kms_cutting_answer(kms_server, monkeypatch):
+    """`with kms_cutting_answer(operation="ReEncrypt", nth=4):` the local KMS sends the headers of its answer
+    to the n-th such call, then the connection ends before the body.
+
+    That is what `stop()` does to a call in flight whose handler has written the headers (one send) and not
+    yet the body (the next): on a loaded machine the handler thread is preempted in between while the test's
+    thread stops the server. Here it happens at a chosen call, every time (on pooled connections too: the
+    handler class is changed, not the server's).
+    """
+    import socket
+
+    from encryption_keys.local_kms.wsgi import KeepAliveHandler
+
+    @contextmanager
+    def cutting_answer(*, operation: str, nth: int):
+        end_headers = KeepAliveHandler.end_headers
+        seen = []
+
+        def end_headers_then_cut(handler):
+            end_headers(handler)  # written: the status line and Content-Length
+            if handler.headers.get("X-Amz-Target", "").endswith(f".{operation}"):
+                seen.append(handler.path)
+                if len(seen) == nth:
+                    handler.connection.shutdown(socket.SHUT_RDWR)  # the body never leaves
+
+        with monkeypatch.context() as patch:
+            patch.setattr(KeepAliveHandler, "end_headers", end_headers_then_cut)
+            yield
+        assert len(seen) >= nth, f"only {len(seen)} {operation} calls reached the local KMS"
+
+    return cutting_answer
