@@ -12,10 +12,11 @@ import logging
 from django.contrib.auth import get_user_model
 from django.tasks import task
 
-from encryption_keys import call_log
+from encryption_keys import call_log, services
 from encryption_keys.lifecycle import lease
 from encryption_keys.lifecycle.models import RewrapJob
 from encryption_keys.lifecycle.rewrap import RewrapInterrupted, rewrap_data_keys
+from encryption_keys.models import EncryptionKey
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +51,26 @@ def resume_stalled_rewraps() -> list[int]:
         logger.warning("re-wrap job %s: its worker stopped renewing the lease; enqueued again", job_id)
         rewrap_job.enqueue(job_id)
     return stalled
+
+
+@task
+def sweep_key_health() -> int:
+    """Enqueue a health check of every linked customer key (one task each, so several workers share a sweep)."""
+    key_ids = [str(pk) for pk in EncryptionKey.objects.order_by("pk").values_list("pk", flat=True)]
+    for key_id in key_ids:
+        check_key.enqueue(key_id)
+    return len(key_ids)
+
+
+@task
+def check_key(key_id: str) -> str | None:
+    """Re-read one linked key's KMS state and store it (what `manage.py check_keys` does per key)."""
+    key = EncryptionKey.objects.filter(pk=key_id).first()
+    if key is None:  # unlinked since the sweep
+        return None
+    try:
+        return services.check_key_health(key=key, actor=None).key.status
+    except EncryptionKey.DoesNotExist:
+        return None
+    finally:
+        call_log.flush()

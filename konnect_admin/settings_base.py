@@ -171,6 +171,13 @@ TASK_BACKENDS = {
     "immediate": "django.tasks.backends.immediate.ImmediateBackend",
 }
 TASKS = {"default": {"BACKEND": env_choice("TASKS_BACKEND", TASK_BACKENDS, "db")}}
+# The schedule (`manage.py run_scheduler`, konnect_admin/scheduling.py): seconds between runs, and how long
+# finished task results are kept.
+KEY_HEALTH_SWEEP_SECONDS = env_int("KEY_HEALTH_SWEEP_SECONDS", 300)
+SESSION_EXPIRY_SECONDS = env_int("SESSION_EXPIRY_SECONDS", 60)
+REWRAP_RECOVERY_SECONDS = env_int("REWRAP_RECOVERY_SECONDS", 60)
+PURGE_SECONDS = env_int("PURGE_SECONDS", 86400)
+TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 7)
 
 # Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log
 # (references and outcomes, never values) and the key-usage log (one row per KMS call).
