@@ -172,3 +172,30 @@ def test_two_workers_racing_on_one_job_rewrap_each_data_key_once(org, org_admin,
     assert gate.received == SCOPES  # one KMS re-wrap per data key, in all
     outcomes = sorted(r["ran"] for r in DBTaskResult.objects.values_list("return_value", flat=True))
     assert outcomes == [False, True]
+
+
+@pytest.mark.django_db
+def test_a_worker_presumed_dead_stops_at_its_next_heartbeat_and_leaves_the_job_to_its_successor(org, org_admin,
+                                                                                                 cmek, new_cmek,
+                                                                                                 settings):
+    """A slow worker's lease lapsed and another took the job over: the slow one must not go on calling KMS,
+    nor mark the job interrupted under the successor's feet."""
+    from django.utils import timezone
+
+    from encryption_keys.lifecycle import lease, rewrap_data_keys
+
+    settings.KEY_REWRAP_CONCURRENCY = settings.KEY_REWRAP_COMMIT_EVERY = 1  # a heartbeat after each data key
+    services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin)
+    for scope in range(3):
+        SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", text=f"value {scope}")
+    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    assert lease.claim(job.pk, owner="slow") and not lease.claim(job.pk, owner="successor")  # held
+    RewrapJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now())  # it stopped renewing
+    assert lease.claim(job.pk, owner="successor")
+    ticks = iter(range(0, 10_000, 100))  # every heartbeat is due
+
+    with pytest.raises(lease.LeaseLost):
+        rewrap_data_keys(job, on_progress=lease.Heartbeat(job.pk, owner="slow", clock=lambda: next(ticks)))
+
+    job.refresh_from_db()
+    assert (job.state, job.lease_owner, job.done) == (RewrapState.RUNNING, "successor", 1)  # stopped after one
