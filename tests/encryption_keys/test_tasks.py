@@ -161,8 +161,11 @@ def test_two_workers_racing_on_one_job_rewrap_each_data_key_once(org, org_admin,
     rewrap_job.enqueue(job.pk)  # the same job twice: a double submit, or a recovery racing a slow worker
     assert DBTaskResult.objects.filter(task_path="encryption_keys.tasks.rewrap_job").count() == 2
 
-    django_processes.worker("worker-a", **WORKER)
-    django_processes.worker("worker-b", **WORKER)
+    # A lease that outlasts any hold of the gate: this is about a live worker's job, not a lapsed one (on a
+    # loaded machine a 2 s lease could lapse while the gate holds the call, and a takeover would be right).
+    steady = {**WORKER, "KEY_REWRAP_LEASE_SECONDS": "600"}
+    django_processes.worker("worker-a", **steady)
+    django_processes.worker("worker-b", **steady)
     django_processes.wait_until(lambda: gate.held == 1 and DBTaskResult.objects.filter(status="SUCCESSFUL").exists(),
                                 what="one run holds the job and the other task has finished")
     gate.open()
