@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    creates .venv, installs, migrates a fresh demo database, starts a local KMS, serves :8000
+#   make run    creates .venv, installs, migrates a fresh demo database, starts a local KMS, serves :8000 with a
+#               task worker and the scheduler beside it (one Ctrl-C stops all three; SQLite, nothing else to run)
 #   make test   installs and runs the whole suite (DATABASE_URL selects PostgreSQL; default SQLite)
 SHELL := /bin/bash
 VENV := .venv

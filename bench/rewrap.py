@@ -73,7 +73,6 @@ def _django(database_url: str):
     settings.KMS_ENDPOINT_URL = server.endpoint_url
     settings.KMS_ENDPOINT_URLS = {}
     settings.PLATFORM_KMS_KEYS = server.platform_keys
-    settings.KEY_REWRAP_INLINE = True
     settings.KEY_REWRAP_SETTLE_SECONDS = 0  # one process: no writer can lag behind the switch
     kms.reset_clients()
     keyring.reset_for_tests()

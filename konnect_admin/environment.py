@@ -52,6 +52,15 @@ def env_mapping(name: str) -> dict[str, str]:
     return mapping
 
 
+
+def env_choice(name: str, choices: dict[str, str], default: str) -> str:
+    """The value `choices` maps the variable's name to (`TASKS_BACKEND=db` → the backend's dotted path)."""
+    chosen = (env_str(name, default) or default).strip().lower()
+    if chosen not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(sorted(choices))}, got {chosen!r}")
+    return choices[chosen]
+
+
 LOCAL_MEMORY_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 

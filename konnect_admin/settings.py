@@ -27,4 +27,5 @@ refuse_unsafe_production(
     platform_kms_keys=PLATFORM_KMS_KEYS,  # noqa: F405
     principal=PLATFORM_KMS_PRINCIPAL,  # noqa: F405
     cache=CACHES["default"],  # noqa: F405
+    tasks=TASKS,  # noqa: F405
 )

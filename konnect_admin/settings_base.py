@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.csp import CSP
 
-from konnect_admin.environment import env_bool, env_cache, env_int, env_list, env_mapping, env_str
+from konnect_admin.environment import env_bool, env_cache, env_choice, env_int, env_list, env_mapping, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "django_tasks_db",
     "konnect_admin",
     "encryption_keys",
     "debugger",
@@ -155,11 +156,28 @@ DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)
 DATAKEY_LIFETIME_SECONDS = env_int("DATAKEY_LIFETIME_SECONDS", 3600)
 DATAKEY_MAX_USES = env_int("DATAKEY_MAX_USES", 2**24)
 
-# Key replacement (re-wrapping data keys): KMS calls in flight, data keys per committed transaction, and
-# whether the web request runs it inline (tests) instead of in a background thread.
+# Key replacement (re-wrapping data keys): KMS calls in flight, data keys per committed transaction, and how
+# long a worker's claim on a job lasts without a heartbeat (then another worker may take the job over).
 KEY_REWRAP_CONCURRENCY = env_int("KEY_REWRAP_CONCURRENCY", 8)
 KEY_REWRAP_COMMIT_EVERY = env_int("KEY_REWRAP_COMMIT_EVERY", 25)
-KEY_REWRAP_INLINE = env_bool("KEY_REWRAP_INLINE", False)
+KEY_REWRAP_LEASE_SECONDS = env_int("KEY_REWRAP_LEASE_SECONDS", 60)
+
+# --- Background work: Django's Tasks framework ------------------------------------------------------------
+# One backend, chosen by TASKS_BACKEND: `db` (default) queues tasks in this database (django-tasks-db; run
+# `manage.py db_worker`), `immediate` runs each task in the process that enqueues it (tests only).
+# See docs/background-work.md for why there is no Redis/RQ option yet.
+TASK_BACKENDS = {
+    "db": "django_tasks_db.DatabaseBackend",
+    "immediate": "django.tasks.backends.immediate.ImmediateBackend",
+}
+TASKS = {"default": {"BACKEND": env_choice("TASKS_BACKEND", TASK_BACKENDS, "db")}}
+# The schedule (`manage.py run_scheduler`, konnect_admin/scheduling.py): seconds between runs, and how long
+# finished task results are kept.
+KEY_HEALTH_SWEEP_SECONDS = env_int("KEY_HEALTH_SWEEP_SECONDS", 300)
+SESSION_EXPIRY_SECONDS = env_int("SESSION_EXPIRY_SECONDS", 60)
+REWRAP_RECOVERY_SECONDS = env_int("REWRAP_RECOVERY_SECONDS", 60)
+PURGE_SECONDS = env_int("PURGE_SECONDS", 86400)
+TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 7)
 
 # Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log
 # (references and outcomes, never values) and the key-usage log (one row per KMS call).

@@ -37,7 +37,8 @@ LOOPBACK_NAMES = frozenset({"localhost", "testserver"})
 
 
 def refuse_unsafe_production(
-    *, debug: bool, secret_key: str | None, platform_kms_keys: dict, principal: str | None, cache: dict
+    *, debug: bool, secret_key: str | None, platform_kms_keys: dict, principal: str | None, cache: dict,
+    tasks: dict | None = None,
 ) -> None:
     problems = [
         "DEBUG is on: production settings never run in debug mode; unset DEBUG "
@@ -49,10 +50,18 @@ def refuse_unsafe_production(
         ),
         principal_problem(principal),
         cache_problem(cache["BACKEND"]),
+        tasks_problem((tasks or {}).get("default", {}).get("BACKEND", "")),
     ]
     problems = [problem for problem in problems if problem]
     if problems:
         raise ImproperlyConfigured("Production settings refused: " + "; ".join(problems) + ".")
+
+
+def tasks_problem(backend: str) -> str | None:
+    if backend.endswith(".ImmediateBackend"):
+        return ("TASKS_BACKEND=immediate runs key replacements and sweeps inside web requests: "
+                "unset it (the database queue, `manage.py db_worker`) in production")
+    return None
 
 
 def secret_key_problem(secret_key: str | None) -> str | None:

@@ -125,3 +125,15 @@ def cmek(org):
     arn = create_key(region="us-west-2", description="customer key", multi_region=True)
     replicate_key(arn, to_region="us-east-2")
     return arn
+
+
+@pytest.fixture
+def django_processes(transactional_db, tmp_path, local_kms, platform_keys, settings):
+    """Start worker/scheduler processes on this test's database (committed data: a transactional test) and
+    enqueue onto the database backend they read; every process is stopped after the test."""
+    from tests.processes import Processes, process_env
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    processes = Processes(tmp_path, process_env(kms_endpoint_url=local_kms.endpoint_url, platform_keys=platform_keys))
+    yield processes
+    processes.stop_all()

@@ -1,6 +1,11 @@
 """Test settings, the only way into test mode (no environment variable switches it on): the shared base with
 the local KMS, an in-process cache, static files from the finders and fast password hashing."""
 
+import os
+import tempfile
+from pathlib import Path
+
+from konnect_admin.environment import env_str
 from konnect_admin.settings_base import *  # noqa: F403
 from konnect_admin.settings_checks import (
     PLACEHOLDER_KMS_PRINCIPAL,
@@ -19,6 +24,15 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+
+# SQLite: the test database is a file (not Django's default in-memory one), so worker and scheduler processes
+# started by a test can open it; one per test process, so suites running side by side do not collide.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"konnect-test-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# Tasks run where they are enqueued, so a test sees their outcome at once; the worker tests
+# (tests/konnect_admin/test_tasks_worker.py, …) start real `db_worker` processes on the database backend.
+TASKS = {"default": {"BACKEND": TASK_BACKENDS[env_str("TASKS_BACKEND", "immediate")]}}  # noqa: F405
 
 refuse_beyond_loopback(
     module=__name__,

@@ -44,6 +44,10 @@ class RewrapJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker running the job holds it until `lease_expires_at`, renewing as it goes; one whose process
+    # died stops renewing, and once the lease lapses another worker may take the job over.
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         app_label = "encryption_keys"

@@ -2,22 +2,19 @@
 
 The new ARN passes the linking checklist; then, in one transaction, the job is recorded and the
 EncryptionKey points at the new ARN, so new writes use the new key from that moment. The data keys
-wrapped by the old key are then re-wrapped (see rewrap.py) — in a background thread by default, inline
-when `KEY_REWRAP_INLINE` is set (tests) or when the caller runs the job itself (the management command).
-"""
+wrapped by the old key are then re-wrapped (see rewrap.py) by a task worker (encryption_keys.tasks.rewrap_job),
+or by the caller itself with `start=False` (the management command)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 
-from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from encryption_keys import call_log, keyring
+from encryption_keys import keyring
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
-from encryption_keys.lifecycle.rewrap import RewrapInterrupted, data_keys_under, rewrap_data_keys
+from encryption_keys.lifecycle.rewrap import data_keys_under
 from encryption_keys.models import EncryptionKey, KeyStatus
 from encryption_keys.ownership import KeyInUse, refuse_key_in_use
 from encryption_keys.services import KeyVerificationFailed
@@ -26,11 +23,9 @@ from konnect_admin.models import Organization
 from konnect_admin.permissions import Action, require
 from konnect_admin.services import audit_record
 
-__all__ = ["KeyReplacementError", "KeyVerificationFailed", "replace_key", "resume_rewrap", "wait_for_rewrap"]
+__all__ = ["KeyReplacementError", "KeyVerificationFailed", "replace_key", "resume_rewrap"]
 
 logger = logging.getLogger(__name__)
-_threads: dict[int, threading.Thread] = {}
-_threads_lock = threading.Lock()
 
 
 class KeyReplacementError(Exception):
@@ -105,7 +100,8 @@ def resume_rewrap(*, job: RewrapJob, actor, take_over: bool = False, start: bool
         )
     if not job.is_finished and not take_over:
         raise KeyReplacementError("This re-wrap job is still running.", code="replacement_in_progress")
-    RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.PENDING)
+    # Taking over clears the lease of the worker presumed dead (were it alive, it stops at its next heartbeat).
+    RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.PENDING, lease_owner="", lease_expires_at=None)
     job.state = RewrapState.PENDING
     if start:
         _launch(job, actor=actor)
@@ -119,16 +115,6 @@ def linked_key(*, organization: Organization, region: str) -> EncryptionKey:
             "No key is linked for this region: link a key first (replacing needs a current key).", code="no_key"
         )
     return key
-
-
-def wait_for_rewrap(job: RewrapJob, *, timeout: float | None = None) -> bool:
-    """Wait for this process's background run of `job`; True when none is left running."""
-    with _threads_lock:
-        thread = _threads.get(job.pk)
-    if thread is not None:
-        thread.join(timeout)
-        return not thread.is_alive()
-    return True
 
 
 def _refuse_key_in_use(organization: Organization, region: str, new_key_arn: str) -> None:
@@ -180,35 +166,9 @@ def _switch_writers() -> None:
 
 
 def _launch(job: RewrapJob, *, actor=None) -> None:
-    if getattr(settings, "KEY_REWRAP_INLINE", False):
-        try:
-            rewrap_data_keys(job, actor=actor)
-        except RewrapInterrupted as interrupted:
-            logger.warning("%s", interrupted)
-        job.refresh_from_db()
-        return
-    # The thread has its own database connection: start it once the job row is committed.
-    transaction.on_commit(lambda: _start_thread(job.pk, actor))
+    """Hand the job to a worker. On the database backend the task row is written in the caller's
+    transaction, so no worker sees it before the job row commits (and it vanishes with a rollback)."""
+    from encryption_keys.tasks import rewrap_job
 
-
-def _start_thread(job_pk: int, actor) -> None:
-    thread = threading.Thread(target=_run_in_background, args=(job_pk, actor), name=f"rewrap-{job_pk}", daemon=True)
-    with _threads_lock:
-        _threads[job_pk] = thread
-    thread.start()
-
-
-def _run_in_background(job_pk: int, actor) -> None:
-    close_old_connections()
-    try:
-        rewrap_data_keys(RewrapJob.objects.get(pk=job_pk), actor=actor)
-    except RewrapInterrupted as interrupted:
-        logger.warning("%s", interrupted)
-    except Exception:
-        logger.exception("re-wrap job %s failed", job_pk)
-    finally:
-        call_log.flush()
-        close_old_connections()
-        connections.close_all()  # this thread's connections only
-        with _threads_lock:
-            _threads.pop(job_pk, None)
+    rewrap_job.enqueue(job.pk, actor.pk if actor is not None and actor.pk else None)
+    job.refresh_from_db()

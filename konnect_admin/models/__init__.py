@@ -2,6 +2,7 @@ from konnect_admin.models.access import Role, RoleAssignment, Team, TeamMembersh
 from konnect_admin.models.audit import AuditEvent
 from konnect_admin.models.control_planes import ClusterType, ControlPlane, Region
 from konnect_admin.models.organizations import Membership, Organization, User
+from konnect_admin.models.schedule import ScheduledRun
 from konnect_admin.models.tokens import DataPlaneToken, PersonalAccessToken
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Region",
     "Role",
     "RoleAssignment",
+    "ScheduledRun",
     "Team",
     "TeamMembership",
     "User",

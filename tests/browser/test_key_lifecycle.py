@@ -24,7 +24,6 @@ def customer_key() -> str:
 
 
 def test_replace_key_then_watch_the_rewrap_finish_live(page, browser_login, settings, org, cmek):
-    settings.KEY_REWRAP_INLINE = True
     settings.KEY_REWRAP_SETTLE_SECONDS = 0
     admin = factories.make_role_user(org, "org_admin")
     key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US key", actor=admin).key

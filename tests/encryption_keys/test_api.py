@@ -206,8 +206,7 @@ def new_customer_key():
     return arn
 
 
-def test_put_with_another_arn_replaces_through_key_lifecycle(client, admin_auth, linked, spec, settings):
-    settings.KEY_REWRAP_INLINE = True
+def test_put_with_another_arn_replaces_through_key_lifecycle(client, admin_auth, linked, spec):
     new_arn = new_customer_key()
     response = put(client, admin_auth, {"key_arn": new_arn, "name": "New key"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put")
@@ -216,8 +215,7 @@ def test_put_with_another_arn_replaces_through_key_lifecycle(client, admin_auth,
     assert AuditEvent.objects.get(action="encryption_key.replaced").details["old_key_arn"] == linked.key_arn
 
 
-def test_put_replacement_with_a_failing_key_is_400(client, admin_auth, linked, spec, settings):
-    settings.KEY_REWRAP_INLINE = True
+def test_put_replacement_with_a_failing_key_is_400(client, admin_auth, linked, spec):
     new_arn = new_customer_key()
     kms_admin.disable_key(new_arn)
     response = put(client, admin_auth, {"key_arn": new_arn, "name": "New key"})

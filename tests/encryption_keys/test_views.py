@@ -325,8 +325,7 @@ def test_replace_routes_to_the_lifecycle_service(login, org, org_admin, linked, 
                       "name": "Acme US", "description": "prod"}]
 
 
-def test_replace_through_the_key_lifecycle_module(login, org_admin, linked, settings):
-    settings.KEY_REWRAP_INLINE = True
+def test_replace_through_the_key_lifecycle_module(login, org_admin, linked):
     new_arn = kms_admin.create_key(region="us-west-2", multi_region=True)
     kms_admin.replicate_key(new_arn, to_region="us-east-2")
     response = login(org_admin).post(reverse("encryption_key_replace", args=[linked.pk]), form_data(new_arn))

@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     "vault.vault": READ,
     "vault.vaultprotection": READ,
     "vault.secretresolution": READ,
+    "django_tasks_database.dbtaskresult": READ,  # the task queue: ids, counts, failures' tracebacks
 }
 
 #: Site-wide actions; delete_selected must be filtered out of every model above (none may delete).

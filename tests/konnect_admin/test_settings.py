@@ -99,10 +99,12 @@ def without(*names: str, **extra: str) -> dict:
          "Set either CACHE_URL or CACHE_BACKEND/CACHE_LOCATION, not both"),
         (without(DEBUG="true"), "DEBUG is on: production settings never run in debug mode; unset DEBUG"),
         (without(KONNECT_DEBUG="1"), "DEBUG is on"),
+        (without(KONNECT_TASKS_BACKEND="immediate"), "TASKS_BACKEND=immediate runs key replacements and sweeps inside"),
     ],
     ids=["no-secret-key", "weak-secret-key", "no-platform-keys", "no-principal", "placeholder-principal",
          "example-principal", "malformed-principal", "no-cache", "locmem-cache", "dummy-cache", "file-cache",
-         "memcached-without-client", "cache-url-not-redis", "cache-url-and-backend", "debug", "konnect-debug"],
+         "memcached-without-client", "cache-url-not-redis", "cache-url-and-backend", "debug", "konnect-debug",
+         "immediate-tasks"],
 )
 def test_production_refuses_to_start(env, expected):
     assert expected in refusal("konnect_admin.settings", env)

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from encryption_keys import call_log
+from encryption_keys.lifecycle import lease
 from encryption_keys.lifecycle.console import ProgressBar, organization_from_argument, region_from_argument
 from encryption_keys.lifecycle.models import RewrapJob
 from encryption_keys.lifecycle.records import count_records
@@ -108,14 +109,25 @@ class Command(BaseCommand):
 
     def run(self, job):
         started = timezone.now()
+        owner = lease.worker_identity()  # held like a worker holds it, so no worker runs the job meanwhile
+        if not lease.claim(job.pk, owner=owner):
+            raise CommandError(f"A task worker is running job #{job.pk} now; watch its page instead.")
+        heartbeat = lease.Heartbeat(job.pk, owner=owner)
         bar = ProgressBar(self.stderr, total=job.total, noun="data keys")
+
+        def progress(j):
+            heartbeat(j)
+            bar.update(j.processed, total=max(j.total, j.processed))
+
         try:
-            job = rewrap_data_keys(job, on_progress=lambda j: bar.update(j.processed, total=max(j.total, j.processed)))
+            job = rewrap_data_keys(job, on_progress=progress)
         except RewrapInterrupted as interrupted:
             bar.finish()
             self.summary(interrupted.job, started)
             raise CommandError(f"Interrupted ({interrupted.error}). Nothing is lost; finish with "
                                f"--resume {job.pk} --yes.") from None
+        finally:
+            lease.release(job.pk, owner=owner)
         bar.finish()
         self.summary(job, started)
         if job.failed:

@@ -1,3 +1,7 @@
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -11,7 +15,10 @@ DEMO_PLATFORM_KEYS = "us=us-west-2+us-east-2,eu=eu-central-1+eu-west-1"
 
 
 class Command(BaseCommand):
-    help = "Create a fresh demo database (two organizations, a user per role) and serve the app on 127.0.0.1:8000."
+    help = (
+        "Create a fresh demo database (two organizations, a user per role) and serve the app on 127.0.0.1:8000, "
+        "with a task worker and the scheduler beside it; Ctrl-C stops all three."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
@@ -28,9 +35,37 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD}):"))
         for email, label in demo.logins:
             self.stdout.write(f"  {email:<24} {label}")
-        if not options["no_serve"]:
+        if options["no_serve"]:
+            return
+        background = self.start_background()
+        try:
             self.stdout.write(f"\nServing on http://{options['addrport']}/")
             call_command("runserver", options["addrport"], use_reloader=False)
+        finally:
+            self.stop_background(background)
+
+    def start_background(self) -> list[subprocess.Popen]:
+        """The task worker and the scheduler, as production runs them, on this database and this KMS."""
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
+               "DATABASE_URL": _database_url(), "KMS_ENDPOINT_URL": settings.KMS_ENDPOINT_URL,
+               "PLATFORM_KMS_KEYS": ",".join(f"{geo}={arn}" for geo, arn in settings.PLATFORM_KMS_KEYS.items())}
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        processes = [
+            subprocess.Popen([*manage, "db_worker", "--no-reload", "--interval", "0.5"], env=env),  # noqa: S603
+            subprocess.Popen([*manage, "run_scheduler"], env=env),  # noqa: S603
+        ]
+        self.stdout.write(f"Task worker (pid {processes[0].pid}) and scheduler (pid {processes[1].pid}) started")
+        return processes
+
+    def stop_background(self, processes: list[subprocess.Popen]) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     def start_local_kms(self) -> None:
         """Without KMS_ENDPOINT_URL, run the local KMS server in this process and create the platform keys."""
@@ -62,3 +97,10 @@ class Command(BaseCommand):
             )
         call_command("migrate", verbosity=0, interactive=False)
         call_command("flush", interactive=False, verbosity=0)
+
+
+def _database_url() -> str:
+    config = settings.DATABASES["default"]
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{config['NAME']}"
+    return os.environ.get("KONNECT_DATABASE_URL") or os.environ["DATABASE_URL"]

@@ -9,10 +9,9 @@ from encryption_keys.models import EncryptionKey
 
 
 @pytest.fixture(autouse=True)
-def rewrap_inline(settings):
-    """Re-wraps run in the request/test thread. No settle sweep: one process, so no writer can be behind
-    on the key switch (the sweep guards against other processes; see lifecycle.rewrap.settle_seconds)."""
-    settings.KEY_REWRAP_INLINE = True
+def no_settle_sweep(settings):
+    """Re-wraps run in the request/test thread (tests.settings: the immediate task backend). No settle sweep:
+    one process, so no writer can be behind on the key switch (see lifecycle.rewrap.settle_seconds)."""
     settings.KEY_REWRAP_SETTLE_SECONDS = 0
 
 

@@ -1,0 +1,78 @@
+"""`make run` (manage.py demo) serves the app with a task worker and the scheduler beside it, on SQLite with
+nothing else to run, and one Ctrl-C stops all three."""
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tests.processes import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition, *, what, log, timeout=180):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+
+
+def answers(url) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def alive(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_demo_runs_web_worker_and_scheduler_and_ctrl_c_stops_all(tmp_path):
+    database, log, port = tmp_path / "demo.sqlite3", tmp_path / "demo.log", free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("KONNECT_") and key not in ("KMS_ENDPOINT_URL", "PLATFORM_KMS_KEYS")}
+    env.update(DJANGO_SETTINGS_MODULE="konnect_admin.settings_dev", DATABASE_URL=f"sqlite:///{database}",
+               PYTHONUNBUFFERED="1")
+    with log.open("wb") as out:
+        demo = subprocess.Popen(  # noqa: S603 - our interpreter and manage.py
+            [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"], cwd=PROJECT_ROOT, env=env,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: the terminal's Ctrl-C
+        )
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/login/"), what="the web server answers",
+                   log=log)
+        pids = [int(pid) for pid in re.search(r"worker \(pid (\d+)\) and scheduler \(pid (\d+)\)",
+                                              log.read_text()).groups()]
+
+        def swept():  # the scheduler enqueued the health sweep and the worker ran it, checking the demo's keys
+            with sqlite3.connect(database, timeout=20) as db:
+                return db.execute("SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE status = 'SUCCESSFUL'"
+                                  " AND task_path = 'encryption_keys.tasks.check_key'").fetchone()[0] > 0
+
+        wait_until(swept, what="a scheduled key check ran in the worker", log=log)
+
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole foreground group
+        demo.wait(timeout=60)
+        wait_until(lambda: not any(alive(pid) for pid in pids), what="the worker and scheduler exited", log=log,
+                   timeout=60)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
