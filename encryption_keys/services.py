@@ -141,6 +141,14 @@ def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> Health
     if actor is not None:
         require(actor, Action.KEY_MANAGE, key.organization)
     reading = health.read_key_health(key_arn=key.key_arn, organization_id=key.organization_id, region=key.region)
+    return record_key_health(key=key, reading=reading, actor=actor)
+
+
+def record_key_health(*, key: EncryptionKey, reading: health.KeyHealth, actor: User | None = None,
+                      source: str = "check") -> HealthCheck:
+    """Store a reading of the key's state: the one place a key's status changes (a check, the scheduled sweep,
+    or a data-path failure; `source` says which). A change is kept in the key's history and audited once; a
+    revoked key's cached data keys are dropped in every process."""
     with transaction.atomic():
         key = EncryptionKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
         previous = key.status
@@ -150,7 +158,7 @@ def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> Health
             key.kms_metadata = reading.metadata
         key.save(update_fields=["status", "deletion_date", "last_error", "last_checked_at", "kms_metadata",
                                 "updated_at"])
-        details = {"status": key.status, "previous_status": previous, "key_arn": key.key_arn}
+        details = {"status": key.status, "previous_status": previous, "key_arn": key.key_arn, "source": source}
         if previous != key.status:
             KeyStatusChange.objects.create(key=key, status=key.status, previous_status=previous,
                                            detail=reading.error[:500])
