@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from encryption_keys import call_log, health, keyring
+from encryption_keys import call_log, health, key_state, keyring
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatus, KeyStatusChange
 from encryption_keys.ownership import KeyInUse, refuse_key_in_use  # noqa: F401 - KeyInUse: for callers
 from encryption_keys.verification import Checklist, verify_key
@@ -164,8 +164,10 @@ def record_key_health(*, key: EncryptionKey, reading: health.KeyHealth, actor: U
                                            detail=reading.error[:500])
             audit_record(actor=actor, organization=key.organization, action="encryption_key.status_changed",
                          target=key, details=details)
-        audit_record(actor=actor, organization=key.organization, action="encryption_key.checked", target=key,
-                     details=details)
+        if source != "data_path":  # a data-path observation is audited by its status change alone
+            audit_record(actor=actor, organization=key.organization, action="encryption_key.checked", target=key,
+                         details=details)
+    key_state.remember_status(key_arn=key.key_arn, key_id=key.pk, status=key.status)
     if key.status in health.REVOKED:
         keyring.data_key_cache().evict_wrapping_key(key.key_arn)
         keyring.invalidate_everywhere()

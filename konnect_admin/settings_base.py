@@ -153,6 +153,9 @@ PLATFORM_KMS_PRINCIPAL = env_str("PLATFORM_KMS_PRINCIPAL")
 # Longest time an unwrapped data key stays usable in one process: the published revocation bound.
 DATAKEY_CACHE_TTL = env_int("DATAKEY_CACHE_TTL", 60)
 DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)
+# A data-path KMS failure that says the key is disabled/denied/gone/pending deletion marks the key's status at
+# once; the same key and status are observed at most once per this many seconds across all processes.
+KEY_STATE_OBSERVE_SECONDS = env_int("KEY_STATE_OBSERVE_SECONDS", 10)
 DATAKEY_LIFETIME_SECONDS = env_int("DATAKEY_LIFETIME_SECONDS", 3600)
 DATAKEY_MAX_USES = env_int("DATAKEY_MAX_USES", 2**24)
 

@@ -87,7 +87,7 @@ def platform_keys(kms_server):
 @pytest.fixture(autouse=True)
 def local_kms(request, settings, kms_server, platform_keys):
     """Every test talks to the local KMS server over HTTP, with fresh in-process key caches."""
-    from encryption_keys import call_log, keyring, kms
+    from encryption_keys import call_log, key_state, keyring, kms
 
     settings.KMS_ENDPOINT_URL = kms_server.endpoint_url
     settings.KMS_ENDPOINT_URLS = {}
@@ -97,6 +97,7 @@ def local_kms(request, settings, kms_server, platform_keys):
     kms.reset_clients()
     keyring.reset_for_tests()
     call_log.discard()
+    key_state.discard()
     if not kms_server.running:
         kms_server.start()
     yield kms_server

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import prefetch_related_objects
 
-from encryption_keys import kms
+from encryption_keys import key_state, kms
 from encryption_keys.envelope import (
     DataKeyCipher,
     DecryptionError,
@@ -78,7 +78,9 @@ def _unwrap(row: DataKey | None, data_key_id: uuid.UUID) -> DataKeyCipher:
                 EncryptionKey.objects.filter(key_arn=row.wrapping_key_arn).values_list("deletion_date", flat=True).first()
             )
         cache.put_failure(row.pk, error, wrapping_key_arn=row.wrapping_key_arn, scope=data_key_scope(row))
+        key_state.observed_failure(key_arn=row.wrapping_key_arn, error=error, operation="Decrypt")
         raise error from None
+    key_state.observed_success(key_arn=row.wrapping_key_arn)
     cipher = DataKeyCipher(row.pk, plaintext, scope=data_key_scope(row))
     cache.put(cipher, wrapping_key_arn=row.wrapping_key_arn)
     return cipher

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from encryption_keys import kms
+from encryption_keys import key_state, kms
 from encryption_keys.envelope import DataKeyCipher, DecryptionError, EncryptionUnavailable, ErrorCode
 from encryption_keys.keyring.readers import cipher_for
 from encryption_keys.keyring.ring import _Lease, keyring
@@ -132,8 +132,10 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
         )
     except kms.KmsError as error:
         ring.generate_failures[arn] = (time.monotonic(), error)
+        key_state.observed_failure(key_arn=arn, error=error, operation="GenerateDataKey")
         raise EncryptionUnavailable.from_error(error) from None
     ring.generate_failures.pop(arn, None)
+    key_state.observed_success(key_arn=arn)
     row.save(force_insert=True)
     cipher = DataKeyCipher(row.id, plaintext, scope=data_key_scope(row))
     keyring().cache.put(cipher, wrapping_key_arn=arn)
