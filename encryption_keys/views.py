@@ -112,7 +112,9 @@ def key_replacements(request, pk):
     key = selectors.key_get(user=request.user, organization=_organization(request), pk=pk)
     if not request.htmx:
         return redirect(reverse("encryption_key_detail", args=[key.pk]) + "#key-replacements")
-    context = {"key": key, **_replacements_context(request, key)}
+    inventory = selectors.data_key_inventory(organization=key.organization, region=key.region,
+                                             wrapping_key_arn=key.key_arn)
+    context = {"key": key, **_replacements_context(request, key), "inventory": inventory, "inventory_oob": True}
     return render(request, "encryption_keys/key_detail.html#replacements", context)
 
 

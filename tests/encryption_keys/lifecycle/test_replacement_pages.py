@@ -76,6 +76,12 @@ def test_the_key_page_polls_a_running_replacement_until_it_finishes(org, org_adm
     assert "hx-trigger" not in body and "hx-get" not in body  # polling stops with the finished fragment
     assert '<progress value="100" max="100"' in body and "<strong>3</strong> of 3 data keys re-wrapped" in body
     assert ">Completed</span>" in body and "updates itself" not in body
+    # The inventory below moves with the data keys: updated out of band, 3 data keys now under the new key.
+    inventory = section(body, "key-inventory")
+    assert inventory.startswith('<section class="card" id="key-inventory" hx-swap-oob="true">')
+    assert re.search(r'data-purpose="debugger.payload">\s*<td>[^<]+</td><td>3</td>', inventory)
+    assert re.search(r'data-purpose="debugger.payload">\s*<td>[^<]+</td><td>0</td>', section(html, "key-inventory"))
+    assert "hx-swap-oob" not in html
     assert SECRET not in html + body
 
 
