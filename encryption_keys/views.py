@@ -12,11 +12,14 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from encryption_keys import health, selectors, services
 from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
+from encryption_keys.lifecycle import selectors as lifecycle_selectors
 from encryption_keys.verification import key_policy_json
+from konnect_admin import navigation
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
 
 USAGE_PAGE_SIZE = 25
+REPLACEMENTS_SHOWN = 10
 
 
 def _organization(request):
@@ -86,13 +89,33 @@ def _detail_context(request, key) -> dict:
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
         "policy": key_policy_json(organization),
+        **_replacements_context(request, key),
     }
+
+
+def _replacements_context(request, key) -> dict:
+    """The key's replacements (old → new ARN), newest first; the latest one's progress is shown live."""
+    shown = list(lifecycle_selectors.key_replacements(user=request.user, key=key)[:REPLACEMENTS_SHOWN + 1])
+    return {"replacements": shown[:REPLACEMENTS_SHOWN], "more_replacements": len(shown) > REPLACEMENTS_SHOWN,
+            "latest_replacement": shown[0] if shown else None}
 
 
 @require_GET
 def key_detail(request, pk):
     key = selectors.key_get(user=request.user, organization=_organization(request), pk=pk)
     return render_page(request, "encryption_keys/key_detail.html", _detail_context(request, key), partial="usage")
+
+
+@require_GET
+def key_replacements(request, pk):
+    """The key page's replacements region, polled by htmx while the latest replacement runs."""
+    key = selectors.key_get(user=request.user, organization=_organization(request), pk=pk)
+    if not request.htmx:
+        return redirect(reverse("encryption_key_detail", args=[key.pk]) + "#key-replacements")
+    inventory = selectors.data_key_inventory(organization=key.organization, region=key.region,
+                                             wrapping_key_arn=key.key_arn)
+    context = {"key": key, **_replacements_context(request, key), "inventory": inventory, "inventory_oob": True}
+    return render(request, "encryption_keys/key_detail.html#replacements", context)
 
 
 @require_POST
@@ -102,7 +125,9 @@ def key_check(request, pk):
     if not request.htmx:
         messages.info(request, f"Checked: {result.key.get_status_display()}.")
         return redirect("encryption_key_detail", pk=key.pk)
-    context = {**_detail_context(request, result.key), "check": result}
+    # The organization banner changes with the key's status: the fragment updates it out of band.
+    context = {**_detail_context(request, result.key), "check": result,
+               "oob_banners": True, "org_banners": navigation.collect(navigation.BANNERS, request)}
     return render_page(request, "encryption_keys/key_detail.html", context, partial="status")
 
 
@@ -157,8 +182,6 @@ def settings_menu(request):
 
 
 def unhealthy_key_banners(request):
-    if request.htmx and not request.htmx.boosted:
-        return []  # fragments do not render the page's banners: skip the query
     keys = selectors.unhealthy_keys(organization=request.organization)
     may_view = bool(keys) and can(request.user, Action.KEY_VIEW, request.organization)
     return [

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob
 from encryption_keys.lifecycle.rewrap import data_keys_under
+from encryption_keys.models import EncryptionKey
 from konnect_admin.models import Organization, User
 from konnect_admin.permissions import Action, require
 
@@ -18,10 +19,17 @@ def rewrap_job_get(*, user: User, organization: Organization, pk) -> RewrapJob:
 
 
 def rewrap_job_list(*, user: User, organization: Organization, region: str | None = None) -> QuerySet[RewrapJob]:
-    """The organization's key replacements, newest first (for the key page)."""
+    """The organization's key replacements, newest first (the replacements page)."""
     require(user, Action.KEY_VIEW, organization)
-    jobs = RewrapJob.objects.filter(organization=organization)
+    jobs = RewrapJob.objects.filter(organization=organization).select_related("actor")
     return jobs.filter(region=region) if region else jobs
+
+
+def key_replacements(*, user: User, key: EncryptionKey) -> QuerySet[RewrapJob]:
+    """The replacements of this link, newest first: the key row stays when its ARN is replaced (the jobs record
+    each old → new ARN), and a region unlinked then linked again is a new row, so older jobs are not its own."""
+    return rewrap_job_list(user=user, organization=key.organization, region=key.region).filter(
+        created_at__gte=key.created_at)
 
 
 def rewrap_failures(*, job: RewrapJob) -> QuerySet[RewrapFailure]:

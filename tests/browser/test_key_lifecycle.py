@@ -61,3 +61,60 @@ def test_replace_key_then_watch_the_rewrap_finish_live(page, browser_login, sett
     assert page.evaluate("window.sameDocument") is True  # swapped in place, not reloaded
     assert SECRET not in page.content()
     assert page.js_errors == []
+
+
+WORKER = {"KEY_REWRAP_CONCURRENCY": "1", "KEY_REWRAP_COMMIT_EVERY": "1"}  # progress moves one data key at a time
+PROGRESS_SEEN = """() => {
+    window.progressSeen = [];
+    document.body.addEventListener("htmx:afterSwap", () => {
+        const bar = document.querySelector("#key-replacements progress");
+        window.progressSeen.push(bar ? Number(bar.value) : null);
+    });
+}"""
+
+
+def test_the_key_page_shows_a_replacement_run_by_a_worker_reach_100_percent(
+        page, browser_login, org, cmek, django_processes):
+    """The re-wrap runs in a real `db_worker` process on the live server's database (a file on SQLite, the
+    test database on PostgreSQL); the key page's replacements region polls until the job is done."""
+    admin = factories.make_role_user(org, "org_admin")
+    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US key", actor=admin).key
+    for scope in range(5):
+        SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", text=SECRET)
+    second = customer_key()
+    browser_login(admin)
+
+    page.goto(reverse("encryption_key_replace", args=[key.pk]))
+    page.get_by_label("Amazon Resource Name (ARN)").fill(second)
+    page.get_by_role("button", name="Replace key").click()
+    page.wait_for_url(re.compile(rf"/organization/encryption-keys/{key.pk}/$"))
+    job = RewrapJob.objects.get()
+    assert (job.state, job.done, job.total) == (RewrapState.PENDING, 0, 5)  # queued: no worker runs yet
+
+    region = page.locator("#key-replacements")
+    expect(region.get_by_role("heading", name="Latest replacement Pending")).to_be_visible()
+    expect(region).to_have_attribute("hx-trigger", "every 2s")
+    expect(region.locator("progress")).to_have_attribute("value", "0")
+    expect(region.get_by_role("link", name=f"Open key replacement #{job.pk}")).to_have_attribute(
+        "href", reverse("rewrap_job_detail", args=[job.pk]))
+    payload_keys = page.locator('#key-inventory tr[data-purpose="debugger.payload"] td').nth(1)
+    expect(payload_keys).to_have_text("0")  # all 5 still under the replaced key
+    page.evaluate("window.sameDocument = true")
+    page.evaluate(PROGRESS_SEEN)
+
+    django_processes.worker("worker-1", **WORKER)
+    django_processes.wait_until(
+        lambda: RewrapJob.objects.filter(pk=job.pk, state=RewrapState.COMPLETED).exists(), what="the job finished")
+    expect(region.get_by_role("heading", name="Latest replacement Completed")).to_be_visible(timeout=30_000)
+    expect(region.locator("progress")).to_have_attribute("value", "100")
+    expect(region.locator(".encryption-keys-replacement-figures")).to_contain_text(
+        "5 of 5 data keys re-wrapped (100%)")
+    expect(region).not_to_have_attribute("hx-trigger", re.compile(".*"))  # polling stopped
+    expect(region.locator("tr[data-job]")).to_contain_text("5 of 5")
+    expect(payload_keys).to_have_text("5")  # the inventory moved with them, out of band
+    seen = page.evaluate("window.progressSeen")
+    assert seen and seen[-1] == 100 and seen == sorted(seen), seen  # it only ever moved forward, by polling
+    assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded
+    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {second}
+    assert SECRET not in page.content()
+    assert page.js_errors == []

@@ -1,5 +1,6 @@
 """The Encryption Keys pages: full pages and htmx fragments, roles, organization isolation, banners."""
 
+import re
 import sys
 import types
 
@@ -246,6 +247,37 @@ def test_check_now_htmx_swaps_the_status_region(login, org_admin, linked, cmek):
     assert "status changed from" in body and 'encryption-keys-disabled">Disabled' in body
     assert EncryptionKey.objects.get().status == KeyStatus.DISABLED
     assert AuditEvent.objects.filter(action="encryption_key.checked").count() == 1
+
+
+def oob_banners(body: str) -> str:
+    """The inside of the out-of-band banner region of an htmx response (fails if there is none)."""
+    match = re.search(r'<div id="org-banners" hx-swap-oob="true">(.*?)\n</div>', body, re.S)
+    assert match, "no out-of-band banner region"
+    return match.group(1)
+
+
+def test_check_now_updates_the_organization_banner_out_of_band(login, org_admin, linked, cmek):
+    client = login(org_admin)
+    page = client.get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()
+    assert '<div id="org-banners">' in page and "hx-swap-oob" not in page  # the region the fragment replaces
+
+    kms_admin.disable_key(cmek)
+    body = client.post(reverse("encryption_key_check", args=[linked.pk]), headers=HTMX).content.decode()
+    assert body.lstrip().startswith('<section class="card" id="key-status"')
+    banners = oob_banners(body)
+    assert banners.count('role="alert"') == 1 and "banner banner-error" in banners
+    assert "Encryption key “Acme US” (US): disabled." in banners
+
+    kms_admin.enable_key(cmek)
+    body = client.post(reverse("encryption_key_check", args=[linked.pk]), headers=HTMX).content.decode()
+    assert "status changed from" in body and oob_banners(body).strip() == ""
+
+
+def test_other_fragments_leave_the_banner_region_alone(login, org_admin, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    body = login(org_admin).get(reverse("encryption_key_detail", args=[linked.pk]), headers=HTMX).content.decode()
+    assert "org-banners" not in body and "banner" not in body
 
 
 def test_check_now_without_js_redirects_to_the_key(login, org_admin, linked):
