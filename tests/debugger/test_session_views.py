@@ -214,6 +214,9 @@ def test_an_active_session_polls_and_offers_a_refresh_link(login, org_admin, deb
     url = detail_url(debug_session)
     page = login(org_admin).get(url).content.decode()
     assert POLL in page and f'hx-get="{url}"' in page
+    # A filter change waits for a poll in flight (its table is swapped in last), and no poll starts while the
+    # filter's request runs: a stale poll cannot put the unfiltered table back.
+    assert 'hx-sync="#traces:queue last"' in page and 'hx-sync="closest #traces:drop"' in page
     assert f'<a id="traces-refresh" href="{url}">Refresh</a>' in page  # without JavaScript: a plain link
     assert page.count('id="session-head"') == 1 and "hx-swap-oob" not in page  # the full page has no out-of-band copy
     fragment = poll(login(org_admin), debug_session).content.decode()
