@@ -105,6 +105,14 @@ def session_get(*, user: User, organization: Organization, control_plane_pk, pk,
     return session
 
 
+def session_progress(*, session: DebugSession, store: CaptureStore = ENCRYPTED_STORE) -> str:
+    """What the session page's live region shows changes with: the status as it is now, the traces, the payloads.
+
+    Counts only: nothing is decrypted, no data key is touched. `session` comes from `session_get` (its count)."""
+    payloads = store.payload_model.objects.filter(trace__session=session).count()
+    return f"{session.display_status}:{session.trace_count}:{payloads}"
+
+
 # --- traces ------------------------------------------------------------------------------------------------
 
 

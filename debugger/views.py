@@ -8,8 +8,10 @@ payloads sees the metadata and the "encrypted" state (debugger/includes/encrypte
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 TRACES_PER_PAGE = 50
 LOGS_PER_PAGE = 100
 MAX_AUTO_RETRIES = 3
+PROGRESS_HEADER = "X-Session-Progress"  # sent by the session page's poll: the progress it shows
 
 
 def _session(request, cp, pk, action=Action.DEBUG_SESSION_VIEW):
@@ -82,7 +85,12 @@ def session_create(request, cp):
 @never_cache
 @require_GET
 def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
+    """The traces of a session. While it samples, the page polls (htmx) with the progress it shows: unchanged,
+    the answer is 204 No Content — counts read, nothing decrypted; changed, the table, status and facts."""
     session = _session(request, cp, pk)
+    progress = selectors.session_progress(session=session, store=store)
+    if request.htmx and request.headers.get(PROGRESS_HEADER) == progress:
+        return HttpResponse(status=HTTPStatus.NO_CONTENT)
     form = TraceFilterForm(request.GET or None)
     if form.is_bound:
         form.is_valid()
@@ -95,8 +103,10 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
         "page": page,
         "rows": selectors.trace_rows(page.object_list, user=request.user, control_plane=session.control_plane,
                                      store=store),
+        "progress": progress,
+        "progress_header": PROGRESS_HEADER,
     }
-    return render_page(request, "debugger/session_detail.html", context, partial="traces")
+    return render_page(request, "debugger/session_detail.html", context, partial="live")
 
 
 @never_cache

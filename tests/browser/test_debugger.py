@@ -1,4 +1,5 @@
-"""The Debugger in a real browser: a trace's span waterfall, its payload panel (loaded by htmx), the error card."""
+"""The Debugger in a real browser: a trace's span waterfall, its payload panel (loaded by htmx), the error card,
+and a session page that shows traces and status changes as a data plane sends them."""
 
 import io
 import re
@@ -12,7 +13,9 @@ from debugger import services
 from debugger.simulator.runner import simulate_traffic
 from encryption_keys import keyring, local_kms
 from encryption_keys.models import EncryptionKey
+from konnect_admin import tokens
 from tests import factories
+from tests.debugger.conftest import PATH, trace_json
 
 pytestmark = pytest.mark.browser
 
@@ -90,4 +93,76 @@ def test_create_session_with_htmx_validation(page, browser_login, control_plane)
     page.get_by_role("button", name="Start session").click()
     expect(page.get_by_role("heading", name=re.compile("Debug session"))).to_be_visible()
     expect(page.get_by_text("expression: http.response.status_code == 503")).to_be_visible()
+    assert page.js_errors == []
+
+
+@pytest.fixture
+def data_plane(browser, live_server):
+    """`data_plane(token)(method, path, body)`: the live server's data-plane API over HTTP, from a browser context
+    of its own (no login cookie), with a data-plane token."""
+    context = browser.new_context(base_url=live_server.url)
+
+    def _client(token: str):
+        def _call(method: str, path: str, body: dict | None = None) -> dict:
+            response = context.request.fetch(f"/api/us/v1/debugger/sessions{path}", method=method, data=body,
+                                             headers={"Authorization": f"Bearer {token}"}, timeout=30_000)
+            assert response.status in (200, 202), (response.status, response.text())
+            return response.json()
+
+        return _call
+
+    yield _client
+    context.close()
+
+
+def test_session_page_shows_traces_and_status_as_they_arrive(page, browser_login, data_plane, org_admin,
+                                                             control_plane):
+    session = services.session_create(actor=org_admin, control_plane=control_plane, name="live",
+                                      duration_seconds=600)
+    _token, text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp")
+    send = data_plane(text)
+    browser_login(org_admin)
+    url = reverse("debug_session_detail", args=[control_plane.pk, session.pk])
+    page.goto(url)
+    status = page.locator("#session-head .badge")
+    expect(status).to_have_text("Pending")
+    expect(page.get_by_text("No traces yet")).to_be_visible()
+    expect(page.get_by_role("link", name="Refresh")).to_have_attribute("href", url)
+    page.evaluate("window.sameDocument = true")
+
+    # While nothing changes, the poll is answered 204 No Content (the browser sends the progress it shows).
+    with page.expect_response(lambda r: r.url.endswith(url) and r.status == 204, timeout=30_000):
+        pass
+
+    send("GET", "")  # a data plane picks the session up: it starts
+    expect(status).to_have_text("In progress", timeout=30_000)
+    expect(page.get_by_text("not started by a data plane yet")).to_have_count(0)
+
+    traces = [trace_json(status=201), trace_json(status=503)]
+    assert send("POST", f"/{session.pk}/traces", {"traces": traces})["accepted"] == 2
+    for trace in traces:
+        expect(page.locator(f"#trace-{trace['trace_id']}")).to_be_visible(timeout=30_000)
+    expect(page.locator("table.debugger-traces tbody tr")).to_have_count(2)
+    expect(page.locator("table.debugger-traces code", has_text=PATH)).to_have_count(2)  # revealed for the admin
+    expect(page.locator("#session-facts")).to_contain_text("2 of at most 100")
+
+    # Filtered (htmx, the URL follows), the table keeps its filter while it updates: newest first.
+    page.get_by_label("Status").fill("5xx")
+    page.get_by_label("Status").press("Enter")
+    expect(page).to_have_url(re.compile(r"\?status=5xx"))
+    rows = page.locator("table.debugger-traces tbody tr")
+    expect(rows).to_have_count(1)
+    late_502, late_404 = trace_json(status=502), trace_json(status=404, method="GET")
+    assert send("POST", f"/{session.pk}/traces", {"traces": [late_404, late_502]})["accepted"] == 2
+    expect(rows.first.locator("a")).to_have_id(f"trace-{late_502['trace_id']}", timeout=30_000)
+    expect(rows).to_have_count(2)
+    expect(page.locator(f"#trace-{late_404['trace_id']}")).to_have_count(0)
+    expect(page.locator("#session-facts")).to_contain_text("4 of at most 100")
+
+    send("POST", f"/{session.pk}/done")
+    expect(status).to_have_text("Completed", timeout=30_000)
+    expect(page.get_by_role("button", name="Stop sampling")).to_have_count(0)
+    expect(page.locator("[hx-trigger^=every]")).to_have_count(0)  # the ended session's fragment does not poll
+    expect(rows).to_have_count(2)
+    assert page.evaluate("window.sameDocument") is True  # all of it swapped in place: the page never reloaded
     assert page.js_errors == []
