@@ -31,6 +31,7 @@ BENCHMARKS = [
     "rewrap",
     "rewrap_postgres",
     "debugger",
+    "health_sweep",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -12,13 +12,14 @@ from pathlib import Path
 class KmsProcess:
     """`python -m encryption_keys.local_kms` in a child process; keys are administered over its HTTP API."""
 
-    def __init__(self):
+    def __init__(self, *, latency_ms: float = 0.0):
+        """`latency_ms`: how much later the server answers each KMS request (a network round trip)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "encryption_keys.local_kms", "--port", str(port),
-             "--create-platform-keys", "us=us-west-2+us-east-2"],
+             "--create-platform-keys", "us=us-west-2+us-east-2", "--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
         )
         self.endpoint_url, self.platform_keys = f"http://127.0.0.1:{port}", {}

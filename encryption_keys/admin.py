@@ -5,7 +5,7 @@ Rows change only through the app's services (verification, audit): the operator 
 
 from django.contrib import admin
 
-from encryption_keys.models import DataKey, EncryptionKey, KeyStatusChange, KmsCall
+from encryption_keys.models import DataKey, EncryptionKey, KeyStatusChange, KmsCall, PlatformKeyHealth
 from konnect_admin.admin import ReadOnlyAdmin, ReadOnlyInline
 
 
@@ -51,3 +51,13 @@ class KmsCallAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "organization", "key_arn", "aws_region", "operation", "encryption_context",
                        "outcome", "latency_ms", "request_id"]
+
+
+@admin.register(PlatformKeyHealth)
+class PlatformKeyHealthAdmin(ReadOnlyAdmin):
+    """What the scheduled sweep last read of each platform key (one DescribeKey per key per sweep)."""
+
+    list_display = ["region", "status", "last_checked_at", "changed_at", "deletion_date", "key_arn"]
+    list_filter = ["status"]
+    fields = ["region", "key_arn", "status", "deletion_date", "last_error", "last_checked_at", "changed_at"]
+    readonly_fields = fields

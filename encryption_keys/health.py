@@ -2,6 +2,7 @@
 
 `read_key_health` only reads (DescribeKey, GetKeyRotationStatus, a GenerateDataKey → Decrypt round
 trip with the organization's encryption context); `services.check_key_health` stores the result.
+`read_key_state` is the scheduled sweep's one-call reading (DescribeKey; see `sweep.py`).
 """
 
 from __future__ import annotations
@@ -137,27 +138,65 @@ def read_rotation(*, key_arn: str, organization_id) -> bool | None:
 
 
 def read_key_health(*, key_arn: str, organization_id, region: str) -> KeyHealth:
+    """The full check ("Check now", `check_keys`, a re-check after a failure): DescribeKey, the rotation status
+    and a data-key round trip with the organization's context — up to 4 KMS calls."""
     try:
         description = kms.describe_key(key_arn=key_arn, organization_id=organization_id)
     except kms.KmsError as error:
-        return KeyHealth(STATUS_OF_ERROR.get(error.code, KeyStatus.UNREACHABLE), error=error.detail[:500])
-    state = description.get("KeyState", "")
+        return _refused(error)
     rotation = None
     if description.get("KeySpec") == "SYMMETRIC_DEFAULT":  # AWS rotates symmetric keys only
         rotation = read_rotation(key_arn=key_arn, organization_id=organization_id)
     metadata = snapshot(description, rotation)
-    if state != "Enabled":
-        if state == "Disabled":
-            return KeyHealth(KeyStatus.DISABLED, metadata)
-        if state == "PendingDeletion":
-            return KeyHealth(KeyStatus.PENDING_DELETION, metadata, deletion_date_of(description))
-        return KeyHealth(KeyStatus.UNREACHABLE, metadata, error=f"The key is in state {state}.")
+    if (not_enabled := _not_enabled(description, metadata)) is not None:
+        return not_enabled
     try:
         prove_key_use(key_arn=key_arn, organization_id=organization_id, region=region, purpose="health-check")
     except kms.KmsError as error:
         status = STATUS_OF_ERROR.get(error.code, KeyStatus.UNREACHABLE)
         return KeyHealth(status, metadata, error=f"{error.operation}: {error.detail}"[:500])
-    return KeyHealth(KeyStatus.HEALTHY if rotation is not False else KeyStatus.ROTATION_DISABLED, metadata)
+    return KeyHealth(_enabled_status(rotation), metadata)
+
+
+def read_key_state(*, key_arn: str, organization_id=None, rotation_enabled: bool | None = None) -> KeyHealth:
+    """The scheduled sweep's reading: DescribeKey alone, one KMS call per key, so a sweep of every key of the
+    installation costs as many calls as there are keys (and many can be in flight at once).
+
+    Why DescribeKey: its answer carries the key state (disabled, pending deletion — with the deletion date the
+    banner counts down to), and its errors say the key is gone (not found) or that the key policy no longer
+    lets the platform in (access denied). What it cannot see — a policy that admits the platform but refuses
+    this organization's encryption context — the data path sees on its first refused read or write, which marks
+    the key at once; the full check (`read_key_health`) proves it again. Rotation is not read here:
+    `rotation_enabled` is the flag the last full check stored, kept so a sweep never flips a key's rotation.
+    """
+    try:
+        description = kms.describe_key(key_arn=key_arn, organization_id=organization_id)
+    except kms.KmsError as error:
+        return _refused(error)
+    metadata = snapshot(description, rotation_enabled)
+    if (not_enabled := _not_enabled(description, metadata)) is not None:
+        return not_enabled
+    return KeyHealth(_enabled_status(rotation_enabled), metadata)
+
+
+def _refused(error: kms.KmsError) -> KeyHealth:
+    return KeyHealth(STATUS_OF_ERROR.get(error.code, KeyStatus.UNREACHABLE), error=error.detail[:500])
+
+
+def _not_enabled(description: dict, metadata: dict) -> KeyHealth | None:
+    """The reading of a key DescribeKey reports in a state other than Enabled; None when it is Enabled."""
+    state = description.get("KeyState", "")
+    if state == "Enabled":
+        return None
+    if state == "Disabled":
+        return KeyHealth(KeyStatus.DISABLED, metadata)
+    if state == "PendingDeletion":
+        return KeyHealth(KeyStatus.PENDING_DELETION, metadata, deletion_date_of(description))
+    return KeyHealth(KeyStatus.UNREACHABLE, metadata, error=f"The key is in state {state}.")
+
+
+def _enabled_status(rotation_enabled: bool | None) -> KeyStatus:
+    return KeyStatus.HEALTHY if rotation_enabled is not False else KeyStatus.ROTATION_DISABLED
 
 
 def banner_for(key, *, link: str | None) -> dict:

@@ -82,6 +82,7 @@ def client_for(aws_region: str):
                 connect_timeout=settings.KMS_CONNECT_TIMEOUT,
                 read_timeout=settings.KMS_READ_TIMEOUT,
                 retries={"total_max_attempts": settings.KMS_MAX_ATTEMPTS, "mode": "standard"},
+                max_pool_connections=_pool_size(),
                 user_agent_extra="konnect-admin",
             )
             credentials = {}
@@ -92,6 +93,13 @@ def client_for(aws_region: str):
             client.meta.events.register("before-parse.kms", _refuse_a_cut_answer)
             _clients[key] = client
         return _clients[key]
+
+
+def _pool_size() -> int:
+    """Connections kept per client: enough for the most calls a process puts in flight (a health sweep, a
+    re-wrap), so none is opened and thrown away per call (botocore keeps 10 by default)."""
+    in_flight = (getattr(settings, name, 1) for name in ("KEY_HEALTH_SWEEP_CONCURRENCY", "KEY_REWRAP_CONCURRENCY"))
+    return max(10, *(int(value) for value in in_flight))
 
 
 def reset_clients() -> None:

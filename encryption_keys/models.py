@@ -90,6 +90,27 @@ class KeyStatusChange(models.Model):
         return f"{self.previous_status or '—'} → {self.status}"
 
 
+class PlatformKeyHealth(models.Model):
+    """The last sweep's reading of one platform key (settings.PLATFORM_KMS_KEYS): what the operator watches.
+    Organizations without a linked key depend on it; nothing of a tenant's is here."""
+
+    region = models.CharField(max_length=2, choices=Region, unique=True)
+    key_arn = models.CharField(max_length=2048)
+    status = models.CharField(max_length=24, choices=KeyStatus, default=KeyStatus.HEALTHY)
+    deletion_date = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_checked_at = models.DateTimeField()
+    changed_at = models.DateTimeField(help_text="When the status last changed (or was first read).")
+
+    class Meta:
+        ordering = ["region"]
+        verbose_name = "platform key health"
+        verbose_name_plural = "platform key health"
+
+    def __str__(self):
+        return f"{self.get_region_display()}: {self.get_status_display()}"
+
+
 class DataKey(models.Model):
     """One AES-256 data key, stored only wrapped by a KMS key. One per scope and period."""
 

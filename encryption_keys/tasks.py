@@ -12,7 +12,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.tasks import task
 
-from encryption_keys import call_log, services
+from encryption_keys import call_log, services, sweep
 from encryption_keys.lifecycle import lease
 from encryption_keys.lifecycle.models import RewrapJob
 from encryption_keys.lifecycle.rewrap import RewrapInterrupted, rewrap_data_keys
@@ -54,17 +54,23 @@ def resume_stalled_rewraps() -> list[int]:
 
 
 @task
-def sweep_key_health() -> int:
-    """Enqueue a health check of every linked customer key (one task each, so several workers share a sweep)."""
-    key_ids = [str(pk) for pk in EncryptionKey.objects.order_by("pk").values_list("pk", flat=True)]
-    for key_id in key_ids:
+def sweep_key_health() -> dict:
+    """Read every linked key and every platform key once, KEY_HEALTH_SWEEP_CONCURRENCY calls in flight (see
+    `sweep.py`): one task for the whole sweep, its thread pool in this worker. A key DescribeKey finds Enabled
+    but that is stored unhealthy gets the full check as its own `check_key` task."""
+    try:
+        result = sweep.sweep_key_health()
+    finally:
+        call_log.flush()
+    for key_id in result.recheck:
         check_key.enqueue(key_id)
-    return len(key_ids)
+    return {"keys": result.keys, "platform_keys": result.platform_keys, "changed": result.changed,
+            "rechecked": len(result.recheck)}
 
 
 @task
 def check_key(key_id: str) -> str | None:
-    """Re-read one linked key's KMS state and store it (what `manage.py check_keys` does per key)."""
+    """The full check of one linked key (what "Check now" and `manage.py check_keys` do), stored."""
     key = EncryptionKey.objects.filter(pk=key_id).first()
     if key is None:  # unlinked since the sweep
         return None

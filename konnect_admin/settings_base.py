@@ -177,6 +177,8 @@ TASKS = {"default": {"BACKEND": env_choice("TASKS_BACKEND", TASK_BACKENDS, "db")
 # The schedule (`manage.py run_scheduler`, konnect_admin/scheduling.py): seconds between runs, and how long
 # finished task results are kept.
 KEY_HEALTH_SWEEP_SECONDS = env_int("KEY_HEALTH_SWEEP_SECONDS", 300)
+# KMS calls in flight during a health sweep (a thread pool in the worker that runs it; one DescribeKey per key).
+KEY_HEALTH_SWEEP_CONCURRENCY = env_int("KEY_HEALTH_SWEEP_CONCURRENCY", 16)
 SESSION_EXPIRY_SECONDS = env_int("SESSION_EXPIRY_SECONDS", 60)
 REWRAP_RECOVERY_SECONDS = env_int("REWRAP_RECOVERY_SECONDS", 60)
 PURGE_SECONDS = env_int("PURGE_SECONDS", 86400)

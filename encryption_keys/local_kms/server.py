@@ -86,6 +86,20 @@ def _dispatcher() -> Any:
     return RememberingDispatcher()
 
 
+def _delayed(app: Any, seconds: float) -> Any:
+    """``app`` answering each KMS request ``seconds`` later: the network round trip to AWS KMS, which loopback
+    lacks (benchmarks of concurrent calls need it; the wait holds no lock, as a network wait does not)."""
+    if seconds <= 0:
+        return app
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") == "POST":
+            time.sleep(seconds)
+        return app(environ, start_response)
+
+    return application
+
+
 def _acting_as(app: Any, principal: str | None) -> Any:
     """``app`` with every request evaluated for a caller that is ``principal`` (see ``fidelity.acting_as``)."""
 
@@ -104,10 +118,12 @@ class LocalKmsServer:
     """moto's KMS (with ``fidelity.apply()``) served on ``host:port`` in a background thread."""
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, quiet: bool = True, caller_principal: str | None = None
+        self, *, host: str = "127.0.0.1", port: int = 0, quiet: bool = True, caller_principal: str | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.host = host
         self.caller_principal = caller_principal or None
+        self.latency = latency
         self._requested_port = port
         self._port: int | None = None
         self._quiet = quiet
@@ -126,7 +142,7 @@ class LocalKmsServer:
         fidelity.apply()
         port = self._port if self._port is not None else self._requested_port
         try:
-            app = _acting_as(_dispatcher(), self.caller_principal)
+            app = _delayed(_acting_as(_dispatcher(), self.caller_principal), self.latency)
             httpd = KeepAliveServer((self.host, port), app, verbose=not self._quiet)
         except OSError as exc:
             raise RuntimeError(f"local KMS could not listen on {self.host}:{port}: {exc}") from exc
@@ -256,6 +272,8 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="the AWS principal callers stand for in key policies (the platform's role); default: every principal",
     )
+    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                        help="answer each KMS request this much later, like a network round trip (default 0)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     return parser
 
@@ -278,7 +296,8 @@ def main(
     stop_event = stop_event or threading.Event()
 
     server = LocalKmsServer(
-        host=args.host, port=args.port, quiet=not args.verbose, caller_principal=args.caller_principal
+        host=args.host, port=args.port, quiet=not args.verbose, caller_principal=args.caller_principal,
+        latency=args.latency_ms / 1000,
     )
     server.start()
     try:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -946,6 +947,23 @@ def test_two_servers_in_one_process_serve_the_same_keys(local_server):
 def test_a_busy_port_is_reported_instead_of_hanging(local_server):
     with pytest.raises(RuntimeError, match="could not listen"):
         LocalKmsServer(port=local_server.port).start()
+
+
+def test_latency_delays_every_kms_answer_without_serialising_them():
+    arn = admin.create_key(region=REGION, description="slow")
+    with LocalKmsServer(latency=0.3) as slow:
+        client = make_client(slow.endpoint_url)
+        client.describe_key(KeyId=arn)  # the connection is open
+        started = time.monotonic()
+        client.describe_key(KeyId=arn)
+        one = time.monotonic() - started
+        clients = [make_client(slow.endpoint_url) for _ in range(4)]  # made here: creating clients is not thread-safe
+        with ThreadPoolExecutor(4) as pool:
+            started = time.monotonic()
+            list(pool.map(lambda each: each.describe_key(KeyId=arn), clients))
+            four = time.monotonic() - started
+    assert one >= 0.3
+    assert four < 4 * 0.3  # waited side by side, as network round trips are
 
 
 def test_main_runs_until_stopped_and_prints_endpoint_and_platform_keys():

@@ -63,6 +63,7 @@ RULES: dict[str, Rule] = {
     "encryption_keys.encryptionkey": READ,
     "encryption_keys.datakey": READ,
     "encryption_keys.kmscall": READ,
+    "encryption_keys.platformkeyhealth": READ,
     "debugger.debugsession": READ,
     "debugger.trace": READ,
     "debugger.span": READ,

@@ -64,7 +64,7 @@ def test_demo_runs_web_worker_and_scheduler_and_ctrl_c_stops_all(tmp_path):
         def swept():  # the scheduler enqueued the health sweep and the worker ran it, checking the demo's keys
             with sqlite3.connect(database, timeout=20) as db:
                 return db.execute("SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE status = 'SUCCESSFUL'"
-                                  " AND task_path = 'encryption_keys.tasks.check_key'").fetchone()[0] > 0
+                                  " AND task_path = 'encryption_keys.tasks.sweep_key_health'").fetchone()[0] > 0
 
         wait_until(swept, what="a scheduled key check ran in the worker", log=log)
 
