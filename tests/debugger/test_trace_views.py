@@ -180,6 +180,7 @@ def test_request_logs_tab_decrypts_and_filters(login, org_admin, debug_session, 
     assert errors.lstrip().startswith('<div id="logs">') and "<html" not in errors
     assert errors.count("upstream slow") == 2 and LOG_SECRET not in errors
     access_span = trace["spans"][1]["span_id"]
+    assert f'href="?span={access_span}"' in page  # each span id links to its filter (one "?", not two)
     by_span = client.get(url, {"span": access_span}).content.decode()
     assert by_span.count(LOG_SECRET) == 1 and "upstream slow" not in by_span
     by_trace = client.get(url, {"trace": trace["trace_id"]}).content.decode()
