@@ -3,8 +3,8 @@
 Two gunicorn processes serve a data plane's `{vault://…}` resolution from the data key each has cached. The key
 is disabled in the local KMS: both keep serving (their cache holds the data key for DATAKEY_CACHE_TTL=300 s).
 A third process runs `manage.py check_keys`; it bumps the generation counter in Redis, and both web processes
-refuse with `key_disabled` within a second of it returning — long before their cache would have expired, so only
-the counter can have told them.
+refuse with `key_disabled` within a second of the bump (and of check_keys returning) — long before their cache
+would have expired, so only the counter can have told them. Without a shared cache they keep serving.
 """
 
 from __future__ import annotations
