@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 HTMX := static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint browser-deps clean
+.PHONY: run test bench lint browser-deps redis clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -26,10 +26,18 @@ $(HTMX): package.json package-lock.json
 browser-deps:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Redis on loopback, production's shared cache: the multi-process revocation test runs gunicorn processes on it
+# (tests/hardening/test_multiprocess_revocation.py). Debian's package; started if down, nothing kept on disk.
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { \
+		redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null; \
+		for _ in $$(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done; }
+
 run: $(STAMP) $(HTMX)
 	DJANGO_SETTINGS_MODULE=konnect_admin.settings_dev $(PY) manage.py demo
 
-test: $(STAMP) $(HTMX) browser-deps
+test: $(STAMP) $(HTMX) browser-deps redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) $(HTMX)

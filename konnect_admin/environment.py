@@ -67,10 +67,12 @@ REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
 def env_cache() -> dict[str, str]:
     """The default cache: `CACHE_URL=redis://…` (Redis, the documented shared cache), or `CACHE_BACKEND` and
-    `CACHE_LOCATION` for any other Django backend; unset → local memory (development and tests only)."""
+    `CACHE_LOCATION` for any other Django backend; unset → local memory (development and tests only).
+    `CACHE_KEY_PREFIX` keeps deployments (or test runs) that share one server apart."""
     url, backend, location = env_str("CACHE_URL"), env_str("CACHE_BACKEND"), env_str("CACHE_LOCATION")
+    prefix = {"KEY_PREFIX": key_prefix} if (key_prefix := env_str("CACHE_KEY_PREFIX")) else {}
     if url is None:
-        return {"BACKEND": backend or LOCAL_MEMORY_CACHE, "LOCATION": location or "konnect-admin"}
+        return {"BACKEND": backend or LOCAL_MEMORY_CACHE, "LOCATION": location or "konnect-admin", **prefix}
     if backend or location:
         raise ImproperlyConfigured("Set either CACHE_URL or CACHE_BACKEND/CACHE_LOCATION, not both.")
     scheme = url.partition("://")[0]  # never echo the URL itself: it may carry a password
@@ -79,4 +81,4 @@ def env_cache() -> dict[str, str]:
             f"CACHE_URL must be a redis://, rediss:// or unix:// URL, got a {scheme}:// one; "
             "for Memcached or the database cache set CACHE_BACKEND and CACHE_LOCATION instead."
         )
-    return {"BACKEND": REDIS_CACHE, "LOCATION": url}
+    return {"BACKEND": REDIS_CACHE, "LOCATION": url, **prefix}

@@ -138,3 +138,44 @@ def django_processes(transactional_db, tmp_path, local_kms, platform_keys, setti
     processes = Processes(tmp_path, process_env(kms_endpoint_url=local_kms.endpoint_url, platform_keys=platform_keys))
     yield processes
     processes.stop_all()
+
+
+# --- Redis, the shared cache of production ---------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class RedisCache:
+    """Redis as Django's cache for the processes a test starts, under a key prefix of that test alone (runs side
+    by side share the server). `env` is what to give those processes; `value(key)` reads what they stored."""
+
+    def __init__(self, client, prefix: str):
+        self.client, self.prefix = client, prefix
+        self.env = {"CACHE_URL": REDIS_URL, "CACHE_KEY_PREFIX": prefix}
+
+    def value(self, key: str) -> bytes | None:
+        return self.client.get(f"{self.prefix}:1:{key}")  # Django's key format: prefix, version 1, key
+
+    def delete_all(self) -> None:
+        for key in self.client.scan_iter(match=f"{self.prefix}:*"):
+            self.client.delete(key)
+
+
+@pytest.fixture
+def redis_cache():
+    """Redis at 127.0.0.1:6379 (.ci/run starts it). Unreachable Redis fails the test, never skips it; only this
+    test's keys are deleted afterwards."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({error}); start it with `redis-server --daemonize yes`",
+                    pytrace=False)
+    cache = RedisCache(client, prefix=f"konnect-test-{uuid.uuid4().hex}")
+    yield cache
+    cache.delete_all()
+    client.close()

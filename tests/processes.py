@@ -1,12 +1,13 @@
-"""Worker and scheduler processes that a test starts against its own test database and the local KMS.
+"""Worker, scheduler and web processes that a test starts against its own test database and the local KMS.
 
-They run `manage.py` with tests.settings and the database task backend, so what they do is what a deployed
-worker does; their output goes to a log file shown when a wait times out.
+They run `manage.py` (or gunicorn) with tests.settings and the database task backend, so what they do is what a
+deployed worker does; their output goes to a log file shown when a wait times out.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,9 +41,22 @@ class Processes:
         self.started: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, *command: str, **env: str) -> subprocess.Popen:
+        return self._spawn(name, ["manage.py", *command], env)
+
+    def web(self, name: str, **env: str) -> str:
+        """A gunicorn process of the real app (`konnect_admin.wsgi`, one worker) on a free loopback port; its URL
+        once it listens."""
+        self._spawn(name, ["-m", "gunicorn", "konnect_admin.wsgi", "--workers", "1", "--bind", "127.0.0.1:0",
+                           "--log-level", "info"], env)
+        log = self.log_dir / f"{name}.log"
+        listening = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
+        self.wait_until(lambda: listening.search(log.read_text(errors="replace")), what=f"{name} listens")
+        return listening.search(log.read_text(errors="replace")).group(1)
+
+    def _spawn(self, name: str, arguments: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.log_dir / f"{name}.log").open("wb")
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py, fixed arguments
-            [sys.executable, "manage.py", *command], cwd=PROJECT_ROOT, env={**self.env, **env},
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and code, fixed arguments
+            [sys.executable, *arguments], cwd=PROJECT_ROOT, env={**self.env, **env},
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
