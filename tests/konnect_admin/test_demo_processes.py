@@ -109,10 +109,22 @@ def assert_a_command_beside_the_demo_reaches_it(env_file, database, log) -> None
     assert env_file.read_text().count("# >>> make run") == 1
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
 
-    result = subprocess.run(  # noqa: S603 - our interpreter and manage.py
-        [sys.executable, "manage.py", "check_keys", "--fail-on-unhealthy"], cwd=PROJECT_ROOT,
-        env={"PATH": os.environ["PATH"], "KONNECT_ENV_FILE": str(env_file)},
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Checked (\d+) keys?: \1 usable, 0 unhealthy\.", result.stdout), result.stdout
+    def beside_the_demo(*arguments: str) -> str:
+        result = subprocess.run(  # noqa: S603 - our interpreter and manage.py
+            [sys.executable, "manage.py", *arguments], cwd=PROJECT_ROOT,
+            env={"PATH": os.environ["PATH"], "KONNECT_ENV_FILE": str(env_file)},
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    checked = beside_the_demo("check_keys", "--fail-on-unhealthy")
+    assert re.search(r"Checked (\d+) keys?: \1 usable, 0 unhealthy\.", checked), checked
+    # The README's destructive commands, dry: they read the demo's data (and its KMS) and change nothing.
+    with sqlite3.connect(database, timeout=20) as db:
+        session = db.execute("SELECT s.id FROM debugger_debugsession s JOIN konnect_admin_controlplane c"
+                             " ON c.id = s.control_plane_id JOIN konnect_admin_organization o"
+                             " ON o.id = c.organization_id WHERE o.name = 'Acme' LIMIT 1").fetchone()[0]
+    for dry_run in (["purge_logs"], ["purge_debugger_data"], ["reseal"], ["rotate_data_keys", "--org", "Acme"],
+                    ["shred", "--org", "Acme", "--session", str(session)]):
+        assert "Dry run: nothing changed." in beside_the_demo(*dry_run), dry_run
