@@ -13,6 +13,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from encryption_keys import call_log
 from encryption_keys.envelope import EnvelopeError, ErrorCode
@@ -40,6 +41,27 @@ _UNREACHABLE = (
     botocore.exceptions.ConnectionClosedError,
     botocore.exceptions.HTTPClientError,
 )
+
+# boto3 found no credentials in its chain: the platform is not configured, no key is at fault.
+_NO_CREDENTIALS = (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError)
+NO_CREDENTIALS_MESSAGE = (
+    "No AWS credentials for KMS: set AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, "
+    "or an instance role) or KMS_ENDPOINT_URL for a local KMS."
+)
+
+
+class KmsNotConfigured(ImproperlyConfigured):
+    """No KMS call can succeed until the operator sets what the message names; not a key's health, so it is not a
+    KmsError (a key's status never changes for it)."""
+
+
+def configuration_problem() -> str | None:
+    """What to set before a KMS call can succeed, or None (asked once by commands, not on every call)."""
+    if settings.KMS_ENDPOINT_URL or settings.KMS_ENDPOINT_URLS:
+        return None  # a local KMS: client_for gives it placeholder credentials (a call elsewhere still maps)
+    if boto3.session.Session().get_credentials() is None:
+        return NO_CREDENTIALS_MESSAGE
+    return None
 
 
 class KmsError(EnvelopeError):
@@ -143,6 +165,9 @@ def _call(operation: str, key_arn: str, *, organization_id=None, context: dict |
                 request_id = exc.response.get("ResponseMetadata", {}).get("RequestId", "")
             if last_error.code is not ErrorCode.KMS_UNAVAILABLE:
                 break
+        except _NO_CREDENTIALS:
+            outcome = "not_configured"
+            raise KmsNotConfigured(NO_CREDENTIALS_MESSAGE) from None
         finally:
             call_log.record(
                 organization_id=organization_id,

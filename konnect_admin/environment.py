@@ -1,8 +1,44 @@
-"""Reading settings from the environment: `KONNECT_<NAME>` wins over plain `<NAME>`."""
+"""Reading settings from the environment: `KONNECT_<NAME>` wins over plain `<NAME>`; a `.env` file at the project
+root fills in what the environment leaves unset (production and development settings read it, the tests never)."""
 
 import os
+from pathlib import Path
 
+import dotenv
 from django.core.exceptions import ImproperlyConfigured
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_file_path() -> Path:
+    """`.env` at the project root, or the file KONNECT_ENV_FILE names (the tests point it elsewhere)."""
+    return Path(os.environ.get("KONNECT_ENV_FILE") or PROJECT_ROOT / ".env")
+
+
+# The names read_env_file took from the file (not from the environment): `make run` tells its own last values apart.
+FROM_ENV_FILE: set[str] = set()
+
+
+def read_env_file() -> None:
+    """Set each variable of the `.env` file that the environment does not set already: the environment wins.
+
+    Values are taken literally (no `${…}` expansion: a secret may contain `$`). A missing file is no error."""
+    path = env_file_path()
+    if not path.is_file():
+        return
+    for name, value in dotenv.dotenv_values(path, interpolate=False).items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value
+            FROM_ENV_FILE.add(name)
+
+
+def env_file_value(name: str) -> str | None:
+    """One variable of the `.env` file, without reading the file into the environment (manage.py's settings
+    module: the environment's DJANGO_SETTINGS_MODULE wins, then the file's)."""
+    path = env_file_path()
+    if not path.is_file():
+        return None
+    return dotenv.dotenv_values(path, interpolate=False).get(name) or None
 
 
 def env_str(name: str, default: str | None = None) -> str | None:

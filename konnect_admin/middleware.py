@@ -5,6 +5,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from konnect_admin.models import Organization
 from konnect_admin.permissions import grants_for
+from konnect_admin.problems import is_api_request
 
 SESSION_KEY = "organization_id"
 # URL namespaces with their own access rules: the JSON APIs (bearer tokens) and the operator console.
@@ -59,6 +60,6 @@ class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
     """Every page needs a login, except the JSON API, which authenticates bearer tokens itself."""
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if request.path_info.startswith("/api/"):
+        if is_api_request(request):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)

@@ -9,6 +9,8 @@ from http import HTTPStatus
 from django.http import HttpResponse
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# The JSON APIs live under this path (urls.py): every error there, even one no API view saw, is problem+json.
+API_PATH_PREFIX = "/api/"
 
 # pydantic error type → Konnect's InvalidRules
 _RULES = {
@@ -30,6 +32,10 @@ _RULES = {
     "json_invalid": "invalid",
 }
 _SOURCES = {"body": "body", "query": "query", "path": "path", "header": "header"}
+
+
+def is_api_request(request) -> bool:
+    return request.path_info.startswith(API_PATH_PREFIX)
 
 
 def problem_body(*, status: int, detail: str, title: str | None = None, **extra) -> dict:

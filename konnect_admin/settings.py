@@ -1,13 +1,20 @@
 """Production settings, the default module (manage.py, wsgi): the shared base, HTTPS only, and checked.
 
-A missing or unsafe setting stops the process with one line saying what to set. Nothing in the environment
-turns this module into a development or test mode: `DEBUG=true` is refused, `TESTING` is not read. Development
-is `konnect_admin.settings_dev` (`make run`), tests are `tests.settings`.
+A missing or unsafe setting stops the process with one line saying what to set (only `manage.py <command> --help`
+is let through: it prints and exits before anything runs). Nothing in the environment turns this module into a
+development or test mode: `DEBUG=true` is refused, `TESTING` is not read. Development is
+`konnect_admin.settings_dev` (`make run`), tests are `tests.settings`. Variables the environment leaves unset are
+read from `.env` at the project root.
 """
 
-from konnect_admin.environment import env_bool, env_int
-from konnect_admin.settings_base import *  # noqa: F403
-from konnect_admin.settings_checks import refuse_unsafe_production
+import sys
+
+from konnect_admin.environment import env_bool, env_int, read_env_file
+
+read_env_file()
+
+from konnect_admin.settings_base import *  # noqa: E402, F403
+from konnect_admin.settings_checks import only_prints_help, refuse_unsafe_production  # noqa: E402
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = True
@@ -21,11 +28,12 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # everybody out. LOGIN_PROXY_COUNT=0 when clients connect directly, N for N proxies.
 LOGIN_PROXY_COUNT = env_int("LOGIN_PROXY_COUNT", 1)
 
-refuse_unsafe_production(
-    debug=env_bool("DEBUG", False),
-    secret_key=SECRET_KEY,  # noqa: F405
-    platform_kms_keys=PLATFORM_KMS_KEYS,  # noqa: F405
-    principal=PLATFORM_KMS_PRINCIPAL,  # noqa: F405
-    cache=CACHES["default"],  # noqa: F405
-    tasks=TASKS,  # noqa: F405
-)
+if not only_prints_help(sys.argv):
+    refuse_unsafe_production(
+        debug=env_bool("DEBUG", False),
+        secret_key=SECRET_KEY,  # noqa: F405
+        platform_kms_keys=PLATFORM_KMS_KEYS,  # noqa: F405
+        principal=PLATFORM_KMS_PRINCIPAL,  # noqa: F405
+        cache=CACHES["default"],  # noqa: F405
+        tasks=TASKS,  # noqa: F405
+    )

@@ -35,6 +35,9 @@ SHARED_CACHE_BACKENDS = {
 
 LOOPBACK_NAMES = frozenset({"localhost", "testserver"})
 
+MANAGEMENT_PROGRAMS = frozenset({"manage.py", "django-admin"})
+HELP_OPTIONS = frozenset({"-h", "--help"})
+
 
 def refuse_unsafe_production(
     *, debug: bool, secret_key: str | None, platform_kms_keys: dict, principal: str | None, cache: dict,
@@ -55,6 +58,18 @@ def refuse_unsafe_production(
     problems = [problem for problem in problems if problem]
     if problems:
         raise ImproperlyConfigured("Production settings refused: " + "; ".join(problems) + ".")
+
+
+def only_prints_help(argv: list[str]) -> bool:
+    """`manage.py <command> --help`, `manage.py help …`, `manage.py --version` or `manage.py` alone: argparse
+    prints the text and exits before any command runs, so the process serves nothing and touches no key or
+    database, and production's refusal would only hide the help. Options after `--` are a command's arguments."""
+    if not argv or Path(argv[0]).name not in MANAGEMENT_PROGRAMS:
+        return False
+    arguments = argv[1:]
+    if "--" in arguments:
+        arguments = arguments[: arguments.index("--")]
+    return not arguments or arguments[0] in ("help", "--version") or not HELP_OPTIONS.isdisjoint(arguments)
 
 
 def tasks_problem(backend: str) -> str | None:

@@ -2,11 +2,16 @@
 from the finders, and a secret key generated once into var/ rather than written in the source.
 
 Loopback only: it refuses public host names and any KMS that is not on loopback, so it cannot be deployed by
-accident; production is `konnect_admin.settings`, the default.
+accident; production is `konnect_admin.settings`, the default. Variables the environment leaves unset are read from
+`.env` at the project root, which `make run` writes (the demo's database and local KMS, for later commands).
 """
 
-from konnect_admin.settings_base import *  # noqa: F403
-from konnect_admin.settings_checks import (
+from konnect_admin.environment import read_env_file
+
+read_env_file()
+
+from konnect_admin.settings_base import *  # noqa: E402, F403
+from konnect_admin.settings_checks import (  # noqa: E402
     PLACEHOLDER_KMS_PRINCIPAL,
     development_secret_key,
     refuse_beyond_loopback,

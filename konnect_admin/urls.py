@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 
 from konnect_admin.api import api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
-from konnect_admin.views import audit, control_planes, dashboard, members, tokens
+from konnect_admin.views import audit, control_planes, dashboard, errors, members, tokens
 
 
 class KonnectRegionConverter:
@@ -54,3 +54,8 @@ urlpatterns = [
     path("api/<konnect_region:region>/v2/", api_v2.urls),
     path("platform-admin/", admin.site.urls),
 ]
+
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

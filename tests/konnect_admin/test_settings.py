@@ -43,7 +43,7 @@ def clean_environment(env: dict) -> dict:
              "CACHE_URL", "CACHE_BACKEND", "CACHE_LOCATION", "KMS_ENDPOINT_URL", "KMS_ENDPOINT_URLS",
              "LOGIN_PROXY_COUNT"}
     kept = {k: v for k, v in os.environ.items() if not k.startswith(("KONNECT_", "DJANGO_")) and k not in names}
-    return {**kept, **env}
+    return {**kept, "KONNECT_ENV_FILE": os.devnull, **env}  # never the developer's .env (`make run` writes one)
 
 
 def import_settings(module: str, env: dict, *names: str, prelude: str = ""):
@@ -129,9 +129,9 @@ def test_manage_py_exits_with_the_one_line_explanation():
         env=clean_environment(without("KONNECT_PLATFORM_KMS_PRINCIPAL")),
     )
     assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("django.core.exceptions.ImproperlyConfigured: Production settings refused: ")
-    assert "PLATFORM_KMS_PRINCIPAL is required" in last
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # the explanation, no traceback
+    assert result.stderr.startswith("Production settings refused: ")
+    assert "PLATFORM_KMS_PRINCIPAL is required" in result.stderr
 
 
 # --- production accepts, and no environment variable softens it -----------------------------------------
@@ -200,6 +200,59 @@ def test_production_counts_log_in_failures_per_client_behind_its_proxy(module, e
     """At 0 behind a proxy every client has the proxy's address: ten bad log-ins would lock everybody out."""
     values, message = import_settings(module, env, "LOGIN_PROXY_COUNT")
     assert message is None and values["LOGIN_PROXY_COUNT"] == expected
+
+
+# --- .env at the project root: fills in what the environment leaves unset -------------------------------
+
+def write_env_file(path, env: dict) -> str:
+    path.write_text("".join(f"{name.removeprefix('KONNECT_')}={value}\n" for name, value in env.items()))  # unquoted: ${…} stays literal
+    return str(path)
+
+
+def test_production_reads_what_the_environment_leaves_unset_from_the_env_file(tmp_path):
+    secret = "a-secret-with-$HOME-and-${USER}-in-it-that-is-long-and-random-0123456789"  # taken literally
+    env_file = write_env_file(tmp_path / ".env", {**PRODUCTION_ENV, "SECRET_KEY": secret,
+                                                   "ALLOWED_HOSTS": "from-the-file.example.com"})
+    values, message = import_settings(
+        "konnect_admin.settings", {"KONNECT_ENV_FILE": env_file, "ALLOWED_HOSTS": "admin.example.com"},
+        "SECRET_KEY", "ALLOWED_HOSTS", "PLATFORM_KMS_KEYS",
+    )
+    assert message is None
+    assert values["SECRET_KEY"] == secret
+    assert values["ALLOWED_HOSTS"] == ["admin.example.com"]  # the environment wins over the file
+    assert values["PLATFORM_KMS_KEYS"] == {"us": PRODUCTION_ENV["KONNECT_PLATFORM_KMS_KEYS"].removeprefix("us=")}
+
+
+def test_production_still_refuses_what_the_env_file_leaves_unsafe(tmp_path):
+    env_file = write_env_file(tmp_path / ".env", without("KONNECT_SECRET_KEY"))
+    message = refusal("konnect_admin.settings", {"KONNECT_ENV_FILE": env_file})
+    assert message.startswith("Production settings refused: SECRET_KEY is required")
+
+
+def test_the_tests_never_read_an_env_file(tmp_path):
+    env_file = write_env_file(tmp_path / ".env", {"KMS_ENDPOINT_URL": "http://127.0.0.1:1", "DATABASE_URL": "x://"})
+    values, message = import_settings("tests.settings", {"KONNECT_ENV_FILE": env_file}, "KMS_ENDPOINT_URL")
+    assert message is None and values["KMS_ENDPOINT_URL"] is None
+
+
+PRINT_SETTINGS = "from django.conf import settings; print(settings.SETTINGS_MODULE, settings.DEBUG)"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, "konnect_admin.settings_dev True"),
+     ({"DJANGO_SETTINGS_MODULE": "konnect_admin.settings", **PRODUCTION_ENV}, "konnect_admin.settings False")],
+    ids=["from-the-file", "the-environment-wins"],
+)
+def test_manage_py_takes_the_settings_module_from_the_env_file(tmp_path, env, expected):
+    env_file = write_env_file(tmp_path / ".env", {"DJANGO_SETTINGS_MODULE": "konnect_admin.settings_dev",
+                                                   "KMS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", PRINT_SETTINGS], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env={"PATH": os.environ["PATH"], "KONNECT_ENV_FILE": env_file, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
 
 
 # --- development: never deployable by accident -----------------------------------------------------------

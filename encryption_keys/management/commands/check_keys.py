@@ -2,7 +2,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from encryption_keys import health, services
+from encryption_keys import health, kms, services
 from encryption_keys.models import EncryptionKey, KeyStatus
 from konnect_admin.models import Organization, Region
 
@@ -20,6 +20,9 @@ class Command(BaseCommand):
                             help="Exit with status 1 when a key is not healthy (for cron and monitoring).")
 
     def handle(self, *args, **options):
+        problem = kms.configuration_problem()
+        if problem:
+            raise CommandError(problem)
         keys = EncryptionKey.objects.select_related("organization").order_by("organization__name", "region")
         if options["org"]:
             keys = keys.filter(organization=self._organization(options["org"]))
@@ -38,6 +41,8 @@ class Command(BaseCommand):
             except EncryptionKey.DoesNotExist:
                 self.stdout.write("unlinked meanwhile, skipped")
                 continue
+            except kms.KmsNotConfigured as error:  # credentials gone mid-run (an expired session)
+                raise CommandError(str(error)) from None
             self._report(result)
             if result.key.status not in (KeyStatus.HEALTHY, KeyStatus.ROTATION_DISABLED):
                 unhealthy.append(result.key)

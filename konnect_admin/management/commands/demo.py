@@ -1,17 +1,23 @@
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import dotenv
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from konnect_admin import environment
 from konnect_admin.demo import DEMO_PASSWORD, demo_build
 
 DEMO_PLATFORM_KEYS = "us=us-west-2+us-east-2,eu=eu-central-1+eu-west-1"
+# The demo's block in .env: what a later `manage.py <command>` needs to reach this demo's database and KMS.
+ENV_BLOCK_START = "# >>> make run: the demo's settings, database and local KMS (rewritten by each run; edit outside)"
+ENV_BLOCK_END = "# <<< make run"
 
 
 class Command(BaseCommand):
@@ -32,6 +38,8 @@ class Command(BaseCommand):
         self.reset_database(allow_flush=options["reset_database"])
         call_command("migrate", verbosity=0, interactive=False)
         demo = demo_build(log=lambda message: self.stdout.write(message))
+        env_file = write_env_block(environment.env_file_path(), self.demo_environment())
+        self.stdout.write(f"Wrote {env_file}: `.venv/bin/python manage.py <command>` uses this demo while it runs")
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD}):"))
         for email, label in demo.logins:
             self.stdout.write(f"  {email:<24} {label}")
@@ -44,11 +52,15 @@ class Command(BaseCommand):
         finally:
             self.stop_background(background)
 
+    def demo_environment(self) -> dict[str, str]:
+        """The settings module, database and KMS of this demo, as variables a process started beside it reads."""
+        return {"DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
+                "DATABASE_URL": _database_url(), "KMS_ENDPOINT_URL": settings.KMS_ENDPOINT_URL,
+                "PLATFORM_KMS_KEYS": ",".join(f"{geo}={arn}" for geo, arn in settings.PLATFORM_KMS_KEYS.items())}
+
     def start_background(self) -> list[subprocess.Popen]:
         """The task worker and the scheduler, as production runs them, on this database and this KMS."""
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
-               "DATABASE_URL": _database_url(), "KMS_ENDPOINT_URL": settings.KMS_ENDPOINT_URL,
-               "PLATFORM_KMS_KEYS": ",".join(f"{geo}={arn}" for geo, arn in settings.PLATFORM_KMS_KEYS.items())}
+        env = {**os.environ, **self.demo_environment()}
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         processes = [
             subprocess.Popen([*manage, "db_worker", "--no-reload", "--interval", "0.5"], env=env),  # noqa: S603
@@ -68,8 +80,12 @@ class Command(BaseCommand):
                 process.kill()
 
     def start_local_kms(self) -> None:
-        """Without KMS_ENDPOINT_URL, run the local KMS server in this process and create the platform keys."""
-        if settings.KMS_ENDPOINT_URL:
+        """Without KMS_ENDPOINT_URL, run the local KMS server in this process and create the platform keys. The
+        KMS of the last run, read back from .env's block, is gone with that run: it counts as unset."""
+        last_run = env_block_values(environment.env_file_path())
+        from_last_run = ("KMS_ENDPOINT_URL" in environment.FROM_ENV_FILE
+                         and settings.KMS_ENDPOINT_URL == last_run.get("KMS_ENDPOINT_URL"))
+        if settings.KMS_ENDPOINT_URL and not from_last_run:
             if not settings.PLATFORM_KMS_KEYS:
                 raise CommandError("KMS_ENDPOINT_URL is set: set PLATFORM_KMS_KEYS too (one key ARN per region).")
             self.stdout.write(f"Using the KMS at {settings.KMS_ENDPOINT_URL}")
@@ -92,8 +108,8 @@ class Command(BaseCommand):
             return
         if not allow_flush:
             raise CommandError(
-                "The demo builds a fresh database. DATABASE_URL points at a non-SQLite database: "
-                "pass --reset-database to flush it, or unset DATABASE_URL to use the embedded SQLite file."
+                "The demo builds a fresh database. DATABASE_URL (from the environment or .env) points at a non-SQLite "
+                "database: pass --reset-database to flush it, or unset DATABASE_URL to use the embedded SQLite file."
             )
         call_command("migrate", verbosity=0, interactive=False)
         call_command("flush", interactive=False, verbosity=0)
@@ -104,3 +120,41 @@ def _database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{config['NAME']}"
     return os.environ.get("KONNECT_DATABASE_URL") or os.environ["DATABASE_URL"]
+
+
+def env_block_values(path: Path) -> dict[str, str]:
+    """The variables inside the demo's block of the .env file at `path` (none if there is no such block)."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text().splitlines()
+    if ENV_BLOCK_START not in lines or ENV_BLOCK_END not in lines[lines.index(ENV_BLOCK_START):]:
+        return {}
+    start = lines.index(ENV_BLOCK_START)
+    block = lines[start + 1 : lines.index(ENV_BLOCK_END, start)]
+    return {name: value for name, value in dotenv.dotenv_values(stream=io.StringIO("\n".join(block)),
+                                                                interpolate=False).items() if value is not None}
+
+
+def write_env_block(path: Path, values: dict[str, str]) -> Path:
+    """Replace the demo's block of the .env file at `path` with `values`; every other line is kept as written.
+
+    Written privately (0600) and atomically: a DATABASE_URL may carry a password, and a half-written file would
+    leave later commands with half a configuration."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    if ENV_BLOCK_START in lines and ENV_BLOCK_END in lines[lines.index(ENV_BLOCK_START):]:
+        start = lines.index(ENV_BLOCK_START)
+        del lines[start : lines.index(ENV_BLOCK_END, start) + 1]
+    block = [ENV_BLOCK_START, *(f"{name}={_env_quoted(value)}" for name, value in values.items()), ENV_BLOCK_END]
+    draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    draft.touch(mode=0o600)
+    draft.chmod(0o600)
+    draft.write_text("\n".join([*lines, *block]) + "\n")
+    draft.replace(path)
+    return path
+
+
+def _env_quoted(value: str) -> str:
+    """Single quotes: taken literally by every .env reader; double quotes with escapes for a value holding one."""
+    if "'" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
