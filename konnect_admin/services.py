@@ -239,8 +239,7 @@ def team_membership_set(*, organization: Organization, actor: User, user: User, 
     if member:
         team.members.add(user)
     else:
-        if team.predefined_role == Role.ORG_ADMIN and actor == user:
-            raise ValueError("You cannot remove yourself from the Organization Admin team.")
+        # An admin may leave the Organization Admin team, as long as another active admin remains.
         with keeping_an_organization_admin([organization]):
             team.members.remove(user)
     forget_grants(user)

@@ -7,7 +7,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from konnect_admin import invitations, selectors, services
 from konnect_admin.forms import InvitationForm, RoleAssignmentForm, TeamMembershipForm
 from konnect_admin.models import Membership, RoleAssignment, Team
-from konnect_admin.permissions import Action, can, require
+from konnect_admin.permissions import Action, can, forget_grants, require
 from konnect_admin.views.pages import paginate, render_page
 
 
@@ -102,10 +102,11 @@ def role_revoke(request, pk):
         level, text = "error", str(error)
     else:
         level, text = "success", f"{assignment.get_role_display()} revoked from {assignment.user.email}."
-    if request.htmx:
+    target = _members_or_dashboard(request)
+    if request.htmx and target == "member_list":
         return members_page(request, notice={"level": level, "text": text}, status=200 if level == "success" else 422)
     getattr(messages, level)(request, text)
-    return redirect("member_list")
+    return HttpResponseClientRedirect(reverse(target)) if request.htmx else redirect(target)
 
 
 @require_POST
@@ -123,4 +124,10 @@ def team_membership(request):
             messages.success(request, f"{user.email} {done} {team.name}.")
     else:
         messages.error(request, "Choose a person and a team.")
-    return redirect("member_list")
+    return redirect(_members_or_dashboard(request))
+
+
+def _members_or_dashboard(request) -> str:
+    """Back to Members, or to the dashboard when the change took the actor's own right to see it."""
+    forget_grants(request.user)
+    return "member_list" if can(request.user, Action.MEMBERS_VIEW, request.organization) else "dashboard"
