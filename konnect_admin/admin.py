@@ -27,6 +27,7 @@ from konnect_admin.models import (
     TeamMembership,
     User,
 )
+from konnect_admin.organization_lifecycle import organization_create_with_admin
 
 admin.site.site_header = "Konnect Admin — platform operations"
 admin.site.site_title = "Konnect Admin"
@@ -82,6 +83,11 @@ class MembershipInline(ReadOnlyInline):
 
 
 class OrganizationAddForm(forms.ModelForm):
+    admin_email = forms.EmailField(
+        required=False, label="First Organization Admin (e-mail)",
+        help_text="They get an invitation link by e-mail, choose their own password and join the Organization "
+                  "Admin team. You do not become a member.")
+
     class Meta:
         model = Organization
         fields = ["name", "retention_days"]
@@ -89,8 +95,9 @@ class OrganizationAddForm(forms.ModelForm):
 
 @admin.register(Organization)
 class OrganizationAdmin(ReadOnlyAdmin):
-    """Created here through `organization_create` (predefined teams, `organization.created`), without members:
-    the first admin is invited by the app. Suspended and reactivated through the services; never edited."""
+    """Created here through `organization_create_with_admin` (predefined teams, `organization.created`, the first
+    Organization Admin invited by e-mail), never with the operator as a member. Suspended and reactivated through
+    the services; never edited. Deleted only by `manage.py delete_organization` (shreds its data keys first)."""
 
     list_display = ["name", "state", "retention_days", "member_count", "created_at"]
     list_filter = ["state"]
@@ -108,7 +115,7 @@ class OrganizationAdmin(ReadOnlyAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "retention_days"]
+            return ["name", "retention_days", "admin_email"]
         return ["id", "name", "state", "retention_days", "created_at"]
 
     def get_inlines(self, request, obj):
@@ -117,10 +124,13 @@ class OrganizationAdmin(ReadOnlyAdmin):
     def save_model(self, request, obj, form, change):
         # Only the add form saves (there is no change permission): the service creates, the form's object
         # takes the created row's identity so the admin's log entry and redirect point at it.
-        created = services.organization_create(
+        created, invitation = organization_create_with_admin(
             name=form.cleaned_data["name"], retention_days=form.cleaned_data["retention_days"],
-            actor=request.user, via=services.OPERATOR_CONSOLE,
+            admin_email=form.cleaned_data["admin_email"], actor=request.user, via=services.OPERATOR_CONSOLE,
+            base_url=request.build_absolute_uri("/"),
         )
+        if invitation is not None:  # the link is for the invited person's eyes only: not shown here
+            self.message_user(request, f"Invitation e-mailed to {invitation.email}.", messages.SUCCESS)
         obj.pk, obj.state, obj.created_at = created.pk, created.state, created.created_at
         obj._state.adding, obj._state.db = False, created._state.db
 
@@ -130,17 +140,20 @@ class OrganizationAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Suspend selected organizations", permissions=["operate"])
     def suspend(self, request, queryset):
-        reason = request.POST.get("reason", "")
-        done = sum(services.organization_suspend(organization=org, actor=request.user, reason=reason)
-                   for org in queryset)
-        report(self, request, done, "suspended", "organization")
+        self._each(request, queryset, services.organization_suspend, "suspended")
 
     @admin.action(description="Reactivate selected organizations", permissions=["operate"])
     def reactivate(self, request, queryset):
-        reason = request.POST.get("reason", "")
-        done = sum(services.organization_reactivate(organization=org, actor=request.user, reason=reason)
-                   for org in queryset)
-        report(self, request, done, "reactivated", "organization")
+        self._each(request, queryset, services.organization_reactivate, "reactivated")
+
+    def _each(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for organization in queryset:
+            try:  # False when there was nothing to change
+                done += service(organization=organization, actor=request.user, reason=request.POST.get("reason", ""))
+            except ValueError as error:  # a deleted organization
+                self.message_user(request, str(error), messages.ERROR)
+        report(self, request, done, verb, "organization")
 
 
 # --- users ---------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ninja.security import HttpBearer
 from encryption_keys.envelope import EncryptionUnavailable, EnvelopeError
 from konnect_admin import tokens
 from konnect_admin.problems import PROBLEM_CONTENT_TYPE, invalid_parameters_from, problem_response
+from konnect_admin.services import LastOrganizationAdmin
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
         headers = {"Retry-After": "5"} if retryable else {}
         status = 503 if retryable else 409
         return _problem(status, exc.message, code=exc.code.value, title=exc.title, headers=headers)
+
+    @api.exception_handler(LastOrganizationAdmin)
+    def last_organization_admin(request, exc: LastOrganizationAdmin):
+        # Any operation that would leave the organization without an active Organization Admin.
+        return _problem(409, str(exc), code=exc.code, title="Last Organization Admin")
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):

@@ -48,7 +48,7 @@ class ControlPlaneForm(forms.ModelForm):
 
 
 class RoleAssignmentForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=None, to_field_name="pk")
+    user = forms.ModelChoiceField(queryset=None, to_field_name="pk", label="Person")
     role = forms.ChoiceField(choices=CONTROL_PLANE_ROLES)
     control_plane = forms.ModelChoiceField(queryset=None, required=False, empty_label="* (all control planes)")
 
@@ -61,16 +61,19 @@ class RoleAssignmentForm(forms.Form):
 
 
 class TeamMembershipForm(forms.Form):
-    user = forms.ModelChoiceField(queryset=None)
-    team = forms.ModelChoiceField(queryset=None)
+    """Add a person to a team (`member` on), or take them out of it (`member` off)."""
+
+    user = forms.ModelChoiceField(queryset=None, label="Person")
+    team = forms.ModelChoiceField(queryset=None, label="Team")
     member = forms.BooleanField(required=False)
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         from konnect_admin.models import User
 
-        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization)
-        self.fields["team"].queryset = Team.objects.filter(organization=organization)
+        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization).order_by("email")
+        self.fields["user"].label_from_instance = lambda user: user.email
+        self.fields["team"].queryset = Team.objects.filter(organization=organization).order_by("name")
 
 
 class OrganizationSwitchForm(forms.Form):
@@ -93,3 +96,71 @@ class TokenForm(forms.Form):
         field.choices = [(days, _lifetime_label(days)) for days in lifetime.choices()]
         field.initial = lifetime.default_days
         field.help_text = f"At most {_lifetime_label(lifetime.max_days)}; the token stops working after that."
+
+
+class InvitationForm(forms.Form):
+    """"Invite people": one or more addresses (comma, space or line separated) into the chosen teams."""
+
+    MAX_EMAILS = 20
+
+    emails = forms.CharField(label="Email addresses", widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="One or more, separated by commas or new lines.")
+    teams = forms.ModelMultipleChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+                                           help_text="They join these teams when they accept.")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["teams"].queryset = Team.objects.filter(organization=organization).order_by("name")
+
+    def clean_emails(self):
+        from django.core.validators import validate_email
+
+        found = list(dict.fromkeys(e for e in self.cleaned_data["emails"].replace(",", " ").split() if e))
+        if len(found) > self.MAX_EMAILS:
+            raise forms.ValidationError(f"At most {self.MAX_EMAILS} addresses at once.")
+        invalid = []
+        for email in found:
+            try:
+                validate_email(email)
+            except forms.ValidationError:
+                invalid.append(email)
+        if invalid:
+            raise forms.ValidationError(f"Not an email address: {', '.join(invalid)}.")
+        if not found:
+            raise forms.ValidationError("Enter at least one email address.")
+        return found
+
+
+class AcceptInvitationForm(forms.Form):
+    """A new person's name and password, checked by the project's password validators."""
+
+    first_name = forms.CharField(max_length=150, label="First name",
+                                 widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
+    last_name = forms.CharField(max_length=150, label="Last name", required=False,
+                                widget=forms.TextInput(attrs={"autocomplete": "family-name"}))
+    password1 = forms.CharField(label="Password", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label="Password again", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, email: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self):
+        from django.contrib.auth import password_validation
+
+        from konnect_admin.models import User
+
+        cleaned = super().clean()
+        password1, password2 = cleaned.get("password1"), cleaned.get("password2")
+        if password1 and password2 and password1 != password2:
+            self.add_error("password2", "The two passwords differ.")
+        elif password1:
+            user = User(email=self.email, first_name=cleaned.get("first_name", ""),
+                        last_name=cleaned.get("last_name", ""))
+            try:
+                password_validation.validate_password(password1, user)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned

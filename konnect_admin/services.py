@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -47,16 +51,56 @@ def audit_record(
     )
 
 
+class LastOrganizationAdmin(ValueError):
+    """The change would leave an organization without an active Organization Admin: nobody could manage its
+    members or keys any more. Pages show the message, the API answers 409, the operator console reports it."""
+
+    code = "last_organization_admin"
+
+    def __init__(self, organization: Organization):
+        self.organization = organization
+        super().__init__(f"{organization.name} must keep at least one active Organization Admin: make someone else "
+                         "Organization Admin first.")
+
+
+def organization_admin_ids(*, organization: Organization) -> set[int]:
+    """Active members holding Organization Admin, through the predefined team or a direct `*` assignment."""
+    in_team = TeamMembership.objects.filter(team__organization=organization, team__predefined_role=Role.ORG_ADMIN)
+    direct = RoleAssignment.objects.filter(organization=organization, role=Role.ORG_ADMIN, control_plane__isnull=True)
+    holders = Q(pk__in=in_team.values("user_id")) | Q(pk__in=direct.values("user_id"))
+    members = User.objects.filter(is_active=True, memberships__organization=organization)
+    return set(members.filter(holders).values_list("pk", flat=True))
+
+
+@contextmanager
+def keeping_an_organization_admin(organizations: Iterable[Organization]) -> Iterator[None]:
+    """Run a change that may take Organization Admin away; raise LastOrganizationAdmin (the caller's transaction
+    rolls the change back) if an organization that had an active admin has none after it.
+
+    The organization rows are locked first, so two admins removing each other at once are serialized: the second
+    sees the first's change and is refused."""
+    ids = sorted(organization.pk for organization in organizations)
+    locked = list(Organization.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    had_admins = [organization for organization in locked if organization_admin_ids(organization=organization)]
+    yield
+    for organization in had_admins:
+        if not organization_admin_ids(organization=organization):
+            raise LastOrganizationAdmin(organization)
+
+
 @transaction.atomic
 def organization_create(
-    *, name: str, actor: User | None, retention_days: int = 15, via: str = ""
+    *, name: str, actor: User | None, retention_days: int = 15, via: str = "", region: str = ""
 ) -> Organization:
-    """`via` names the console an operator used (e.g. "platform-admin"); it lands in the audit event."""
+    """`via` names the console an operator used (e.g. "platform-admin"); it lands in the audit event, as does the
+    organization's home Konnect `region` when given (the organization row has no region: control planes and keys
+    choose theirs)."""
     organization = Organization.objects.create(name=name, retention_days=retention_days)
     for team_name, role, description in PREDEFINED_TEAMS:
         Team.objects.create(organization=organization, name=team_name, predefined_role=role, description=description)
+    details = ({"via": via} if via else {}) | ({"region": region} if region else {})
     audit_record(actor=actor, organization=organization, action="organization.created", target=organization,
-                 details={"via": via} if via else None)
+                 details=details)
     return organization
 
 
@@ -104,15 +148,16 @@ def member_remove(
     require(actor, Action.MEMBERS_MANAGE, organization)
     if user.pk == actor.pk:
         raise ValueError("You cannot remove yourself from the organization.")
-    membership = Membership.objects.select_for_update().get(organization=organization, user=user)
-    details = _member_access_revoke(organization=organization, user=user)
+    with keeping_an_organization_admin([organization]):
+        membership = Membership.objects.select_for_update().get(organization=organization, user=user)
+        details = _member_access_revoke(organization=organization, user=user)
+        membership.delete()
     data_plane_tokens = data_plane_tokens_issued_by(organization=organization, user=user)
     if revoke_data_plane_tokens:
         details |= {"data_plane_tokens_revoked": data_plane_tokens.update(revoked_at=timezone.now()),
                     "data_plane_tokens_kept": 0}
     else:
         details |= {"data_plane_tokens_revoked": 0, "data_plane_tokens_kept": data_plane_tokens.count()}
-    membership.delete()
     forget_grants(user)
     audit_record(actor=actor, organization=organization, action="member.removed", target=user, details=details)
 
@@ -182,7 +227,8 @@ def role_revoke(*, organization: Organization, actor: User, assignment: RoleAssi
     require(actor, Action.MEMBERS_MANAGE, organization)
     details = {"role": assignment.role, "control_plane": str(assignment.control_plane_id or "*")}
     user = assignment.user
-    assignment.delete()
+    with keeping_an_organization_admin([organization]):
+        assignment.delete()
     forget_grants(user)
     audit_record(actor=actor, organization=organization, action="role.revoked", target=user, details=details)
 
@@ -193,9 +239,9 @@ def team_membership_set(*, organization: Organization, actor: User, user: User, 
     if member:
         team.members.add(user)
     else:
-        if team.predefined_role == Role.ORG_ADMIN and actor == user:
-            raise ValueError("You cannot remove yourself from the Organization Admin team.")
-        team.members.remove(user)
+        # An admin may leave the Organization Admin team, as long as another active admin remains.
+        with keeping_an_organization_admin([organization]):
+            team.members.remove(user)
     forget_grants(user)
     audit_record(
         actor=actor,
@@ -211,18 +257,24 @@ def team_membership_set(*, organization: Organization, actor: User, user: User, 
 # recorded in the tenant's own audit log with the operator as actor.
 
 OPERATOR_CONSOLE = "platform-admin"
+# An operator on a shell (management commands): no user account acts, the event says "system" via "manage.py".
+SHELL = "manage.py"
 
 
-def require_operator(actor: User | None) -> None:
+def require_operator(actor: User | None, *, via: str = OPERATOR_CONSOLE) -> None:
+    if actor is None and via == SHELL:
+        return
     if actor is None or not (actor.is_active and actor.is_superuser):
         raise PermissionDenied("Only a platform operator can do this.")
 
 
 def _organization_state_set(
-    *, organization: Organization, actor: User, state: str, action: str, reason: str, via: str
+    *, organization: Organization, actor: User | None, state: str, action: str, reason: str, via: str
 ) -> bool:
-    require_operator(actor)
+    require_operator(actor, via=via)
     organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.state == Organization.State.DELETED:
+        raise ValueError(f"{organization.name} was deleted: it cannot be suspended or reactivated.")
     if organization.state == state:
         return False
     organization.state = state
@@ -234,7 +286,7 @@ def _organization_state_set(
 
 @transaction.atomic
 def organization_suspend(
-    *, organization: Organization, actor: User, reason: str = "", via: str = OPERATOR_CONSOLE
+    *, organization: Organization, actor: User | None, reason: str = "", via: str = OPERATOR_CONSOLE
 ) -> bool:
     """Suspend an organization. False when it already was."""
     return _organization_state_set(organization=organization, actor=actor, state=Organization.State.INACTIVE,
@@ -243,7 +295,7 @@ def organization_suspend(
 
 @transaction.atomic
 def organization_reactivate(
-    *, organization: Organization, actor: User, reason: str = "", via: str = OPERATOR_CONSOLE
+    *, organization: Organization, actor: User | None, reason: str = "", via: str = OPERATOR_CONSOLE
 ) -> bool:
     """Reactivate a suspended organization. False when it was active."""
     return _organization_state_set(organization=organization, actor=actor, state=Organization.State.ACTIVE,
@@ -264,8 +316,9 @@ def _user_active_set(*, user: User, actor: User, active: bool, via: str) -> bool
     user = User.objects.select_for_update().get(pk=user.pk)
     if user.is_active == active:
         return False
-    user.is_active = active
-    user.save(update_fields=["is_active"])
+    with keeping_an_organization_admin(Organization.objects.filter(memberships__user=user)):
+        user.is_active = active
+        user.save(update_fields=["is_active"])
     _audit_user_event(actor=actor, user=user, action="user.reactivated" if active else "user.deactivated",
                       details={"via": via})
     return True

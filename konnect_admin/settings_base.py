@@ -189,6 +189,9 @@ TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 7)
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
 KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
+# Hours an invitation link stays valid (single use; a resend replaces it).
+INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+
 # --- Email (password-reset links) -------------------------------------------------------------------------
 # One mailer through Django's MAILERS: SMTP from the environment in production; the console in development.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Konnect Admin <no-reply@localhost>")

@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 
 from konnect_admin.api import api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
-from konnect_admin.views import audit, control_planes, dashboard, errors, members, tokens
+from konnect_admin.views import audit, control_planes, dashboard, errors, invitations, members, tokens
 
 
 class KonnectRegionConverter:
@@ -45,6 +45,11 @@ urlpatterns = [
     path("organization/members/roles/", members.role_assign, name="role_assign"),
     path("organization/members/roles/<int:pk>/revoke/", members.role_revoke, name="role_revoke"),
     path("organization/members/teams/", members.team_membership, name="team_membership"),
+    path("organization/members/invitations/", invitations.invitation_create, name="invitation_create"),
+    path("organization/members/invitations/<int:pk>/resend/", invitations.invitation_resend, name="invitation_resend"),
+    path("organization/members/invitations/<int:pk>/revoke/", invitations.invitation_revoke, name="invitation_revoke"),
+    # The e-mailed link: a new person signs up here, someone with an account logs in and joins.
+    path("invitations/<str:token>/", invitations.invitation_accept, name="invitation_accept"),
     path("organization/audit-log/", audit.audit_log, name="audit_log"),
     path("", include("encryption_keys.urls")),
     path("", include("debugger.urls")),

@@ -37,12 +37,17 @@ class User(AbstractUser):
 
 
 class Organization(models.Model):
+    """A tenant. A deleted organization stays as a tombstone (state "deleted", every other row of it gone) so
+    its audit log — append-only, and the record of the deletion itself — keeps pointing at it; its name is free
+    for a new organization."""
+
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
         INACTIVE = "inactive", "Inactive"
+        DELETED = "deleted", "Deleted"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
     state = models.CharField(max_length=16, choices=State, default=State.ACTIVE)
     retention_days = models.PositiveSmallIntegerField(
         default=15, help_text="How long Debugger sessions are kept (Konnect keeps them 15 days)."
@@ -51,6 +56,11 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], condition=~models.Q(state="deleted"),
+                                    name="unique_organization_name",
+                                    violation_error_message="An organization with this name already exists."),
+        ]
 
     def __str__(self):
         return self.name

@@ -4,29 +4,49 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from konnect_admin import selectors, services
-from konnect_admin.forms import RoleAssignmentForm, TeamMembershipForm
+from konnect_admin import invitations, selectors, services
+from konnect_admin.forms import InvitationForm, RoleAssignmentForm, TeamMembershipForm
 from konnect_admin.models import Membership, RoleAssignment, Team
-from konnect_admin.permissions import Action, can, require
+from konnect_admin.permissions import Action, can, forget_grants, require
 from konnect_admin.views.pages import paginate, render_page
 
 
-def _members_context(request, form=None):
+def _members_context(request, form=None, invitation_form=None, notice=None):
+    """People with their teams and direct roles; for Organization Admins, the forms and the pending invitations.
+    `notice` is an outcome shown inside an htmx-swapped region (a full page shows Django messages instead)."""
     organization = request.organization
-    memberships = selectors.member_list(user=request.user, organization=organization)
+    page = paginate(request, selectors.member_list(user=request.user, organization=organization))
+    users = [membership.user for membership in page.object_list]
+    teams = Team.objects.filter(organization=organization).order_by("name")
+    assignments = RoleAssignment.objects.filter(organization=organization).select_related("user", "control_plane")
+    team_names = {}
+    for team in teams.prefetch_related("members"):
+        for member in team.members.all():
+            team_names.setdefault(member.pk, []).append(team)
+    roles = {}
+    for assignment in assignments.filter(user__in=users):
+        roles.setdefault(assignment.user_id, []).append(assignment)
+    people = [{"membership": m, "teams": team_names.get(m.user_id, []), "roles": roles.get(m.user_id, [])}
+              for m in page.object_list]
+    can_manage = can(request.user, Action.MEMBERS_MANAGE, organization)
     return {
-        "page": paginate(request, memberships),
-        "teams": Team.objects.filter(organization=organization).prefetch_related("members"),
-        "assignments": RoleAssignment.objects.filter(organization=organization).select_related("user", "control_plane"),
-        "can_manage": can(request.user, Action.MEMBERS_MANAGE, organization),
+        "page": page, "people": people, "teams": teams, "assignments": assignments, "can_manage": can_manage,
         "form": form or RoleAssignmentForm(organization=organization),
         "team_form": TeamMembershipForm(organization=organization),
+        "invitation_form": invitation_form or InvitationForm(organization=organization),
+        "invitations": invitations.pending_invitations(organization=organization) if can_manage else [],
+        "notice": notice,
     }
+
+
+def members_page(request, *, partial: str = "roles", status: int = 200, **context):
+    return render_page(request, "konnect_admin/members.html", _members_context(request, **context),
+                       partial=partial, status=status)
 
 
 @require_GET
 def member_list(request):
-    return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
+    return members_page(request)
 
 
 @require_http_methods(["GET", "POST"])
@@ -64,20 +84,29 @@ def role_assign(request):
     if form.is_valid():
         services.role_assign(organization=request.organization, actor=request.user, **form.cleaned_data)
         form = None
-    context = _members_context(request, form)
     status = 200 if form is None else 422 if request.htmx else 400
     if not request.htmx and form is None:
+        messages.success(request, "Role assigned.")
         return redirect("member_list")
-    return render_page(request, "konnect_admin/members.html", context, partial="roles", status=status)
+    notice = {"level": "success", "text": "Role assigned."} if form is None else None
+    return members_page(request, form=form, notice=notice, status=status)
 
 
 @require_POST
 def role_revoke(request, pk):
-    assignment = get_object_or_404(RoleAssignment, pk=pk, organization=request.organization)
-    services.role_revoke(organization=request.organization, actor=request.user, assignment=assignment)
-    if request.htmx:
-        return render_page(request, "konnect_admin/members.html", _members_context(request), partial="roles")
-    return redirect("member_list")
+    assignment = get_object_or_404(RoleAssignment.objects.select_related("user"), pk=pk,
+                                   organization=request.organization)
+    try:
+        services.role_revoke(organization=request.organization, actor=request.user, assignment=assignment)
+    except services.LastOrganizationAdmin as error:
+        level, text = "error", str(error)
+    else:
+        level, text = "success", f"{assignment.get_role_display()} revoked from {assignment.user.email}."
+    target = _members_or_dashboard(request)
+    if request.htmx and target == "member_list":
+        return members_page(request, notice={"level": level, "text": text}, status=200 if level == "success" else 422)
+    getattr(messages, level)(request, text)
+    return HttpResponseClientRedirect(reverse(target)) if request.htmx else redirect(target)
 
 
 @require_POST
@@ -89,6 +118,16 @@ def team_membership(request):
             services.team_membership_set(organization=request.organization, actor=request.user, **form.cleaned_data)
         except ValueError as error:
             messages.error(request, str(error))
+        else:
+            user, team = form.cleaned_data["user"], form.cleaned_data["team"]
+            done = "added to" if form.cleaned_data["member"] else "removed from"
+            messages.success(request, f"{user.email} {done} {team.name}.")
     else:
-        messages.error(request, "Choose a member and a team.")
-    return redirect("member_list")
+        messages.error(request, "Choose a person and a team.")
+    return redirect(_members_or_dashboard(request))
+
+
+def _members_or_dashboard(request) -> str:
+    """Back to Members, or to the dashboard when the change took the actor's own right to see it."""
+    forget_grants(request.user)
+    return "member_list" if can(request.user, Action.MEMBERS_VIEW, request.organization) else "dashboard"

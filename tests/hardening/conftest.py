@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from konnect_admin import services, tokens
+from konnect_admin.invitations import invitation_issue
 from konnect_admin.models import Role, RoleAssignment
 from tests import factories, leaks
 
@@ -49,10 +50,12 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
                    content_type="text/plain", ttl_seconds=600, user=admin)
     member = factories.make_role_user(org, "member")
     assignment = RoleAssignment.objects.create(organization=org, user=member, role=Role.CP_VIEWER, control_plane=cp)
+    invitation = invitation_issue(organization=org, actor=admin, email=f"invitee@{name.lower()}.test", teams=[],
+                                  base_url="http://testserver")
     return {
         "org": org, "admin": admin, "cp": cp.pk, "session": session.pk, "trace_id": trace.trace_id,
         "payload_kind": "client_request", "store": store.pk, "secret": secret.pk, "vault": vault.pk, "key": key.pk,
-        "job": job.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
+        "job": job.pk, "invitation": invitation.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
         "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
         "store_name": store.name, "marker": marker, "vault_value": vault_value,

@@ -26,7 +26,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 pytestmark = pytest.mark.django_db
 
 # The password-reset pages are reached from the emailed link, signed for one user (test_operator_console follows it).
-PUBLIC = {"login", "logout", "password_reset_confirm", "password_reset_complete"}
+# The invitation page is reached from the emailed link (tests/konnect_admin/test_invitations.py follows it).
+PUBLIC = {"login", "logout", "password_reset_confirm", "password_reset_complete", "invitation_accept"}
 # invited_viewer: a Viewer of organization B, invited into A and made a viewer of A's control plane.
 # cp_creator_elsewhere: a Control Plane Creator on `*` in A, who created a control plane, not A's.
 ROLES = ["anonymous", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only",
@@ -65,6 +66,7 @@ RULES: dict[str, Rule] = {
     "member_list": Rule("GET", ORG_READERS),
     "role_assign": Rule("POST", ORG_ADMINS),
     "team_membership": Rule("POST", ORG_ADMINS),
+    "invitation_create": Rule("POST", ORG_ADMINS, data={"emails": "someone@new.test"}),
     "audit_log": Rule("GET", ORG_READERS),
     "encryption_key_list": Rule("GET", ORG_READERS),
     "encryption_key_link": Rule("GET", ORG_ADMINS),
@@ -75,6 +77,8 @@ RULES: dict[str, Rule] = {
     "access_token_revoke": Rule("POST", {"org_admin"}, ("pat",)),
     "role_revoke": Rule("POST", {"org_admin"}, ("assignment",)),
     "member_remove": Rule("POST", {"org_admin"}, ("membership",)),
+    "invitation_resend": Rule("POST", {"org_admin"}, ("invitation",)),
+    "invitation_revoke": Rule("POST", {"org_admin"}, ("invitation",)),
     "encryption_key_detail": Rule("GET", KEY_READERS, ("key",)),
     "encryption_key_check": Rule("POST", KEY_ADMIN, ("key",)),
     "encryption_key_unlink": Rule("GET", KEY_ADMIN, ("key",)),

@@ -34,6 +34,7 @@ METADATA_PAGES = {
     "control_plane_list", "control_plane_create", "control_plane_detail",
     "data_plane_token_create", "data_plane_token_revoke", "access_token_list", "access_token_create",
     "access_token_revoke", "member_list", "role_assign", "role_revoke", "team_membership", "audit_log",
+    "invitation_create", "invitation_resend", "invitation_revoke",
     "encryption_key_list", "encryption_key_link", "encryption_key_detail", "encryption_key_check",
     "encryption_key_unlink", "encryption_key_replace", "rewrap_job_detail", "rewrap_job_resume",
 }

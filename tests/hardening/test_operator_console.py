@@ -255,8 +255,9 @@ def test_audit_events_cannot_be_deleted_or_changed_through_the_orm(org):
 
 
 def test_the_deliberate_paths_still_work_user_deletion_keeps_the_event_and_org_deletion_takes_its_log(org):
-    """Deleting a user keeps its events (actor_label says who); deleting a whole organization (issue 14's
-    service) takes that organization's log with it. Both go through Django's deletion collector."""
+    """Deleting a user keeps its events (actor_label says who); a bare `Organization.delete()` takes that
+    organization's log with it. Both go through Django's deletion collector. (The app never deletes the row:
+    `delete_organization` keeps it as a tombstone with its log — tests/konnect_admin/test_organization_lifecycle.py.)"""
     user = factories.make_user(org)
     event = services.audit_record(actor=user, organization=org, action="probe.made", target=org)
     user.delete()
