@@ -3,6 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
+from django.utils import timezone
 
 from konnect_admin.scheduling import SCHEDULE, schedule_tick
 
@@ -26,8 +27,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {entry.name}: {entry.task_path} every {entry.interval}")
         while self.running:
             close_old_connections()
-            for name in schedule_tick():
-                self.stdout.write(f"enqueued {name}")
+            now = timezone.now()
+            for name in schedule_tick(now=now):
+                self.stdout.write(f"enqueued {name} at {now.isoformat()}")
             if verbosity > 1:
                 self.stdout.write("tick")
             if once:
