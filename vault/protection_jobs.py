@@ -16,7 +16,6 @@ import logging
 import time
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -93,9 +92,11 @@ def protection_job_run(job_id: int, *, owner: str) -> ProtectionJob:
         state=ProtectionState.RUNNING, started_at=timezone.now())
     job = ProtectionJob.objects.select_related("control_plane__organization", "actor").get(pk=job_id)
     progress = _Progress(job, owner=owner)
+    if job.actor is None:  # the admin who asked was deleted since: nobody to act (and audit) for
+        return _finish(job, owner, progress.outcome, state=ProtectionState.FAILED, error_code="permission_denied",
+                       last_error="The administrator who asked for this no longer exists; submit it again.")
     try:
-        outcome = vault_protect_with_cmek(actor=job.actor or get_user_model()(), control_plane=job.control_plane,
-                                          on_progress=progress)
+        outcome = vault_protect_with_cmek(actor=job.actor, control_plane=job.control_plane, on_progress=progress)
     except EnvelopeError as error:  # audited by vault_protect_with_cmek; the data keys moved so far stay moved
         return _finish(job, owner, progress.outcome, state=ProtectionState.FAILED, error_code=error.code.value,
                        last_error=error.message)

@@ -186,3 +186,16 @@ def test_a_job_held_by_a_live_worker_is_not_run_again(org_admin, older_vault, cm
     job.refresh_from_db()
     assert (job.state, job.rewrapped, job.lease_owner) == ("running", 0, "host:1:alive")
     assert vault_arns(older_vault) != {cmek}
+
+
+@pytest.mark.django_db
+def test_a_job_whose_admin_was_deleted_stops_with_a_reason_and_moves_nothing(login, org_admin, older_vault, cmek):
+    from vault.tasks import protect_vault_job
+
+    job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=None)
+    protect_vault_job.enqueue(job.pk)  # the test settings run it here (immediate backend)
+    job.refresh_from_db()
+    assert (job.state, job.error_code, job.lease_owner) == ("failed", "permission_denied", "")
+    assert vault_arns(older_vault) != {cmek}
+    page = login(org_admin).get(job_url(job)).content.decode()
+    assert "<code>permission_denied</code>" in page and "no longer exists" in page
