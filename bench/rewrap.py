@@ -170,6 +170,10 @@ def _measure(*, records: int, data_keys: int, rewrap_passes: int, revocation_ttl
             figure("re-wrap: fastest pass", seconds[0], "s"),
             figure("re-wrap: slowest pass", seconds[-1], "s"),
             figure("re-wrap: wait for the worker to take the task (enqueued → started), median", queue_wait, "s"),
+            figure("re-wrap: the job's run in the worker (RewrapJob started → finished), median",
+                   statistics.median(run.job_run for run in passes), "s"),
+            figure("re-wrap: KMS ReEncrypt call latency as the worker saw it, median",
+                   statistics.median(run.kms_call_ms for run in passes), "ms"),
             figure("re-wrap: first task of a just-started worker (warm-up, not in the median)", warm_up.seconds, "s"),
             figure("full re-encryption (decrypt + encrypt every record): time", full_seconds, "s"),
             figure("re-wrap: records/s", records / rewrap_seconds, "records/s", chart_group=chart),
@@ -188,6 +192,7 @@ def _measure(*, records: int, data_keys: int, rewrap_passes: int, revocation_ttl
         "parameters": {"records": records, "data_keys": data_keys, "value_bytes": VALUE_BYTES, "batch": BATCH,
                        "rewrap_passes": rewrap_passes, "database": DATABASES[database],
                        "rewrap_runs_in": f"manage.py db_worker --interval {WORKER_INTERVAL:g} (django-tasks-db)",
+                       "rewrap_kms_concurrency": settings.KEY_REWRAP_CONCURRENCY,
                        "kms": "local KMS server over HTTP/1.1 keep-alive (loopback)"},
         "rewrap_pass_seconds": [run.seconds for run in passes],
         "rewrap_pass_queue_wait_seconds": [run.queue_wait for run in passes],
@@ -241,6 +246,8 @@ def _digest() -> str:
 class RewrapRun:
     seconds: float  # enqueued → finished, by the queue's timestamps
     queue_wait: float  # enqueued → a worker started it
+    job_run: float  # the job's own run in the worker (RewrapJob started → finished)
+    kms_call_ms: float  # median latency of this pass's ReEncrypt calls
     reencrypts: int
 
 
@@ -263,11 +270,16 @@ def _rewrap(organization, new_arn: str, *, data_keys: int) -> RewrapRun:
     outcome = queued.return_value or {}
     if queued.status != "SUCCESSFUL" or (outcome.get("state"), outcome.get("done")) != ("completed", data_keys):
         raise RuntimeError(f"the re-wrap task ended {queued.status} with {outcome}: {queued.traceback[-2000:]}")
+    job.refresh_from_db()
+    # The worker stored its KMS call log before it finished the task.
+    latencies = list(KmsCall.objects.filter(operation="ReEncrypt", outcome="ok", key_arn=new_arn)
+                     .values_list("latency_ms", flat=True))
     return RewrapRun(
         seconds=(queued.finished_at - queued.enqueued_at).total_seconds(),
         queue_wait=(queued.started_at - queued.enqueued_at).total_seconds(),
-        # The worker stored its KMS call log before it finished the task.
-        reencrypts=KmsCall.objects.filter(operation="ReEncrypt", outcome="ok", key_arn=new_arn).count(),
+        job_run=(job.finished_at - job.started_at).total_seconds(),
+        kms_call_ms=statistics.median(latencies) if latencies else 0.0,
+        reencrypts=len(latencies),
     )
 
 
