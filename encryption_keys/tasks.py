@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth import get_user_model
-from django.tasks import task
+from django.tasks import TaskContext, task
 
 from encryption_keys import call_log, services, sweep
 from encryption_keys.lifecycle import lease
 from encryption_keys.lifecycle.models import RewrapJob
 from encryption_keys.lifecycle.rewrap import RewrapInterrupted, rewrap_data_keys
+from encryption_keys.lifecycle.rotate import BATCH_SIZE, reencrypt_scope
 from encryption_keys.models import EncryptionKey
+from konnect_admin.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +82,40 @@ def check_key(key_id: str) -> str | None:
         return None
     finally:
         call_log.flush()
+
+
+@task(takes_context=True)
+def reencrypt_scope_job(context: TaskContext, *, organization_id: str, region: str, purpose: str, scope_ref: str,
+                        batch_size: int = BATCH_SIZE) -> dict:
+    """Data-key rotation of one scope (`manage.py rotate_data_keys --reencrypt --enqueue`): re-encrypt its records
+    under a fresh data key, then shred the old ones. Safe to run again (a re-run re-encrypts what is left and
+    shreds only once every value moved); of two runs of one scope on the queue, only the first started runs.
+    Returns counts only."""
+    scope = {"organization_id": organization_id, "region": region, "purpose": purpose, "scope_ref": scope_ref}
+    first = next(iter(reencryptions_in_queue(**scope, running=True)), None)
+    if first is not None and str(first.pk) != str(context.task_result.id):
+        return {"ran": False, "running": str(first.pk)}
+    organization = Organization.objects.get(pk=organization_id)
+    try:
+        result = reencrypt_scope(organization=organization, region=region, purpose=purpose, scope_ref=scope_ref,
+                                 actor=None, batch_size=batch_size)
+    finally:
+        call_log.flush()
+    return {"ran": True, "records": result.records, "values": result.values, "remaining": result.remaining,
+            "unreadable": dict(result.unreadable), "old_data_keys": result.old_data_keys,
+            "shredded": result.shredded, "complete": result.complete}
+
+
+def reencryptions_in_queue(*, organization_id: str, region: str, purpose: str, scope_ref: str,
+                           running: bool = False) -> list:
+    """This scope's `reencrypt_scope_job` tasks queued or running (only running ones with `running`), first
+    started first, on the database queue (the only durable backend; nothing to find on another)."""
+    if reencrypt_scope_job.get_backend().__class__.__name__ != "DatabaseBackend":
+        return []
+    from django_tasks_db.models import DBTaskResult
+
+    statuses = ["RUNNING"] if running else ["READY", "RUNNING"]
+    tasks = DBTaskResult.objects.filter(task_path=reencrypt_scope_job.module_path, status__in=statuses)
+    wanted = {"organization_id": str(organization_id), "region": region, "purpose": purpose, "scope_ref": scope_ref}
+    return [queued for queued in tasks.order_by("started_at", "enqueued_at", "id")
+            if {name: queued.args_kwargs["kwargs"].get(name) for name in wanted} == wanted]

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 
-from encryption_keys.envelope import DecryptionError, EncryptionUnavailable, ErrorCode
+from encryption_keys.envelope import DecryptionError, EncryptionUnavailable, EnvelopeError, ErrorCode
 from encryption_keys.fields import EncryptedTextField, SealedValue
 from encryption_keys.keyring import EncryptionScope, control_plane_scope_ref
 from encryption_keys.models import EncryptionKey, Purpose
@@ -204,3 +204,65 @@ class SecretResolution(models.Model):
 
     def __str__(self):
         return f"{self.reference} → {self.outcome}"
+
+
+class ProtectionState(models.TextChoices):
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Stopped"
+
+
+class ProtectionJob(models.Model):
+    """One "Protect with CMEK" run of a control plane's vault, done by a task worker (vault.tasks).
+
+    At most one is unfinished per control plane (a partial unique constraint): a second submit finds it instead of
+    starting another. The worker running it holds a lease (`lease_owner` until `lease_expires_at`, renewed as data
+    keys move); a job whose worker died is handed to a worker again by the next submit. `rewrapped` and `fallbacks`
+    count data keys, never anything they protect.
+    """
+
+    UNFINISHED = (ProtectionState.PENDING, ProtectionState.RUNNING)
+
+    control_plane = models.ForeignKey(ControlPlane, on_delete=models.CASCADE, related_name="protection_jobs")
+    key_arn = models.CharField(max_length=2048, help_text="The CMEK linked when the job was submitted.")
+    state = models.CharField(max_length=16, choices=ProtectionState, default=ProtectionState.PENDING)
+    pending = models.PositiveIntegerField(default=0, help_text="Data keys not under the CMEK when submitted.")
+    rewrapped = models.PositiveIntegerField(default=0)
+    fallbacks = models.PositiveIntegerField(default=0, help_text="Re-wrapped by Decrypt + Encrypt.")
+    error_code = models.CharField(max_length=32, blank=True, help_text="The stable error code that stopped it.")
+    last_error = models.CharField(max_length=500, blank=True, help_text="Why it stopped, for people.")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["control_plane"], condition=models.Q(state__in=["pending", "running"]),
+                                    name="one_unfinished_protection_job_per_control_plane"),
+        ]
+
+    def __str__(self):
+        return f"Protect with CMEK #{self.pk}: {self.control_plane}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state not in self.UNFINISHED
+
+    @property
+    def percent(self) -> int:
+        if self.is_finished:
+            return 100
+        return min(100, round(100 * self.rewrapped / self.pending)) if self.pending else 0
+
+    @property
+    def error(self) -> EnvelopeError | None:
+        """The typed KMS error that stopped the job (title, message, whether a retry helps); None for any other."""
+        if self.error_code not in ErrorCode:
+            return None
+        return EnvelopeError(self.error_code, key_arn=self.key_arn)

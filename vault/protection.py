@@ -10,9 +10,9 @@ only the wrapping of their data keys changes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -105,31 +105,46 @@ class ProtectionOutcome:
     already_protected: bool = False
 
 
-def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane) -> ProtectionOutcome:
-    """Put an older control plane's vault under the organization's CMEK. Idempotent; audited.
-
-    Raises ProtectionRefused without a linked CMEK, and an EnvelopeError (typed KMS error) when a DEK cannot be
-    re-wrapped; the DEKs done so far stay done and running it again carries on.
-    """
-    organization = control_plane.organization
-    require(actor, Action.KEY_MANAGE, organization)
-    cmek = EncryptionKey.objects.filter(organization=organization, region=control_plane.region).first()
+def linked_cmek(*, actor: User, control_plane: ControlPlane) -> EncryptionKey:
+    """The CMEK the vault would move under; raises PermissionDenied (not an Org Admin) or ProtectionRefused."""
+    require(actor, Action.KEY_MANAGE, control_plane.organization)
+    cmek = EncryptionKey.objects.filter(organization_id=control_plane.organization_id,
+                                        region=control_plane.region).first()
     if cmek is None:
         raise ProtectionRefused(
             f"No customer-managed key is linked for the {control_plane.get_region_display()} region: link one first."
         )
+    return cmek
+
+
+def is_protected(control_plane: ControlPlane, cmek: EncryptionKey) -> bool:
+    """Under the CMEK already, with every vault DEK wrapped by it: nothing to do."""
+    return VaultProtection.for_control_plane(control_plane).under_cmek and not (
+        vault_data_keys(control_plane).exclude(wrapping_key_arn=cmek.key_arn).exists())
+
+
+def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane,
+                            on_progress: Callable[[ProtectionOutcome], None] | None = None) -> ProtectionOutcome:
+    """Put an older control plane's vault under the organization's CMEK. Idempotent; audited.
+
+    Raises ProtectionRefused without a linked CMEK, and an EnvelopeError (typed KMS error) when a DEK cannot be
+    re-wrapped; the DEKs done so far stay done and running it again carries on. `on_progress` is called after
+    each data key moved (a task worker records the count and renews its lease there).
+    """
+    organization = control_plane.organization
+    cmek = linked_cmek(actor=actor, control_plane=control_plane)
     protection = VaultProtection.for_control_plane(control_plane)
     outcome = ProtectionOutcome()
-    if protection.under_cmek and not vault_data_keys(control_plane).exclude(wrapping_key_arn=cmek.key_arn).exists():
+    if is_protected(control_plane, cmek):
         outcome.already_protected = True
         return outcome
     try:
-        _rewrap_all(control_plane, cmek.key_arn, outcome)
+        _rewrap_all(control_plane, cmek.key_arn, outcome, on_progress)
         VaultProtection.objects.filter(pk=protection.pk).update(
             under_cmek=True, migrated_at=timezone.now(), migrated_by=actor
         )
         keyring.invalidate_everywhere()  # no writer keeps a lease on the platform-key scope
-        _rewrap_all(control_plane, cmek.key_arn, outcome)  # DEKs a writer made before the switch
+        _rewrap_all(control_plane, cmek.key_arn, outcome, on_progress)  # DEKs a writer made before the switch
     except EnvelopeError as error:
         audit_record(actor=actor, organization=organization, action="vault.cmek_protection_failed",
                      target=control_plane, details={"code": error.code.value, "data_keys_rewrapped": outcome.rewrapped,
@@ -144,38 +159,42 @@ def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane) -> Prot
     return outcome
 
 
-def _rewrap_all(control_plane: ControlPlane, destination_arn: str, outcome: ProtectionOutcome) -> None:
+def _rewrap_all(control_plane: ControlPlane, destination_arn: str, outcome: ProtectionOutcome,
+                on_progress: Callable[[ProtectionOutcome], None] | None) -> None:
     pending = vault_data_keys(control_plane).exclude(wrapping_key_arn=destination_arn)
     for data_key_id in list(pending.values_list("pk", flat=True)):
         method = _rewrap(data_key_id, destination_arn)
         if method is not None:
             outcome.rewrapped += 1
             outcome.fallbacks += method == "decrypt_encrypt"
+            if on_progress is not None:
+                on_progress(outcome)
 
 
 def _rewrap(data_key_id, destination_arn: str) -> str | None:
-    """Re-wrap one DEK under `destination_arn` in its own transaction; None when there is nothing to do."""
-    with transaction.atomic():
-        row = DataKey.objects.select_for_update().filter(pk=data_key_id, shredded_at__isnull=True).first()
-        if row is None or not row.wrapped or row.wrapping_key_arn == destination_arn:
-            return None
-        context = row.encryption_context()
-        try:
-            wrapped = kms.re_encrypt(source_arn=row.wrapping_key_arn, destination_arn=destination_arn,
-                                     wrapped=bytes(row.wrapped), context=context,
-                                     organization_id=row.organization_id)
-            method = "re_encrypt"
-        except kms.KmsError as error:
-            if error.code is not ErrorCode.KEY_ACCESS_DENIED:
-                raise
-            plaintext = kms.decrypt(key_arn=row.wrapping_key_arn, wrapped=bytes(row.wrapped), context=context,
-                                    organization_id=row.organization_id)
-            wrapped = kms.encrypt(key_arn=destination_arn, plaintext=plaintext, context=context,
-                                  organization_id=row.organization_id)
-            del plaintext
-            method = "decrypt_encrypt"
-        row.wrapping_key_arn = destination_arn
-        row.wrapped = wrapped
-        row.rewrapped_at = timezone.now()
-        row.save(update_fields=["wrapping_key_arn", "wrapped", "rewrapped_at"])
-    return method
+    """Re-wrap one DEK under `destination_arn`; None when there is nothing to do (or another run moved it first).
+
+    The KMS call is made outside any transaction (on SQLite a transaction holds the database's write lock, and a
+    slow KMS must not stall every writer); the row is then stored by an UPDATE guarded by the wrapping it was read
+    with, so each DEK moves once, whatever else runs."""
+    row = DataKey.objects.filter(pk=data_key_id, shredded_at__isnull=True).first()
+    if row is None or not row.wrapped or row.wrapping_key_arn == destination_arn:
+        return None
+    context = row.encryption_context()
+    try:
+        wrapped = kms.re_encrypt(source_arn=row.wrapping_key_arn, destination_arn=destination_arn,
+                                 wrapped=bytes(row.wrapped), context=context, organization_id=row.organization_id)
+        method = "re_encrypt"
+    except kms.KmsError as error:
+        if error.code is not ErrorCode.KEY_ACCESS_DENIED:
+            raise
+        plaintext = kms.decrypt(key_arn=row.wrapping_key_arn, wrapped=bytes(row.wrapped), context=context,
+                                organization_id=row.organization_id)
+        wrapped = kms.encrypt(key_arn=destination_arn, plaintext=plaintext, context=context,
+                              organization_id=row.organization_id)
+        del plaintext
+        method = "decrypt_encrypt"
+    moved = DataKey.objects.filter(
+        pk=data_key_id, shredded_at__isnull=True, wrapping_key_arn=row.wrapping_key_arn
+    ).update(wrapping_key_arn=destination_arn, wrapped=wrapped, rewrapped_at=timezone.now())
+    return method if moved else None

@@ -12,7 +12,7 @@ from encryption_keys.models import DataKey, EncryptionKey
 from konnect_admin import selectors as platform
 from konnect_admin.models import ControlPlane, Organization, User
 from konnect_admin.permissions import Action, require
-from vault.models import CONTROL_CHARACTERS, ConfigStore, Secret, SecretResolution, Vault
+from vault.models import CONTROL_CHARACTERS, ConfigStore, ProtectionJob, Secret, SecretResolution, Vault
 
 
 def control_plane_for_vault(*, user: User, organization: Organization, pk, action: Action = Action.VAULT_VIEW,
@@ -101,3 +101,15 @@ def secret_decryption_error(*, user: User, secret: Secret):
 def resolution_list(*, user: User, control_plane: ControlPlane, limit: int = 10) -> list[SecretResolution]:
     require(user, Action.VAULT_VIEW, control_plane)
     return list(SecretResolution.objects.filter(control_plane=control_plane).select_related("token")[:limit])
+
+
+def protection_job_get(*, user: User, control_plane: ControlPlane, pk) -> ProtectionJob:
+    """A "Protect with CMEK" job of this control plane (404 for any other's); Organization Admins only."""
+    require(user, Action.KEY_MANAGE, control_plane.organization)
+    return get_object_or_404(ProtectionJob.objects.filter(control_plane=control_plane).select_related("actor"), pk=pk)
+
+
+def protection_job_unfinished(*, user: User, control_plane: ControlPlane) -> ProtectionJob | None:
+    """The job queued or running for this control plane, if any (at most one)."""
+    require(user, Action.KEY_MANAGE, control_plane.organization)
+    return ProtectionJob.objects.filter(control_plane=control_plane, state__in=ProtectionJob.UNFINISHED).first()

@@ -20,4 +20,5 @@ urlpatterns = [
     path(CP + "vaults/<uuid:vault_pk>/edit/", views.vault_update, name="vault_entity_update"),
     path(CP + "vaults/<uuid:vault_pk>/delete/", views.vault_delete, name="vault_entity_delete"),
     path(CP + "protect-with-cmek/", views.protect_with_cmek, name="vault_protect_with_cmek"),
+    path(CP + "protect-with-cmek/<int:job_pk>/", views.protection_job_detail, name="vault_protection_job"),
 ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -24,7 +23,8 @@ from vault.forms import (
     VaultForm,
     add_service_errors,
 )
-from vault.protection import ProtectionRefused, protection_summary, vault_protect_with_cmek
+from vault.protection import ProtectionRefused, protection_summary
+from vault.protection_jobs import protection_job_submit
 
 
 def _control_plane(request, pk, action=Action.VAULT_VIEW):
@@ -258,19 +258,30 @@ def vault_delete(request, pk, vault_pk):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def protect_with_cmek(request, pk):
+    """Confirm, then queue the re-wrap on a task worker and follow it on the job's page."""
     control_plane = _control_plane(request, pk)
     require(request.user, Action.KEY_MANAGE, control_plane.organization)  # Organization Admins only
-    error, refused, status = None, "", 200
+    refused, status = "", 200
     if request.method == "POST":
         try:
-            outcome = vault_protect_with_cmek(actor=request.user, control_plane=control_plane)
-            messages.success(request, "Nothing to do: this vault is already under the CMEK." if outcome.already_protected
-                             else f"Vault protected with the CMEK: {outcome.rewrapped} data key{pluralize(outcome.rewrapped)} re-wrapped.")
-            return _go(request, reverse("control_plane_detail", args=[control_plane.pk]))
+            job = protection_job_submit(actor=request.user, control_plane=control_plane)
         except ProtectionRefused as why:
             refused, status = str(why), 409
-        except EnvelopeError as failed:
-            error, status = failed, 503 if failed.retryable else 409
-    context = {"control_plane": control_plane, "protection": protection_summary(control_plane), "error": error,
-               "refused": refused}
+        else:
+            if job is None:
+                messages.success(request, "Nothing to do: this vault is already under the CMEK.")
+                return _go(request, reverse("control_plane_detail", args=[control_plane.pk]))
+            return _go(request, reverse("vault_protection_job", args=[control_plane.pk, job.pk]))
+    context = {"control_plane": control_plane, "protection": protection_summary(control_plane), "refused": refused,
+               "running": selectors.protection_job_unfinished(user=request.user, control_plane=control_plane)}
     return render(request, "vault/protect.html", context, status=status)
+
+
+@never_cache
+@require_GET
+def protection_job_detail(request, pk, job_pk):
+    """A "Protect with CMEK" job: progress while it runs (the region polls itself with htmx), then its outcome."""
+    control_plane = _control_plane(request, pk)
+    job = selectors.protection_job_get(user=request.user, control_plane=control_plane, pk=job_pk)
+    return render_page(request, "vault/protection_job.html", {"control_plane": control_plane, "job": job},
+                       partial="progress")

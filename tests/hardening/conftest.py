@@ -18,7 +18,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Trace
     from encryption_keys.lifecycle.models import RewrapJob
     from encryption_keys.models import EncryptionKey
-    from vault.models import ConfigStore, Secret, Vault
+    from vault.models import ConfigStore, ProtectionJob, Secret, Vault
 
     org = factories.make_organization(name)
     admin = factories.make_role_user(org, "org_admin")
@@ -42,6 +42,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     key = EncryptionKey.objects.create(organization=org, region="us", name=f"{name} key", key_arn=cmek_arn)
     job = RewrapJob.objects.create(organization=org, region="us", old_key_arn=cmek_arn, new_key_arn=cmek_arn,
                                    actor=admin)
+    protection_job = ProtectionJob.objects.create(control_plane=cp, key_arn=cmek_arn, actor=admin, state="completed")
     pat, pat_text = tokens.personal_access_token_create(user=admin, organization=org, name="t")
     dp_token, dp_text = tokens.data_plane_token_create(actor=admin, control_plane=cp, name="dp")
     blobs.blob_put(organization=org, region="us", key="dp-blob", data=f"dp {marker}".encode(), content_type="text/html",
@@ -55,7 +56,8 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     return {
         "org": org, "admin": admin, "cp": cp.pk, "session": session.pk, "trace_id": trace.trace_id,
         "payload_kind": "client_request", "store": store.pk, "secret": secret.pk, "vault": vault.pk, "key": key.pk,
-        "job": job.pk, "invitation": invitation.pk, "pat": pat.pk, "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
+        "job": job.pk, "invitation": invitation.pk, "protection_job": protection_job.pk, "pat": pat.pk,
+        "dp_token": dp_token.pk, "assignment": assignment.pk, "member": member,
         "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
         "store_name": store.name, "marker": marker, "vault_value": vault_value,

@@ -106,6 +106,7 @@ RULES: dict[str, Rule] = {
     "vault_entity_update": Rule("GET", VAULT_WRITERS, ("cp", "vault")),
     "vault_entity_delete": Rule("GET", VAULT_WRITERS, ("cp", "vault")),
     "vault_protect_with_cmek": Rule("GET", KEY_ADMIN, ("cp",)),
+    "vault_protection_job": Rule("GET", KEY_ADMIN, ("cp", "protection_job")),
 }
 
 

@@ -26,7 +26,7 @@ NO_STORE_PAGES = {
     "vault_config_store_list", "vault_config_store_create", "vault_secret_list", "vault_config_store_rename",
     "vault_config_store_delete", "vault_secret_create", "vault_secret_update", "vault_secret_delete",
     "vault_secret_status", "vault_entity_create", "vault_entity_update", "vault_entity_delete",
-    "vault_protect_with_cmek",
+    "vault_protect_with_cmek", "vault_protection_job",
 }
 # Pages that never decrypt anything (metadata of organizations, keys, members, tokens, audit).
 METADATA_PAGES = {

@@ -12,7 +12,7 @@ from konnect_admin.models import AuditEvent
 from tests import factories
 from tests.vault.conftest import make_secrets
 from vault import services
-from vault.models import Secret, VaultProtection
+from vault.models import ProtectionJob, Secret, VaultProtection
 from vault.protection import ProtectionRefused, protection_summary, vault_protect_with_cmek
 
 pytestmark = pytest.mark.django_db
@@ -186,18 +186,28 @@ def test_protect_page_confirms_then_migrates(login, org, org_admin, control_plan
     assert cmek in confirm and "Secret values do not change" in confirm
     assert vault_arns(control_plane) != {cmek}  # a GET changes nothing
     response = client.post(url)
-    assert response.status_code == 302 and response["Location"] == reverse("control_plane_detail",
-                                                                            args=[control_plane.pk])
+    job = ProtectionJob.objects.get()  # the test settings run the task where it is enqueued (immediate backend)
+    assert response.status_code == 302 and response["Location"] == reverse("vault_protection_job",
+                                                                            args=[control_plane.pk, job.pk])
     assert vault_arns(control_plane) == {cmek}
-    detail = client.get(response["Location"]).content.decode()
-    assert "Customer-managed key (CMEK)" in detail and "1 data key re-wrapped" in detail
-    assert "Protect with CMEK…" not in detail
+    outcome = client.get(response["Location"]).content.decode()
+    assert "Vault protected with the CMEK: <strong>1</strong> data key re-wrapped" in outcome
+    assert 'hx-trigger="every 1s"' not in outcome  # finished: the region no longer polls
+    detail = client.get(reverse("control_plane_detail", args=[control_plane.pk])).content.decode()
+    assert "Customer-managed key (CMEK)" in detail and "Protect with CMEK…" not in detail
+    again = client.post(url)  # nothing left to do: no second job
+    assert again.status_code == 302 and again["Location"] == reverse("control_plane_detail", args=[control_plane.pk])
+    assert ProtectionJob.objects.count() == 1
+    assert "already under the CMEK" in client.get(again["Location"]).content.decode()
 
 
 def test_protect_page_shows_a_kms_error(login, org, org_admin, control_plane, link_cmek, cmek):
     fill(control_plane, org_admin)
     link_cmek(org)
     local_kms.disable_key(cmek)
-    response = login(org_admin).post(reverse("vault_protect_with_cmek", args=[control_plane.pk]))
-    assert response.status_code == 409
-    assert b"key_disabled" in response.content
+    client = login(org_admin)
+    response = client.post(reverse("vault_protect_with_cmek", args=[control_plane.pk]))
+    job = ProtectionJob.objects.get()
+    assert response.status_code == 302 and (job.state, job.error_code, job.rewrapped) == ("failed", "key_disabled", 0)
+    page = client.get(response["Location"]).content.decode()
+    assert "Stopped: Key disabled" in page and "<code>key_disabled</code>" in page and "Try again" in page

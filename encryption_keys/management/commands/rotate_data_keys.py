@@ -3,7 +3,10 @@ re-encrypt one scope's records under a fresh DEK and shred the old ones.
 
     manage.py rotate_data_keys --org Acme [--region us] [--purpose vault.secret] [--scope <cp id>/<store id>]  # dry run
     manage.py rotate_data_keys --org Acme --region us --purpose debugger.payload --scope <cp id>/<session id> \
-        --reencrypt --yes
+        --reencrypt --yes [--enqueue]
+
+`--enqueue` hands the re-encryption to a task worker (encryption_keys.tasks.reencrypt_scope_job) instead of
+running it here; it refuses while a re-encryption of the same scope is queued or running.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from encryption_keys.lifecycle.console import ProgressBar, organization_from_arg
 from encryption_keys.lifecycle.records import count_records
 from encryption_keys.lifecycle.rotate import BATCH_SIZE, active_data_keys, reencrypt_scope, retire_data_keys
 from encryption_keys.models import DataKey, Purpose
+from encryption_keys.tasks import reencrypt_scope_job, reencryptions_in_queue
 
 
 class Command(BaseCommand):
@@ -29,17 +33,24 @@ class Command(BaseCommand):
                             help="Re-encrypt the scope's records under a fresh data key, then shred the old ones "
                                  "(needs --region, --purpose and --scope).")
         parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+        parser.add_argument("--enqueue", action="store_true",
+                            help="With --reencrypt --yes: queue it for a task worker (manage.py db_worker) instead "
+                                 "of running it in this process.")
         parser.add_argument("--yes", action="store_true", help="Act; without it, only say what would happen.")
 
-    def handle(self, *args, org, region, purpose, scope, reencrypt, batch_size, yes, **options):
+    def handle(self, *args, org, region, purpose, scope, reencrypt, batch_size, yes, enqueue, **options):
         organization = organization_from_argument(org)
         region = region_from_argument(region) if region else None
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
+        if enqueue and not reencrypt:
+            raise CommandError("--enqueue queues a re-encryption (--reencrypt); retiring data keys is one UPDATE, "
+                               "done here.")
         if reencrypt:
             if not (region and purpose and scope):
                 raise CommandError("--reencrypt works on one scope: give --region, --purpose and --scope.")
-            return self.reencrypt(organization, region, purpose, scope, batch_size=batch_size, yes=yes)
+            return self.reencrypt(organization, region, purpose, scope, batch_size=batch_size, yes=yes,
+                                  enqueue=enqueue)
         active = active_data_keys(organization=organization, region=region, purpose=purpose, scope_ref=scope)
         count = active.count()
         if not yes:
@@ -51,7 +62,7 @@ class Command(BaseCommand):
                                    actor=None)
         self.stdout.write(f"Retired {retired} data keys of {organization.name}.")
 
-    def reencrypt(self, organization, region, purpose, scope, *, batch_size, yes):
+    def reencrypt(self, organization, region, purpose, scope, *, batch_size, yes, enqueue):
         old = DataKey.objects.filter(organization=organization, region=region, purpose=purpose, scope_ref=scope,
                                      shredded_at__isnull=True)
         ids = list(old.values_list("pk", flat=True))
@@ -64,6 +75,8 @@ class Command(BaseCommand):
                               f"{len(ids)} Decrypt and 1 GenerateDataKey.")
             self.stdout.write("Dry run: nothing changed. Re-run with --yes to re-encrypt.")
             return
+        if enqueue:
+            return self.enqueue(organization, region, purpose, scope, batch_size=batch_size)
         bar = ProgressBar(self.stderr, total=0, noun="records")
         result = reencrypt_scope(organization=organization, region=region, purpose=purpose, scope_ref=scope,
                                  actor=None, batch_size=batch_size,
@@ -78,3 +91,14 @@ class Command(BaseCommand):
                 + (f" ({unreadable} values unreadable)" if unreadable else "")
                 + "; the old data keys were kept. Fix access to the key and run again."
             )
+
+    def enqueue(self, organization, region, purpose, scope, *, batch_size):
+        arguments = {"organization_id": str(organization.pk), "region": region, "purpose": purpose,
+                     "scope_ref": scope}
+        already = reencryptions_in_queue(**arguments)
+        if already:
+            raise CommandError(f"A re-encryption of scope {scope} is already {already[0].status.lower()} "
+                               f"(task {already[0].pk}); nothing queued.")
+        queued = reencrypt_scope_job.enqueue(**arguments, batch_size=batch_size)
+        self.stdout.write(f"Queued the re-encryption of scope {scope} as task {queued.id}; a task worker "
+                          "(manage.py db_worker) runs it, and its result records the counts.")
