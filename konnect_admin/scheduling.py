@@ -33,6 +33,7 @@ class Every:
 SCHEDULE: tuple[Every, ...] = (
     Every("key-health", "encryption_keys.tasks.sweep_key_health", "KEY_HEALTH_SWEEP_SECONDS", 300),
     Every("rewrap-recovery", "encryption_keys.tasks.resume_stalled_rewraps", "REWRAP_RECOVERY_SECONDS", 60),
+    Every("protection-recovery", "vault.tasks.resume_stalled_protections", "REWRAP_RECOVERY_SECONDS", 60),
     Every("session-expiry", "debugger.tasks.expire_sessions", "SESSION_EXPIRY_SECONDS", 60),
     Every("debugger-purge", "debugger.tasks.purge_debugger_data", "PURGE_SECONDS", 86400),
     Every("log-purge", "konnect_admin.tasks.purge_logs", "PURGE_SECONDS", 86400),

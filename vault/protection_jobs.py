@@ -59,7 +59,7 @@ def protection_job_submit(*, actor: User, control_plane: ControlPlane) -> Protec
             _enqueue(job)
     except IntegrityError:  # one is queued or running: that one, not a second run
         job = ProtectionJob.objects.get(control_plane=control_plane, state__in=ProtectionJob.UNFINISHED)
-        if job.state == ProtectionState.RUNNING and job.lease_expires_at and job.lease_expires_at < timezone.now():
+        if stalled_jobs().filter(pk=job.pk).exists():
             logger.warning("protection job %s: its worker stopped renewing the lease; enqueued again", job.pk)
             _enqueue(job)
     job.refresh_from_db()
@@ -80,6 +80,11 @@ def claim(job_id: int, *, owner: str) -> bool:
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()))
     )
+
+
+def stalled_jobs():
+    """Running jobs whose worker stopped renewing the lease (it died): the scheduler hands them to a worker."""
+    return ProtectionJob.objects.filter(state=ProtectionState.RUNNING, lease_expires_at__lt=timezone.now())
 
 
 def release(job_id: int, *, owner: str) -> None:

@@ -26,3 +26,12 @@ def protect_vault_job(job_id: int) -> dict:
         call_log.flush()
         protection_jobs.release(job_id, owner=owner)
     return {"job": job_id, "ran": True, "state": job.state, "rewrapped": job.rewrapped, "error_code": job.error_code}
+
+
+@task
+def resume_stalled_protections() -> list[int]:
+    """Enqueue the protection jobs whose worker died mid-run (their lease lapsed); scheduled, safe to run often."""
+    stalled = list(protection_jobs.stalled_jobs().values_list("pk", flat=True))
+    for job_id in stalled:
+        protect_vault_job.enqueue(job_id)
+    return stalled

@@ -31,7 +31,8 @@ def test_a_tick_enqueues_what_is_due_once(settings):
     assert schedule_tick(now=start) == [entry.name for entry in SCHEDULE]  # new entries are due at once
     assert schedule_tick(now=start) == []
     assert schedule_tick(now=start + dt.timedelta(seconds=59)) == []
-    assert schedule_tick(now=start + dt.timedelta(minutes=3)) == ["rewrap-recovery", "session-expiry"]  # once
+    assert schedule_tick(now=start + dt.timedelta(minutes=3)) == ["rewrap-recovery", "protection-recovery",
+                                                                     "session-expiry"]  # once
     assert schedule_tick(now=start + dt.timedelta(days=1)) == [entry.name for entry in SCHEDULE]
     assert len(enqueued("debugger.tasks.expire_sessions")) == 3
     assert ScheduledRun.objects.get(name="key-health").next_run_at == start + dt.timedelta(days=1, minutes=5)

@@ -178,6 +178,18 @@ def test_a_job_whose_worker_died_is_handed_to_a_worker_by_the_next_submit(org_ad
 
 
 @pytest.mark.django_db
+def test_the_scheduled_recovery_hands_a_job_whose_worker_died_to_a_worker(org_admin, older_vault, cmek):
+    from vault.tasks import resume_stalled_protections
+
+    dead = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="running",
+                                        lease_owner="host:1:dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert resume_stalled_protections.call() == [dead.pk]  # the immediate backend runs the job it enqueues
+    dead.refresh_from_db()
+    assert (dead.state, dead.rewrapped, dead.lease_owner) == ("completed", STORES, "")
+    assert resume_stalled_protections.call() == []  # nothing left to recover
+
+
+@pytest.mark.django_db
 def test_a_job_held_by_a_live_worker_is_not_run_again(org_admin, older_vault, cmek):
     held = timezone.now() + timedelta(minutes=1)
     job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="running",
@@ -186,6 +198,9 @@ def test_a_job_held_by_a_live_worker_is_not_run_again(org_admin, older_vault, cm
     job.refresh_from_db()
     assert (job.state, job.rewrapped, job.lease_owner) == ("running", 0, "host:1:alive")
     assert vault_arns(older_vault) != {cmek}
+    from vault.tasks import resume_stalled_protections
+
+    assert resume_stalled_protections.call() == []  # a live lease is not "stalled"
 
 
 @pytest.mark.django_db
