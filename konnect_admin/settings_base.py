@@ -106,7 +106,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` writes and whitenoise serves from (gunicorn needs no web server for them).
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Production serves collectstatic's output; development and tests override this to serve from the finders.
 STORAGES = {
@@ -194,20 +195,27 @@ INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 
 # --- Email (password-reset links) -------------------------------------------------------------------------
 # One mailer through Django's MAILERS: SMTP from the environment in production; the console in development.
+# A backend refuses options it does not know (MAILERS), so the SMTP options go to the SMTP backend only, and the
+# file backend gets its directory from EMAIL_FILE_PATH. (Lower-case names: not settings; EMAIL_BACKEND is Django's
+# deprecated pre-MAILERS setting.)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Konnect Admin <no-reply@localhost>")
-MAILERS = {
-    "default": {
-        "BACKEND": env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"),
-        "OPTIONS": {
-            "host": env_str("EMAIL_HOST", "localhost"),
-            "port": env_int("EMAIL_PORT", 587),
-            "username": env_str("EMAIL_HOST_USER", ""),
-            "password": env_str("EMAIL_HOST_PASSWORD", ""),
-            "use_tls": env_bool("EMAIL_USE_TLS", True),
-            "timeout": env_int("EMAIL_TIMEOUT", 10),
-        },
+_smtp_backend = "django.core.mail.backends.smtp.EmailBackend"
+_file_backend = "django.core.mail.backends.filebased.EmailBackend"
+_email_backend = env_str("EMAIL_BACKEND", _smtp_backend)
+if _email_backend == _smtp_backend:
+    _email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 587),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", True),
+        "timeout": env_int("EMAIL_TIMEOUT", 10),
     }
-}
+elif _email_backend == _file_backend:
+    _email_options = {"file_path": env_str("EMAIL_FILE_PATH") or str(BASE_DIR / "var" / "mail")}
+else:
+    _email_options = {}
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 
 # --- Log-in throttling (django-axes) and API token lifetimes -----------------------------------------
 # After LOGIN_FAILURE_LIMIT failed log-ins of one account (from anywhere) or from one client IP (for any account),

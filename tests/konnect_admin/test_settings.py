@@ -202,6 +202,29 @@ def test_production_counts_log_in_failures_per_client_behind_its_proxy(module, e
     assert message is None and values["LOGIN_PROXY_COUNT"] == expected
 
 
+# --- e-mail: EMAIL_BACKEND picks the backend, and only that backend's options are passed ---------------------
+
+SEND_ONE = """
+import django
+django.setup()
+from django.core import mail
+mail.send_mail("Invitation", "Open the link", "from@example.com", ["to@example.com"])
+"""
+
+
+@pytest.mark.parametrize("backend", ["console", "filebased"])
+def test_production_sends_mail_through_the_backend_the_environment_names(tmp_path, backend):
+    """The SMTP options (host, port, …) go to the SMTP backend only: another backend refuses options it does not
+    know (Django's MAILERS), so EMAIL_BACKEND=console used to fail every send."""
+    env = {**PRODUCTION_ENV, "DJANGO_SETTINGS_MODULE": "konnect_admin.settings",
+           "EMAIL_BACKEND": f"django.core.mail.backends.{backend}.EmailBackend", "EMAIL_FILE_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", SEND_ONE], cwd=ROOT, env=clean_environment(env),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    written = result.stdout if backend == "console" else "".join(p.read_text() for p in tmp_path.glob("*.log"))
+    assert "Subject: Invitation" in written and "To: to@example.com" in written
+
+
 # --- .env at the project root: fills in what the environment leaves unset -------------------------------
 
 def write_env_file(path, env: dict) -> str:
