@@ -302,7 +302,7 @@ def organization_reactivate(
                                    action="organization.reactivated", reason=reason, via=via)
 
 
-def _audit_user_event(*, actor: User, user: User, action: str, details: dict) -> None:
+def audit_user_event(*, actor: User | None, user: User, action: str, details: dict) -> None:
     """One event in every organization the user belongs to (a platform-level one when it belongs to none)."""
     organizations = list(Organization.objects.filter(memberships__user=user)) or [None]
     for organization in organizations:
@@ -319,7 +319,7 @@ def _user_active_set(*, user: User, actor: User, active: bool, via: str) -> bool
     with keeping_an_organization_admin(Organization.objects.filter(memberships__user=user)):
         user.is_active = active
         user.save(update_fields=["is_active"])
-    _audit_user_event(actor=actor, user=user, action="user.reactivated" if active else "user.deactivated",
+    audit_user_event(actor=actor, user=user, action="user.reactivated" if active else "user.deactivated",
                       details={"via": via})
     return True
 
@@ -370,4 +370,4 @@ def user_password_reset_send(
         email_template_name="konnect_admin/password_reset_email.txt",
         extra_email_context={"timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400)},
     )
-    _audit_user_event(actor=actor, user=user, action="user.password_reset_sent", details={"via": via})
+    audit_user_event(actor=actor, user=user, action="user.password_reset_sent", details={"via": via})

@@ -190,6 +190,8 @@ TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 7)
 SECRET_RESOLUTION_RETENTION_DAYS = env_int("SECRET_RESOLUTION_RETENTION_DAYS", 30)
 KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
+# A password-reset link goes to one address at most once per this many seconds ("Forgot your password?").
+PASSWORD_RESET_EMAIL_INTERVAL = env_int("PASSWORD_RESET_EMAIL_INTERVAL", 300)
 # Hours an invitation link stays valid (single use; a resend replaces it).
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 

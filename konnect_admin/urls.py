@@ -4,7 +4,16 @@ from django.urls import include, path, register_converter
 
 from konnect_admin.api import api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
-from konnect_admin.views import audit, control_planes, dashboard, errors, invitations, members, tokens
+from konnect_admin.views import (
+    audit,
+    control_planes,
+    dashboard,
+    errors,
+    invitations,
+    members,
+    password_reset,
+    tokens,
+)
 
 
 class KonnectRegionConverter:
@@ -23,7 +32,10 @@ urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(template_name="konnect_admin/login.html"), name="login"),
     path("logout/", organization_not_required(auth_views.LogoutView.as_view()), name="logout"),
-    # The one way a password is set for a user: the link e-mailed to them (the operator console sends it).
+    # The one way a password is set for a user: the link e-mailed to them (asked for on the login page, or sent
+    # by the operator console).
+    path("password-reset/", password_reset.password_reset_request, name="password_reset"),
+    path("password-reset/sent/", password_reset.password_reset_sent, name="password_reset_sent"),
     path("password-reset/<uidb64>/<token>/",
          auth_views.PasswordResetConfirmView.as_view(template_name="konnect_admin/password_reset_confirm.html"),
          name="password_reset_confirm"),

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.django_db
 
 # The password-reset pages are reached from the emailed link, signed for one user (test_operator_console follows it).
 # The invitation page is reached from the emailed link (tests/konnect_admin/test_invitations.py follows it).
-PUBLIC = {"login", "logout", "password_reset_confirm", "password_reset_complete", "invitation_accept"}
+PUBLIC = {"login", "logout", "password_reset", "password_reset_sent", "password_reset_confirm", "password_reset_complete",
+          "invitation_accept"}
 # invited_viewer: a Viewer of organization B, invited into A and made a viewer of A's control plane.
 # cp_creator_elsewhere: a Control Plane Creator on `*` in A, who created a control plane, not A's.
 ROLES = ["anonymous", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin_read_only",
@@ -84,6 +85,8 @@ RULES: dict[str, Rule] = {
     "encryption_key_unlink": Rule("GET", KEY_ADMIN, ("key",)),
     "encryption_key_replace": Rule("GET", KEY_ADMIN, ("key",)),
     "rewrap_job_detail": Rule("GET", KEY_READERS, ("job",)),
+    "rewrap_job_list": Rule("GET", ORG_READERS),  # each admin sees their own organization's jobs
+    "encryption_key_replacements": Rule("GET", KEY_READERS, ("key",)),
     "rewrap_job_resume": Rule("POST", KEY_ADMIN, ("job",)),
     "debug_session_list": Rule("GET", CP_READERS, ("cp",)),
     "debug_session_create": Rule("GET", DEBUG_CREATORS, ("cp",)),

@@ -37,6 +37,7 @@ METADATA_PAGES = {
     "invitation_create", "invitation_resend", "invitation_revoke",
     "encryption_key_list", "encryption_key_link", "encryption_key_detail", "encryption_key_check",
     "encryption_key_unlink", "encryption_key_replace", "rewrap_job_detail", "rewrap_job_resume",
+    "rewrap_job_list", "encryption_key_replacements",
 }
 NO_STORE_OPERATIONS = {"debugger_api_get_blob", "resolve-vault-references"}
 METADATA_OPERATIONS = {  # config-store secrets are write-only; ingest answers counts; CMEK answers key metadata
