@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, register_converter
+from django.urls import include, path, re_path, register_converter
+from django.views import defaults
 
-from konnect_admin.api import api_v0, api_v1, api_v2
+from konnect_admin.api import api_not_found, api_urls, api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
+from konnect_admin.problems import as_problem
 from konnect_admin.views import audit, control_planes, dashboard, members, tokens
 
 
@@ -49,8 +51,28 @@ urlpatterns = [
     path("", include("encryption_keys.urls")),
     path("", include("debugger.urls")),
     path("", include("vault.urls")),
-    path("api/<konnect_region:region>/v0/", api_v0.urls),
-    path("api/<konnect_region:region>/v1/", api_v1.urls),
-    path("api/<konnect_region:region>/v2/", api_v2.urls),
+    path("api/<konnect_region:region>/v0/", api_urls(api_v0)),
+    path("api/<konnect_region:region>/v1/", api_urls(api_v1)),
+    path("api/<konnect_region:region>/v2/", api_urls(api_v2)),
+    # Last of the API: whatever no version serves (unknown region or version, a trailing slash) is a JSON 404.
+    re_path(r"^api(?:/.*)?$", api_not_found),
     path("platform-admin/", admin.site.urls),
 ]
+
+
+# Errors Django answers itself (outside any view: a disallowed host, a crash in a middleware) are problem+json
+# under /api/ as well; every other page keeps Django's.
+def _api_aware(default):
+    def handler(request, *args, **kwargs):
+        response = default(request, *args, **kwargs)
+        if request.path_info.startswith("/api/"):
+            return as_problem(response)
+        return response
+
+    return handler
+
+
+handler400 = _api_aware(defaults.bad_request)
+handler403 = _api_aware(defaults.permission_denied)
+handler404 = _api_aware(defaults.page_not_found)
+handler500 = _api_aware(defaults.server_error)
