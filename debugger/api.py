@@ -29,7 +29,7 @@ from debugger.schemas import (
     TracesIn,
 )
 from konnect_admin.api import DataPlaneTokenAuth, PersonalAccessTokenAuth, api_region
-from konnect_admin.problems import invalid_parameter, problem_response
+from konnect_admin.problems import BadRequest, invalid_parameter, problem_response
 
 INGEST_MAX_BODY_BYTES = 2 * 1024 * 1024
 BLOB_MAX_BODY_BYTES = blobs.MAX_BLOB_BYTES
@@ -40,7 +40,8 @@ def refuse_large_body(request: HttpRequest, limit: int) -> None:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        raise HttpError(400, "Content-Length is not a number.") from None
+        raise BadRequest("Content-Length is not a number.", invalid_parameter(
+            "Content-Length", "is not a number", rule="is_integer", source="header")) from None
     if length > limit:
         raise HttpError(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
 
@@ -178,7 +179,8 @@ def _blob_caller(request) -> dict:
 
 def _blob_key(blob_id: str) -> str:
     if not blobs.BLOB_ID.fullmatch(blob_id):
-        raise HttpError(400, "blobId is 1–200 characters: letters, digits, ':', '.', '_' and '-'.")
+        reason = "must be 1–200 characters: letters, digits, ':', '.', '_' and '-'"
+        raise BadRequest(f"blobId {reason}.", invalid_parameter("blobId", reason, rule="matches_regex", source="path"))
     return blob_id
 
 

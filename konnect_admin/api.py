@@ -1,27 +1,33 @@
 """The JSON APIs (django-ninja), wire-compatible with Konnect's: bearer tokens and problem+json errors.
 
-    /api/{region}/v0/   CMEK and blob API            (encryption_keys.api, debugger.api)
-    /api/{region}/v1/   data-plane API: debugger ingest, vault secret resolution
+    /api/{region}/v0/   CMEK and blob API            (encryption_keys.api, debugger.api) as Kong's docs spec lists it
+    /api/{region}/v1/   CMEK API again (the same router: Kong's Terraform provider calls /v1/cmeks),
+                        data-plane API: debugger ingest, vault secret resolution
     /api/{region}/v2/   Config Store API             (vault.api)
 
 Each app adds its router here by import path, so this module is the one place that lists them.
+Every answer under /api/ is JSON: `api_urls` turns ninja's own non-JSON errors (its text/html 405) into
+problem+json, and `api_not_found` answers any path no API matches (wrong version, trailing slash, …).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
 from encryption_keys.envelope import EncryptionUnavailable, EnvelopeError
 from konnect_admin import tokens
-from konnect_admin.problems import PROBLEM_CONTENT_TYPE, invalid_parameters_from, problem_response
+from konnect_admin.problems import PROBLEM_CONTENT_TYPE, as_problem, invalid_parameters_from, problem_response
 from konnect_admin.services import LastOrganizationAdmin
 
 logger = logging.getLogger(__name__)
@@ -87,7 +93,7 @@ def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc):
-        return _problem(exc.status_code, str(exc.message))
+        return _problem(exc.status_code, str(exc.message), invalid_parameters=getattr(exc, "invalid_parameters", None))
 
     @api.exception_handler(RequestDataTooBig)
     def too_large(request, exc):
@@ -138,11 +144,47 @@ api_v2 = make_api(title="Konnect Admin Config Store API", version="2.0.0", names
 ROUTERS = [
     (api_v0, "", "encryption_keys.api.router"),
     (api_v0, "", "debugger.api.blob_router"),
+    (api_v1, "", "encryption_keys.api.router"),
     (api_v1, "/debugger", "debugger.api.ingest_router"),
     (api_v1, "/vault", "vault.api.resolve_router"),
     (api_v2, "", "vault.api.router"),
 ]
 for api, prefix, router in ROUTERS:
     api.add_router(prefix, router)
+
+
+
+def _problem_json(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        return as_problem(view(request, *args, **kwargs))
+
+    return wrapper
+
+
+def api_urls(api: NinjaAPI):
+    """`api.urls` with every view answering errors as problem+json (ninja answers an unknown method with a
+    text/html 405, which Kong's generated clients reject as an unknown content type)."""
+    patterns, app_name, namespace = api.urls
+
+    def wrap(items):
+        for item in items:
+            if isinstance(item, URLPattern):
+                item.callback = _problem_json(item.callback)
+            elif isinstance(item, URLResolver):
+                wrap(item.url_patterns)
+
+    wrap(patterns)
+    return patterns, app_name, namespace
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """Any path under /api/ that no API serves, for every method: a 404 problem, never the site's HTML page."""
+    return _problem(404, "No API operation at this path; each version lists its operations in its OpenAPI "
+                         "document (/api/{region}/v0, v1 or v2/openapi.json).")
+
+
+api_not_found.organization_required = False  # an API answer, not a page: no organization switcher applies
 
 __all__ = ["PROBLEM_CONTENT_TYPE", "api_v0", "api_v1", "api_v2", "DataPlaneTokenAuth", "PersonalAccessTokenAuth"]

@@ -7,6 +7,7 @@ import secrets
 from http import HTTPStatus
 
 from django.http import HttpResponse
+from ninja.errors import HttpError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # The JSON APIs live under this path (urls.py): every error there, even one no API view saw, is problem+json.
@@ -41,13 +42,23 @@ def is_api_request(request) -> bool:
 def problem_body(*, status: int, detail: str, title: str | None = None, **extra) -> dict:
     body = {
         "status": status,
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or _phrase(status),
         "type": f"https://httpstatuses.com/{status}",
         "instance": f"kong:trace:{secrets.randbelow(10**19)}",
         "detail": detail,
     }
     body.update({key: value for key, value in extra.items() if value is not None})
+    if status == 400 and not body.get("invalid_parameters"):
+        # Kong's BadRequestError requires at least one entry, whatever made the request bad.
+        body["invalid_parameters"] = [invalid_parameter("body", detail)]
     return body
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def problem_response(*, status: int, detail: str, headers: dict | None = None, **extra) -> HttpResponse:
@@ -57,6 +68,14 @@ def problem_response(*, status: int, detail: str, headers: dict | None = None, *
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+class BadRequest(HttpError):
+    """A 400 that names what is wrong: answered as problem+json with these `invalid_parameters`."""
+
+    def __init__(self, detail: str, *invalid_parameters: dict):
+        super().__init__(400, detail)
+        self.invalid_parameters = list(invalid_parameters)
 
 
 def invalid_parameter(field: str, reason: str, *, rule: str | None = "invalid", source: str = "body", **extra) -> dict:
@@ -93,3 +112,39 @@ def _reason(error: dict) -> str:
     if error.get("type") == "missing":
         return "is a required field"
     return str(error.get("msg", "is invalid"))
+
+
+def is_json_response(response) -> bool:
+    content_type = (response.get("Content-Type") or "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+_DETAILS = {
+    400: "The request is invalid.",
+    401: "Invalid credentials: send a valid token as 'Authorization: Bearer <token>'.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    406: "This API only answers with application/json or application/problem+json.",
+    413: "The request body is too large.",
+    415: "This API only supports requests with `Content-Type: application/json`",
+    429: "Too many requests; try again later.",
+    500: "Something went wrong on our side.",
+    503: "The service is temporarily unavailable; try again.",
+}
+_KEPT_HEADERS = ("Allow", "Retry-After", "Cache-Control", "WWW-Authenticate")
+
+
+def as_problem(response):
+    """An error response that is not JSON (Django's HTML pages, ninja's text/html 405) → the same status as
+    problem+json, keeping the headers a client acts on (`Allow`, `Retry-After`). Anything else is returned as is."""
+    if response.status_code < 400 or is_json_response(response):
+        return response
+    status = response.status_code
+    try:
+        detail = _DETAILS.get(status) or HTTPStatus(status).description or HTTPStatus(status).phrase
+    except ValueError:  # a status http.HTTPStatus does not know
+        detail = "The request failed."
+    if status == 405:
+        detail = f"Method not allowed here; allowed: {response.get('Allow', '')}."
+    headers = {name: response[name] for name in _KEPT_HEADERS if response.has_header(name)}
+    return problem_response(status=status, detail=detail, headers=headers)

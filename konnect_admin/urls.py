@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, register_converter
+from django.urls import include, path, re_path, register_converter
 
-from konnect_admin.api import api_v0, api_v1, api_v2
+from konnect_admin.api import api_not_found, api_urls, api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
 from konnect_admin.views import (
     audit,
@@ -66,9 +66,11 @@ urlpatterns = [
     path("", include("encryption_keys.urls")),
     path("", include("debugger.urls")),
     path("", include("vault.urls")),
-    path("api/<konnect_region:region>/v0/", api_v0.urls),
-    path("api/<konnect_region:region>/v1/", api_v1.urls),
-    path("api/<konnect_region:region>/v2/", api_v2.urls),
+    path("api/<konnect_region:region>/v0/", api_urls(api_v0)),
+    path("api/<konnect_region:region>/v1/", api_urls(api_v1)),
+    path("api/<konnect_region:region>/v2/", api_urls(api_v2)),
+    # Last of the API: whatever no version serves (unknown region or version, a trailing slash) is a JSON 404.
+    re_path(r"^api(?:/.*)?$", api_not_found),
     path("platform-admin/", admin.site.urls),
 ]
 

@@ -53,9 +53,12 @@ class ConfigStoreList(Schema):
 
 
 class CreateConfigStore(Schema):
+    """`name` is optional, as in Kong's spec (Terraform sends `{"name": null}` when none is configured): the store
+    is then named `config-store-<first 8 hex digits of its id>`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: StoreName
+    name: StoreName | None = None
 
 
 class UpdateConfigStore(Schema):

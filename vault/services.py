@@ -49,13 +49,20 @@ def validate_secret_value(value) -> None:
 
 
 @transaction.atomic
-def config_store_create(*, actor: User, control_plane: ControlPlane, name: str) -> ConfigStore:
+def config_store_create(*, actor: User, control_plane: ControlPlane, name: str | None) -> ConfigStore:
+    """Without a name (Kong's API makes it optional) the store is named after its id: `config-store-<8 hex>`."""
     require(actor, Action.VAULT_ADMIN, control_plane)
-    store = ConfigStore(control_plane=control_plane, name=name)
+    store = ConfigStore(control_plane=control_plane)
+    name = generated_store_name(store) if name is None else name
+    store.name = name
     store.full_clean()
     store.save()
     _audit(actor, control_plane, "vault.config_store.created", store, name=name)
     return store
+
+
+def generated_store_name(store: ConfigStore) -> str:
+    return f"config-store-{store.pk.hex[:8]}"
 
 
 @transaction.atomic

@@ -69,8 +69,10 @@ def test_oversized_body_is_413_problem_json_on_every_operation(version, world, c
         names = re.findall(r"{(\w+)}", path)
         assert set(names) <= world["path"].keys(), f"{method} {path}: give the test a value for {names}"
         url = re.sub(r"{(\w+)}", lambda m: str(world["path"][m[1]]), path)
+        # v1 serves the data plane (data-plane token) and the CMEK API (personal token) side by side
+        token = world["tokens"]["v0"] if "/cmeks" in path else world["tokens"][version]
         response = client.generic(method.upper(), url, body, content_type=content_type,
-                                  HTTP_AUTHORIZATION=f"Bearer {world['tokens'][version]}")
+                                  HTTP_AUTHORIZATION=f"Bearer {token}")
         problem = response.json() if response["Content-Type"].startswith(PROBLEM_CONTENT_TYPE) else {}
         if response.status_code != 413 or not LIMIT_DETAIL.search(problem.get("detail", "")):
             failures.append(f"{method.upper()} {url} → {response.status_code} {response.content[:200]!r}")

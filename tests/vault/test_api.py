@@ -50,7 +50,6 @@ def test_config_store_lifecycle_conforms(admin_api, spec, control_plane):
 @pytest.mark.parametrize(("body", "field", "rule"), [
     ({"name": ""}, "name", "min_length"),
     ({"name": "x" * 101}, "name", "max_length"),
-    ({}, "name", "required"),
     ({"name": 5}, "name", "is_string"),
     ({"name": "ok", "extra": 1}, "extra", "unknown_property"),
     ({"name": "tab\there"}, "name", "invalid"),
