@@ -179,3 +179,19 @@ def redis_cache():
     yield cache
     cache.delete_all()
     client.close()
+
+
+@pytest.fixture
+def kms_gate(local_kms):
+    """`kms_gate("ReEncrypt", allow=3)`: the local KMS answers 3 such calls, then holds the rest (tests/kms_gate.py)."""
+    from tests.kms_gate import KmsGate
+
+    gates = []
+
+    def gate(operation, *, allow):
+        gates.append(KmsGate(local_kms._httpd, operation, allow=allow))
+        return gates[-1]
+
+    yield gate
+    for made in reversed(gates):
+        made.remove()

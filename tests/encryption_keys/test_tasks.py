@@ -1,8 +1,6 @@
 """Key replacement re-wraps in a task worker process, never in the web process: it survives a killed worker
 and two workers on one job re-wrap each data key once. Real `db_worker` processes, on SQLite and PostgreSQL."""
 
-import threading
-
 import pytest
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
@@ -17,48 +15,6 @@ from tests.testapp.models import SealedNote
 SCOPES = 8
 WORKER = {"KEY_REWRAP_CONCURRENCY": "1", "KEY_REWRAP_COMMIT_EVERY": "1", "KEY_REWRAP_LEASE_SECONDS": "2",
           "KMS_READ_TIMEOUT": "60"}  # a call the gate holds is slow, not lost
-
-
-class KmsGate:
-    """The local KMS answers the first `allow` calls of `operation`, then holds the next ones until `open()`.
-    It also counts every such call the server received, whoever made it (a killed worker logs nothing)."""
-
-    def __init__(self, httpd, operation: str, *, allow: int):
-        self.httpd, self.app = httpd, httpd.app
-        self.target, self.allow = f"TrentService.{operation}", allow
-        self.received = self.held = 0
-        self.lock, self.opened = threading.Lock(), threading.Event()
-        httpd.app = self
-
-    def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET") == self.target:
-            with self.lock:
-                self.received += 1
-                hold = self.received > self.allow
-                self.held += hold
-            if hold:
-                self.opened.wait(120)
-        return self.app(environ, start_response)
-
-    def open(self):
-        self.opened.set()
-
-    def remove(self):
-        self.open()
-        self.httpd.app = self.app
-
-
-@pytest.fixture
-def kms_gate(local_kms):
-    gates = []
-
-    def gate(operation, *, allow):
-        gates.append(KmsGate(local_kms._httpd, operation, allow=allow))
-        return gates[-1]
-
-    yield gate
-    for made in reversed(gates):
-        made.remove()
 
 
 @pytest.fixture

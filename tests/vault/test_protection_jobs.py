@@ -12,7 +12,6 @@ from django_tasks_db.models import DBTaskResult
 from encryption_keys import keyring, local_kms
 from konnect_admin.models import AuditEvent
 from tests import factories
-from tests.encryption_keys.test_tasks import KmsGate
 from tests.vault.conftest import make_secrets
 from vault import services
 from vault.models import ProtectionJob, Secret
@@ -20,19 +19,6 @@ from vault.protection_jobs import protection_job_submit
 
 STORES = 3
 TASK = "vault.tasks.protect_vault_job"
-
-
-@pytest.fixture
-def kms_gate(local_kms):
-    gates = []
-
-    def gate(operation, *, allow):
-        gates.append(KmsGate(local_kms._httpd, operation, allow=allow))
-        return gates[-1]
-
-    yield gate
-    for made in reversed(gates):
-        made.remove()
 
 
 @pytest.fixture

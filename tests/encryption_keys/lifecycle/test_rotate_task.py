@@ -10,26 +10,12 @@ from django_tasks_db.models import DBTaskResult
 from encryption_keys import keyring
 from encryption_keys.envelope import peek_dek_id
 from encryption_keys.models import DataKey
-from tests.encryption_keys.test_tasks import KmsGate
 from tests.testapp.models import SealedNote
 
 PURPOSE = "debugger.payload"  # SealedNote's purpose
 NOTES = 6
 TASK = "encryption_keys.tasks.reencrypt_scope_job"
 WORKER = {"KMS_READ_TIMEOUT": "60"}  # a call the gate holds is slow, not lost
-
-
-@pytest.fixture
-def kms_gate(local_kms):
-    gates = []
-
-    def gate(operation, *, allow):
-        gates.append(KmsGate(local_kms._httpd, operation, allow=allow))
-        return gates[-1]
-
-    yield gate
-    for made in reversed(gates):
-        made.remove()
 
 
 @pytest.fixture
