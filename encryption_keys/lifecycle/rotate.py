@@ -115,24 +115,41 @@ def _batches(refs: list[RecordRef], size: int):
 
 
 def _reencrypt_batch(batch: list[RecordRef], result: ReencryptResult, unreadable_refs: set[tuple]) -> None:
+    """Re-seal one batch under the scope's fresh DEK. Every KMS call (Decrypt of the old DEKs, GenerateDataKey
+    of the fresh one) happens before the write transaction: on SQLite a transaction holds the whole database's
+    write lock, so a slow KMS call inside it would stall every other writer (ingest, workers starting up)."""
     model = batch[0].model
+    read: dict = {}  # pk -> {field: (envelope read, plaintext)}
+    rows = model._base_manager.in_bulk([ref.pk for ref in batch])
+    for ref in batch:
+        row = rows.get(ref.pk)
+        if row is None:  # deleted meanwhile
+            continue
+        for name in ref.fields:
+            sealed = getattr(row, name)
+            if not isinstance(sealed, SealedValue):
+                continue
+            revealed = sealed.reveal_or_error()
+            if not revealed.ok:
+                result.unreadable[revealed.error.code.value] += 1
+                unreadable_refs.add(_key(ref))
+                continue
+            read.setdefault(ref.pk, {})[name] = (sealed.envelope, revealed.value)
+    if not read:
+        return
+    keyring.active_cipher(rows[next(iter(read))].encryption_scope())  # the fresh DEK, leased for this process
     with transaction.atomic():
-        rows = model._base_manager.in_bulk([ref.pk for ref in batch])
-        for ref in batch:
-            row = rows.get(ref.pk)
-            if row is None:  # deleted meanwhile
+        current = model._base_manager.select_for_update().in_bulk(list(read))
+        for pk, fields in read.items():
+            row = current.get(pk)
+            if row is None:
                 continue
             changed = []
-            for name in ref.fields:
+            for name, (envelope, value) in fields.items():
                 sealed = getattr(row, name)
-                if not isinstance(sealed, SealedValue):
-                    continue
-                revealed = sealed.reveal_or_error()
-                if not revealed.ok:
-                    result.unreadable[revealed.error.code.value] += 1
-                    unreadable_refs.add(_key(ref))
-                    continue
-                setattr(row, name, revealed.value)  # sealed again on save, under the scope's fresh DEK
+                if not isinstance(sealed, SealedValue) or sealed.envelope != envelope:
+                    continue  # rewritten since it was read (under the fresh DEK): keep the newer value
+                setattr(row, name, value)  # sealed again on save, under the scope's fresh DEK
                 changed.append(name)
             if changed:
                 row.save(update_fields=changed)
