@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 
 from konnect_admin.api import api_v0, api_v1, api_v2
 from konnect_admin.middleware import organization_not_required
-from konnect_admin.views import audit, control_planes, dashboard, members, tokens
+from konnect_admin.views import audit, control_planes, dashboard, members, system_accounts, tokens
 
 
 class KonnectRegionConverter:
@@ -46,6 +46,23 @@ urlpatterns = [
     path("organization/members/roles/<int:pk>/revoke/", members.role_revoke, name="role_revoke"),
     path("organization/members/teams/", members.team_membership, name="team_membership"),
     path("organization/audit-log/", audit.audit_log, name="audit_log"),
+    path("organization/system-accounts/", system_accounts.system_account_list, name="system_account_list"),
+    path("organization/system-accounts/<uuid:pk>/", system_accounts.system_account_detail,
+         name="system_account_detail"),
+    path("organization/system-accounts/<uuid:pk>/edit/", system_accounts.system_account_update,
+         name="system_account_update"),
+    path("organization/system-accounts/<uuid:pk>/teams/", system_accounts.system_account_teams,
+         name="system_account_teams"),
+    path("organization/system-accounts/<uuid:pk>/roles/", system_accounts.system_account_role_assign,
+         name="system_account_role_assign"),
+    path("organization/system-accounts/<uuid:pk>/roles/<int:assignment_pk>/revoke/",
+         system_accounts.system_account_role_revoke, name="system_account_role_revoke"),
+    path("organization/system-accounts/<uuid:pk>/tokens/", system_accounts.system_account_token_create,
+         name="system_account_token_create"),
+    path("organization/system-accounts/<uuid:pk>/tokens/<int:token_pk>/revoke/",
+         system_accounts.system_account_token_revoke, name="system_account_token_revoke"),
+    path("organization/system-accounts/<uuid:pk>/delete/", system_accounts.system_account_delete,
+         name="system_account_delete"),
     path("", include("encryption_keys.urls")),
     path("", include("debugger.urls")),
     path("", include("vault.urls")),
