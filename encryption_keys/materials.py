@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from encryption_keys import key_state, kms
+from encryption_keys.envelope import ErrorCode
 from encryption_keys.models import EncryptionKey
 from konnect_admin.models import Organization
 
@@ -89,28 +90,33 @@ def _wrapping_key(*, organization: Organization, region: str, cmek_id: str) -> E
     return key
 
 
-def _observe(key_arn: str, operation: str, call):
-    try:
-        result = call()
-    except kms.KmsError as error:
-        key_state.observed_failure(key_arn=key_arn, error=error, operation=operation)
-        raise
-    key_state.observed_success(key_arn=key_arn)
-    return result
+# What Decrypt answers for a ciphertext that is not ours to open: another organization's or region's (KMS
+# checks the encryption context, and a key of another region is AccessDenied, as in AWS), or garbage.
+_NOT_THIS_ORGANIZATIONS = frozenset({ErrorCode.INTEGRITY, ErrorCode.KEY_ACCESS_DENIED, ErrorCode.KEY_NOT_FOUND})
 
 
 def encryption_material(*, organization: Organization, region: str, cmek_id: str = EncryptionKey.API_ID) -> dict:
     """A fresh AES-256 data key from GenerateDataKey: both halves base64-encoded, as Kong's schema says."""
     key = _wrapping_key(organization=organization, region=region, cmek_id=cmek_id)
-    plaintext, wrapped = _observe(key.key_arn, "GenerateDataKey", lambda: kms.generate_data_key(
-        key_arn=key.key_arn, context=encryption_context(organization_id=organization.pk, region=region),
-        organization_id=organization.pk))
+    try:
+        plaintext, wrapped = kms.generate_data_key(
+            key_arn=key.key_arn, context=encryption_context(organization_id=organization.pk, region=region),
+            organization_id=organization.pk)
+    except kms.KmsError as error:
+        # No caller input reached KMS: a key-state error here is about the key (key_state.py).
+        key_state.observed_failure(key_arn=key.key_arn, error=error, operation="GenerateDataKey")
+        raise
+    key_state.observed_success(key_arn=key.key_arn)
     return {"encrypted_data_key": base64.b64encode(wrapped).decode(),
             "plaintext_data_key": base64.b64encode(plaintext).decode()}
 
 
 def decryption_material(*, organization: Organization, region: str, encrypted_data_key: str) -> dict:
-    """The plaintext of a data key that `encryption_material` wrapped for this organization and region."""
+    """The plaintext of a data key that `encryption_material` wrapped for this organization and region.
+
+    The ciphertext is the caller's, so what Decrypt says about it is never taken as news about the key's health
+    (a forged blob must not mark the organization's CMEK "access denied"); a refusal is a 400 unless the key's
+    stored status already says the key itself is unusable (then the usual 409 of that status)."""
     try:
         wrapped = base64.b64decode(encrypted_data_key.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -121,12 +127,11 @@ def decryption_material(*, organization: Organization, region: str, encrypted_da
                                field="encrypted_data_key")
     key = _wrapping_key(organization=organization, region=region, cmek_id=EncryptionKey.API_ID)
     try:
-        plaintext = _observe(key.key_arn, "Decrypt", lambda: kms.decrypt(
-            key_arn=key.key_arn, wrapped=wrapped,
-            context=encryption_context(organization_id=organization.pk, region=region),
-            organization_id=organization.pk))
+        plaintext = kms.decrypt(key_arn=key.key_arn, wrapped=wrapped,
+                                context=encryption_context(organization_id=organization.pk, region=region),
+                                organization_id=organization.pk)
     except kms.KmsError as error:
-        if error.code.value != "integrity":
+        if error.code not in _NOT_THIS_ORGANIZATIONS or not key.is_usable:
             raise
         raise MaterialsRefused(
             "encrypted_data_key was not issued to this organization in this region under its current CMEK, or is "

@@ -4,6 +4,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from konnect_admin import system_accounts as accounts
@@ -124,6 +125,7 @@ def system_account_role_revoke(request, pk, assignment_pk):
     return redirect("system_account_detail", pk=account.pk)
 
 
+@never_cache  # the response carries the token's text
 @require_POST
 def system_account_token_create(request, pk):
     account = _account(request, pk)
