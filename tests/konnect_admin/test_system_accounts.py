@@ -256,3 +256,16 @@ def test_pages_are_for_org_admins_of_the_same_organization(login, org, other_org
 def test_create_form_errors_without_javascript(login, org_admin, account):
     response = login(org_admin).post(reverse("system_account_list"), {"name": "terraform-ci"})
     assert response.status_code == 400 and "already exists" in response.content.decode()
+
+
+def test_spat_token_on_the_blob_api(client, org, org_admin, account):
+    _token, text = spat(account, org_admin)
+    url = "/api/us/v0/blobs/ci-artifact"
+    refused = client.put(url, b"bytes", content_type="application/octet-stream", headers=bearer(text))
+    assert refused.status_code == 403
+    accounts.system_account_team_set(account=account, actor=org_admin,
+                                     team=Team.objects.get(organization=org, predefined_role=Role.ORG_ADMIN),
+                                     member=True)
+    stored = client.put(url, b"bytes", content_type="application/octet-stream", headers=bearer(text))
+    assert stored.status_code == 202, stored.content
+    assert client.get(url, headers=bearer(text)).content == b"bytes"
