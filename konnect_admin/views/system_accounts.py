@@ -13,6 +13,9 @@ from konnect_admin.models import RoleAssignment, SystemAccountAccessToken, Team
 from konnect_admin.tokens import access_token_lifetime
 from konnect_admin.views.pages import render_page
 
+# The details form on the same page has a `name` field too: the token form's fields are `token-…`.
+TOKEN_FORM_PREFIX = "token"  # noqa: S105 - a form prefix, not a secret
+
 
 def _form_status(request) -> int:
     return 422 if request.htmx else 400
@@ -51,7 +54,7 @@ def _detail_context(request, account, **overrides):
         "assignments": RoleAssignment.objects.filter(organization=organization, user=account.user)
         .select_related("control_plane"),
         "tokens": account.access_tokens.all(),
-        "token_form": TokenForm(lifetime=access_token_lifetime()),
+        "token_form": TokenForm(lifetime=access_token_lifetime(), prefix=TOKEN_FORM_PREFIX),
         "new_token": None,
     }
     context.update(overrides)
@@ -129,7 +132,7 @@ def system_account_role_revoke(request, pk, assignment_pk):
 @require_POST
 def system_account_token_create(request, pk):
     account = _account(request, pk)
-    form = TokenForm(request.POST, lifetime=access_token_lifetime())
+    form = TokenForm(request.POST, lifetime=access_token_lifetime(), prefix=TOKEN_FORM_PREFIX)
     if not form.is_valid():
         return render_page(request, "konnect_admin/system_account_detail.html",
                            _detail_context(request, account, token_form=form), partial="tokens",

@@ -109,7 +109,7 @@ RULES: dict[str, Rule] = {
     "system_account_role_assign": Rule("POST", {"org_admin"}, ("system_account",), {"role": "cp_viewer"}),
     "system_account_role_revoke": Rule("POST", {"org_admin"}, ("system_account", "sa_assignment")),
     "system_account_token_create": Rule("POST", {"org_admin"}, ("system_account",),
-                                        {"name": "t", "expires_in_days": "90"}),
+                                        {"token-name": "t", "token-expires_in_days": "90"}),
     "system_account_token_revoke": Rule("POST", {"org_admin"}, ("system_account", "sa_token")),
     "system_account_delete": Rule("GET", {"org_admin"}, ("system_account",)),
 }

@@ -220,7 +220,7 @@ def test_org_admin_manages_system_accounts_from_the_pages(login, org, org_admin,
     assert bad.status_code == 400 and "organization-wide" in bad.content.decode()
 
     created = client.post(reverse("system_account_token_create", args=[account.pk]),
-                          {"name": "prod", "expires_in_days": "90"}, headers={"HX-Request": "true"})
+                          {"token-name": "prod", "token-expires_in_days": "90"}, headers={"HX-Request": "true"})
     text = created.context["new_token"]
     assert created.status_code == 201 and text.startswith("spat_") and text in created.content.decode()
     assert created.content.decode().lstrip().startswith('<section class="card" id="tokens">')
@@ -249,7 +249,7 @@ def test_pages_are_for_org_admins_of_the_same_organization(login, org, other_org
     other = login(other_org_admin)
     assert other.get(reverse("system_account_detail", args=[account.pk])).status_code == 404
     assert other.post(reverse("system_account_token_create", args=[account.pk]),
-                      {"name": "x", "expires_in_days": "90"}).status_code == 404
+                      {"token-name": "x", "token-expires_in_days": "90"}).status_code == 404
     assert not SystemAccountAccessToken.objects.exists()
 
 
