@@ -28,7 +28,12 @@ from debugger.schemas import (
     SessionOut,
     TracesIn,
 )
-from konnect_admin.api import DataPlaneTokenAuth, PersonalAccessTokenAuth, api_region
+from konnect_admin.api import (
+    DataPlaneTokenAuth,
+    PersonalAccessTokenAuth,
+    SystemAccountAccessTokenAuth,
+    api_region,
+)
 from konnect_admin.problems import BadRequest, invalid_parameter, problem_response
 
 INGEST_MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -72,8 +77,17 @@ class PersonalBlobAuth(PersonalAccessTokenAuth):
         return access_token
 
 
+class SystemAccountBlobAuth(SystemAccountAccessTokenAuth):
+    def authenticate(self, request, token):
+        access_token = super().authenticate(request, token)
+        if access_token is not None:
+            refuse_large_body(request, BLOB_MAX_BODY_BYTES)
+        return access_token
+
+
 ingest_router = Router(tags=["Debugger ingest"], auth=DataPlaneIngestAuth(max_body_bytes=INGEST_MAX_BODY_BYTES))
-blob_router = Router(tags=["Blobs"], auth=[DataPlaneIngestAuth(max_body_bytes=BLOB_MAX_BODY_BYTES), PersonalBlobAuth()])
+blob_router = Router(tags=["Blobs"], auth=[DataPlaneIngestAuth(max_body_bytes=BLOB_MAX_BODY_BYTES), PersonalBlobAuth(),
+                                           SystemAccountBlobAuth()])
 
 
 def _session_out(session) -> dict:

@@ -1,4 +1,5 @@
-"""Konnect-compatible CMEK API: GET /cmeks, GET|PUT|DELETE /cmeks/default (one key per organization and region).
+"""Konnect-compatible CMEK API: GET /cmeks, GET|PUT|DELETE /cmeks/default (one key per organization and region),
+and the envelope materials, POST /materials/encryption and /materials/decryption (encryption_keys.materials).
 
 The region is the URL's (`/api/{region}/v0/`); the organization and user come from the personal access token.
 PUT runs the same verification checklist as the Link key form; a failed check is a 400 with `invalid_parameters`.
@@ -14,16 +15,19 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from django.http import Http404
-from ninja import Field, Query, Router, Schema, Status
+from django.views.decorators.cache import never_cache
+from ninja import Field, Header, Query, Router, Schema, Status
+from ninja.decorators import decorate_view
 
-from encryption_keys import selectors, services
+from encryption_keys import materials, selectors, services
 from encryption_keys.models import EncryptionKey
 from encryption_keys.verification import Checklist
-from konnect_admin.api import PersonalAccessTokenAuth, api_region
-from konnect_admin.permissions import Action
+from konnect_admin.api import PersonalAccessTokenAuth, SystemAccountAccessTokenAuth, api_region
+from konnect_admin.models import SystemAccountAccessToken
+from konnect_admin.permissions import Action, can
 from konnect_admin.problems import invalid_parameter, problem_response
 
-router = Router(tags=["CMEK"], auth=PersonalAccessTokenAuth())
+router = Router(tags=["CMEK"], auth=[PersonalAccessTokenAuth(), SystemAccountAccessTokenAuth()])
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -220,3 +224,80 @@ def delete_cmek(request, cmekId: str):  # noqa: N803
         raise Http404("No CMEK is linked in this region.")
     services.unlink_key(key=key, actor=request.user)
     return Status(204, None)
+
+
+# --- envelope materials ------------------------------------------------------------------------------------
+
+
+class EncryptionMaterial(Schema):
+    encrypted_data_key: str
+    plaintext_data_key: str
+
+
+class DecryptionMaterial(Schema):
+    plaintext_data_key: str
+
+
+class DecryptionMaterialRequest(Schema):
+    encrypted_data_key: str = Field(max_length=16384)
+
+
+def _materials_refusal(request):
+    """None when the caller may have envelope materials: a system account's token, with the Envelope Materials
+    role; else the 403 problem. Then one call counted against the organization's budget (429 past it)."""
+    request.body  # noqa: B018 - an oversized body is a 413 here too (api.py), though encryption takes none
+    if not isinstance(request.auth, SystemAccountAccessToken) or not can(
+        request.user, Action.ENVELOPE_MATERIALS, request.organization
+    ):
+        return problem_response(status=403, detail=(
+            "Envelope materials are only for system accounts holding the Envelope Materials role."))
+    try:
+        materials.rate_limit(organization=request.organization)
+    except materials.RateLimited as limited:
+        return problem_response(status=429, headers={"Retry-After": str(limited.retry_after)}, detail=(
+            f"This organization asked for envelope materials more than {limited.limit} times in "
+            f"{limited.window} seconds; retry after {limited.retry_after} seconds."))
+    except materials.RateLimitUnavailable:
+        return problem_response(status=503, headers={"Retry-After": "5"},
+                                detail="Envelope materials are unavailable for a moment; try again.")
+    return None
+
+
+def _materials_problem(refused: materials.MaterialsRefused):
+    extra = {"choices": [EncryptionKey.API_ID]} if refused.rule == "enum" else {}
+    return problem_response(status=refused.status, detail=refused.detail, invalid_parameters=[
+        invalid_parameter(refused.field, refused.detail, rule=refused.rule, source=refused.source, **extra)])
+
+
+@router.post("/materials/encryption", response={201: EncryptionMaterial}, operation_id="create-encryption-material",
+             summary="Create encryption material", tags=["Envelope Encryption"])
+@decorate_view(never_cache)
+def create_encryption_material(request, cmek_id: str = Header("default", alias="X-Konnect-CMEK-Id")):
+    """A fresh data key, wrapped under the organization's CMEK of this region: keep `encrypted_data_key` with the
+    data, use `plaintext_data_key` and throw it away. System accounts with the Envelope Materials role only."""
+    refusal = _materials_refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        material = materials.encryption_material(organization=request.organization, region=api_region(request),
+                                                 cmek_id=cmek_id)
+    except materials.MaterialsRefused as refused:
+        return _materials_problem(refused)
+    return Status(201, material)
+
+
+@router.post("/materials/decryption", response={201: DecryptionMaterial}, operation_id="create-decryption-material",
+             summary="Create decryption material", tags=["Envelope Encryption"])
+@decorate_view(never_cache)
+def create_decryption_material(request, payload: DecryptionMaterialRequest):
+    """The plaintext of a data key from /materials/encryption of this organization and region; a key wrapped for
+    another organization is refused (400). System accounts with the Envelope Materials role only."""
+    refusal = _materials_refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        material = materials.decryption_material(organization=request.organization, region=api_region(request),
+                                                 encrypted_data_key=payload.encrypted_data_key)
+    except materials.MaterialsRefused as refused:
+        return _materials_problem(refused)
+    return Status(201, material)

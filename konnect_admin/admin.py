@@ -23,6 +23,7 @@ from konnect_admin.models import (
     Organization,
     PersonalAccessToken,
     RoleAssignment,
+    SystemAccountAccessToken,
     Team,
     TeamMembership,
     User,
@@ -294,3 +295,20 @@ class DataPlaneTokenAdmin(TokenAdmin):
     @admin.display(description="organization")
     def organization(self, obj):
         return obj.control_plane.organization
+
+
+@admin.register(SystemAccountAccessToken)
+class SystemAccountAccessTokenAdmin(TokenAdmin):
+    list_display = ["name", "hint", "system_account", "organization", "created_by", "created_at", "expires_at",
+                    "last_used_at", "revoked_at"]
+    list_select_related = ["system_account__organization", "created_by"]
+    fields = ["name", "hint", "system_account", "organization", "created_by", "created_at", "expires_at",
+              "last_used_at", "revoked_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("digest")
+
+    @admin.display(description="organization")
+    def organization(self, obj):
+        return obj.system_account.organization

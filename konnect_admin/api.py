@@ -45,6 +45,24 @@ class PersonalAccessTokenAuth(HttpBearer):
         return access_token
 
 
+class SystemAccountAccessTokenAuth(HttpBearer):
+    """`Authorization: Bearer spat_…` → request.user (the system account's User) and request.organization.
+
+    Routers list it where Kong's specs accept `systemAccountAccessToken`; the operations then run exactly as for
+    a personal access token, with the system account's teams and roles."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        from konnect_admin import system_accounts
+
+        access_token = system_accounts.system_account_token_authenticate(token)
+        if access_token is None:
+            return None
+        request.user = access_token.system_account.user
+        request.organization = access_token.system_account.organization
+        request.system_account = access_token.system_account
+        return access_token
+
+
 class DataPlaneTokenAuth(HttpBearer):
     """`Authorization: Bearer kdpt_…` → request.control_plane of the data plane."""
 
@@ -187,4 +205,5 @@ def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
 
 api_not_found.organization_required = False  # an API answer, not a page: no organization switcher applies
 
-__all__ = ["PROBLEM_CONTENT_TYPE", "api_v0", "api_v1", "api_v2", "DataPlaneTokenAuth", "PersonalAccessTokenAuth"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "api_v0", "api_v1", "api_v2", "DataPlaneTokenAuth", "PersonalAccessTokenAuth",
+           "SystemAccountAccessTokenAuth"]

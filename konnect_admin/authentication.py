@@ -55,6 +55,13 @@ class EmailPasswordBackend(ModelBackend):
             return user
         return None
 
+    def user_can_authenticate(self, user) -> bool:
+        """A system account (konnect_admin.system_accounts) never signs in, nor keeps a session: Django asks this
+        both at log-in and when it loads the user of a session."""
+        from konnect_admin.system_accounts import is_system_account
+
+        return super().user_can_authenticate(user) and not is_system_account(user)
+
 
 def login_username(request, credentials: dict | None) -> str | None:
     """The account name axes counts failures under: the submitted email, trimmed and case-folded, so that

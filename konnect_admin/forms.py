@@ -2,7 +2,8 @@ from django import forms
 
 from konnect_admin.models import ControlPlane, Role, Team
 
-CONTROL_PLANE_ROLES = [(role.value, role.label) for role in Role if role not in (Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY)]
+CONTROL_PLANE_ROLES = [(role.value, role.label) for role in Role
+                       if role not in (Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY, Role.ENVELOPE_MATERIALS)]
 
 
 class LabelsField(forms.CharField):
@@ -56,7 +57,8 @@ class RoleAssignmentForm(forms.Form):
         super().__init__(*args, **kwargs)
         from konnect_admin.models import User
 
-        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization).order_by("email")
+        self.fields["user"].queryset = User.objects.filter(
+            memberships__organization=organization, system_account__isnull=True).order_by("email")
         self.fields["control_plane"].queryset = organization.control_planes.order_by("name")
 
 
@@ -71,7 +73,8 @@ class TeamMembershipForm(forms.Form):
         super().__init__(*args, **kwargs)
         from konnect_admin.models import User
 
-        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization).order_by("email")
+        self.fields["user"].queryset = User.objects.filter(memberships__organization=organization,
+                                                           system_account__isnull=True).order_by("email")
         self.fields["user"].label_from_instance = lambda user: user.email
         self.fields["team"].queryset = Team.objects.filter(organization=organization).order_by("name")
 
@@ -164,3 +167,34 @@ class AcceptInvitationForm(forms.Form):
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
+
+
+class SystemAccountForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What uses it, e.g. terraform-ci or billing-encryption.")
+    description = forms.CharField(max_length=250, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SystemAccountRoleForm(forms.Form):
+    """A role for a system account: a control-plane role (one control plane or `*`) or Envelope Materials (`*`)."""
+
+    role = forms.ChoiceField(choices=[(role.value, role.label) for role in Role
+                                      if role not in (Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY)])
+    control_plane = forms.ModelChoiceField(queryset=None, required=False, empty_label="* (all control planes)")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["control_plane"].queryset = organization.control_planes.order_by("name")
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("role") == Role.ENVELOPE_MATERIALS and cleaned.get("control_plane") is not None:
+            self.add_error("control_plane", "Envelope Materials is organization-wide: choose * (all control planes).")
+        return cleaned
+
+
+class SystemAccountTeamsForm(forms.Form):
+    teams = forms.ModelMultipleChoiceField(queryset=None, required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["teams"].queryset = Team.objects.filter(organization=organization).order_by("name")

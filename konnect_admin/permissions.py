@@ -41,6 +41,8 @@ class Action(StrEnum):
     DEBUG_SESSION_CREATE = "debug_session.create"
     VAULT_VIEW = "vault.view"
     VAULT_ADMIN = "vault.admin"
+    # Envelope materials (data keys in plaintext): system accounts holding the Envelope Materials role only.
+    ENVELOPE_MATERIALS = "envelope_materials.use"
 
 
 ORG_READERS = {Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY}
@@ -52,10 +54,13 @@ ORG_ACTIONS: dict[Action, set[Role]] = {
     Action.KEY_VIEW: ORG_READERS,
     Action.KEY_MANAGE: {Role.ORG_ADMIN},
     Action.CONTROL_PLANE_CREATE: {Role.ORG_ADMIN, Role.CP_CREATOR, Role.CP_ADMIN},
+    Action.ENVELOPE_MATERIALS: {Role.ENVELOPE_MATERIALS},
 }
 ANY_CP_ROLE = {Role.CP_ADMIN, Role.CP_CREATOR, Role.CP_VIEWER, Role.DEBUG_SESSION_CREATOR, Role.VAULT_ADMIN}
 # Held on `*`, these reach only the control planes the holder created.
 CREATED_ONLY = frozenset({Role.CP_CREATOR})
+# Organization-wide roles that reach no control plane at all.
+NO_CONTROL_PLANE = frozenset({Role.ENVELOPE_MATERIALS})
 # Roles that allow an action on a control plane, when held on that control plane or on `*`.
 # Organization admins may do everything; the read-only admin may read everything.
 CONTROL_PLANE_ACTIONS: dict[Action, set[Role]] = {
@@ -87,7 +92,7 @@ class Grants:
     @property
     def on_every_control_plane(self) -> set[Role]:
         """The `*` roles that reach every control plane of the organization."""
-        return self.everywhere - CREATED_ONLY
+        return self.everywhere - CREATED_ONLY - NO_CONTROL_PLANE
 
     def roles_on(self, control_plane_id: uuid.UUID | None) -> set[Role]:
         if control_plane_id is None:

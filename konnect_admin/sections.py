@@ -14,6 +14,12 @@ def access_tokens_menu(request):
     return {"label": "API tokens", "url": reverse("access_token_list")}
 
 
+def system_accounts_menu(request):
+    if request.organization is None or not can(request.user, Action.MEMBERS_MANAGE, request.organization):
+        return None
+    return {"label": "System accounts", "url": reverse("system_account_list")}
+
+
 def data_plane_tokens_section(request, control_plane):
     if not can(request.user, Action.CONTROL_PLANE_ADMIN, control_plane):
         return None

@@ -31,7 +31,7 @@ def control_plane_get(*, user: User, organization: Organization, pk, action: Act
 def member_list(*, user: User, organization: Organization) -> QuerySet[Membership]:
     require(user, Action.MEMBERS_VIEW, organization)
     return (
-        Membership.objects.filter(organization=organization)
+        Membership.objects.filter(organization=organization, user__system_account__isnull=True)
         .select_related("user")
         .order_by("user__email")
     )

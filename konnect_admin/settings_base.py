@@ -192,6 +192,9 @@ KMS_CALL_LOG_RETENTION_DAYS = env_int("KMS_CALL_LOG_RETENTION_DAYS", 90)
 
 # A password-reset link goes to one address at most once per this many seconds ("Forgot your password?").
 PASSWORD_RESET_EMAIL_INTERVAL = env_int("PASSWORD_RESET_EMAIL_INTERVAL", 300)
+# Envelope materials (POST /materials/encryption|decryption, system accounts only): calls per organization per window.
+ENVELOPE_MATERIALS_RATE_LIMIT = env_int("ENVELOPE_MATERIALS_RATE_LIMIT", 600)
+ENVELOPE_MATERIALS_RATE_WINDOW_SECONDS = env_int("ENVELOPE_MATERIALS_RATE_WINDOW_SECONDS", 60)
 # Hours an invitation link stays valid (single use; a resend replaces it).
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
 

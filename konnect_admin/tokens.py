@@ -17,7 +17,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from konnect_admin.models import ControlPlane, DataPlaneToken, Organization, PersonalAccessToken, User
+from konnect_admin.models import (
+    ControlPlane,
+    DataPlaneToken,
+    Organization,
+    PersonalAccessToken,
+    SystemAccountAccessToken,
+    User,
+)
 from konnect_admin.models.tokens import new_token, token_digest
 from konnect_admin.permissions import Action, require
 from konnect_admin.services import OPERATOR_CONSOLE, audit_record, require_operator
@@ -118,7 +125,8 @@ def data_plane_token_revoke(*, actor: User, token: DataPlaneToken) -> None:
 
 @transaction.atomic
 def token_force_revoke(
-    *, token: PersonalAccessToken | DataPlaneToken, operator: User, via: str = OPERATOR_CONSOLE
+    *, token: PersonalAccessToken | DataPlaneToken | SystemAccountAccessToken, operator: User,
+    via: str = OPERATOR_CONSOLE,
 ) -> bool:
     """A platform operator revokes any token (a leaked one, say), recorded in the tenant's audit log.
 
@@ -131,6 +139,8 @@ def token_force_revoke(
     token.save(update_fields=["revoked_at"])
     if isinstance(token, PersonalAccessToken):
         organization, action = token.organization, "access_token.revoked"
+    elif isinstance(token, SystemAccountAccessToken):
+        organization, action = token.system_account.organization, "system_account.token_revoked"
     else:
         organization, action = token.control_plane.organization, "data_plane_token.revoked"
     audit_record(actor=operator, organization=organization, action=action, target=token,

@@ -15,7 +15,12 @@ from django.urls import register_converter
 from ninja import Query, Router, Status
 from ninja.decorators import decorate_view
 
-from konnect_admin.api import DataPlaneTokenAuth, PersonalAccessTokenAuth, api_region
+from konnect_admin.api import (
+    DataPlaneTokenAuth,
+    PersonalAccessTokenAuth,
+    SystemAccountAccessTokenAuth,
+    api_region,
+)
 from konnect_admin.permissions import Action
 from konnect_admin.problems import problem_response
 from vault import resolution, selectors, services
@@ -50,7 +55,7 @@ class SecretKeyConverter:
 
 
 register_converter(SecretKeyConverter, "secret_key")
-router = Router(tags=["Config Stores"], auth=PersonalAccessTokenAuth())
+router = Router(tags=["Config Stores"], auth=[PersonalAccessTokenAuth(), SystemAccountAccessTokenAuth()])
 resolve_router = Router(tags=["Vault resolution"], auth=DataPlaneTokenAuth())
 
 STORES = "/control-planes/{controlPlaneId}/config-stores"

@@ -4,6 +4,7 @@ from konnect_admin.models.control_planes import ClusterType, ControlPlane, Regio
 from konnect_admin.models.invitations import Invitation
 from konnect_admin.models.organizations import Membership, Organization, User
 from konnect_admin.models.schedule import ScheduledRun
+from konnect_admin.models.system_accounts import SystemAccount, SystemAccountAccessToken
 from konnect_admin.models.tokens import DataPlaneToken, PersonalAccessToken
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "Role",
     "RoleAssignment",
     "ScheduledRun",
+    "SystemAccount",
+    "SystemAccountAccessToken",
     "Team",
     "TeamMembership",
     "User",

@@ -15,6 +15,8 @@ class Role(models.TextChoices):
     CP_VIEWER = "cp_viewer", "Control Plane Viewer"
     DEBUG_SESSION_CREATOR = "debug_session_creator", "Debug Session Creator"
     VAULT_ADMIN = "vault_admin", "Vault Admin"
+    # Organization-wide, for system accounts only: POST /materials/encryption and /materials/decryption.
+    ENVELOPE_MATERIALS = "envelope_materials", "Envelope Materials"
 
 
 ORGANIZATION_ROLES = frozenset({Role.ORG_ADMIN, Role.ORG_ADMIN_READ_ONLY})

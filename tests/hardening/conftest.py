@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from konnect_admin import services, tokens
+from konnect_admin import services, system_accounts, tokens
 from konnect_admin.invitations import invitation_issue
 from konnect_admin.models import Role, RoleAssignment
 from tests import factories, leaks
@@ -53,6 +53,11 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     assignment = RoleAssignment.objects.create(organization=org, user=member, role=Role.CP_VIEWER, control_plane=cp)
     invitation = invitation_issue(organization=org, actor=admin, email=f"invitee@{name.lower()}.test", teams=[],
                                   base_url="http://testserver")
+    # A system account holding only the Envelope Materials role, with a token.
+    system_account = system_accounts.system_account_create(organization=org, actor=admin, name=f"{name} automation")
+    sa_assignment = system_accounts.system_account_role_assign(account=system_account, actor=admin,
+                                                               role=Role.ENVELOPE_MATERIALS)
+    sa_token, sa_text = system_accounts.system_account_token_create(account=system_account, actor=admin, name="t")
     return {
         "org": org, "admin": admin, "cp": cp.pk, "session": session.pk, "trace_id": trace.trace_id,
         "payload_kind": "client_request", "store": store.pk, "secret": secret.pk, "vault": vault.pk, "key": key.pk,
@@ -61,6 +66,8 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
         "membership": member.memberships.get(organization=org).pk,
         "cp_object": cp, "pat_text": pat_text, "dp_text": dp_text, "key_arn": cmek_arn,
         "store_name": store.name, "marker": marker, "vault_value": vault_value,
+        "system_account": system_account.pk, "sa_assignment": sa_assignment.pk, "sa_token": sa_token.pk,
+        "sa_text": sa_text,
     }
 
 

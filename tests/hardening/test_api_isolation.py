@@ -22,7 +22,7 @@ from konnect_admin import tokens
 pytestmark = pytest.mark.django_db
 
 CALLERS = ["none", "dp_a", "member", "viewer", "debug_session_creator", "vault_admin", "cp_admin", "org_admin",
-           "other_org_admin", "dp_b"]
+           "other_org_admin", "dp_b", "sa_materials"]
 CP_VAULT_READERS = {"viewer", "vault_admin", "cp_admin", "org_admin"}
 CP_VAULT_WRITERS = {"vault_admin", "cp_admin", "org_admin"}
 # A person's blob is the organization's: storing one takes plaintext rights on `*` (the one-CP roles here lack them).
@@ -57,6 +57,10 @@ RULES: dict[str, tuple[set[str], dict | None]] = {
     "get-config-store-secret": (CP_VAULT_READERS, None),
     "update-config-store-secret": (CP_VAULT_WRITERS, {"value": "changed value"}),
     "delete-config-store-secret": (CP_VAULT_WRITERS, None),
+    # Envelope materials: system accounts with the Envelope Materials role only (not even an Organization Admin);
+    # `sa_materials` (a system account of A holding only that role) is denied everything else.
+    "create-encryption-material": ({"sa_materials"}, None),
+    "create-decryption-material": ({"sa_materials"}, {"encrypted_data_key": "AAAA"}),
 }
 
 
@@ -86,7 +90,7 @@ def path_for(path: str, tenant: dict) -> str:
 def callers(world):
     a, b, users = world["a"], world["b"], world["users"]
     bearer = {"none": None, "dp_a": a["dp_text"], "dp_b": b["dp_text"], "org_admin": a["pat_text"],
-              "other_org_admin": b["pat_text"]}
+              "other_org_admin": b["pat_text"], "sa_materials": a["sa_text"]}
     for role in ("member", "viewer", "debug_session_creator", "vault_admin", "cp_admin"):
         _token, bearer[role] = tokens.personal_access_token_create(user=users[role], organization=a["org"], name="t")
     return bearer

@@ -110,6 +110,16 @@ RULES: dict[str, Rule] = {
     "vault_entity_delete": Rule("GET", VAULT_WRITERS, ("cp", "vault")),
     "vault_protect_with_cmek": Rule("GET", KEY_ADMIN, ("cp",)),
     "vault_protection_job": Rule("GET", KEY_ADMIN, ("cp", "protection_job")),
+    "system_account_list": Rule("GET", ORG_ADMINS),
+    "system_account_detail": Rule("GET", {"org_admin"}, ("system_account",)),
+    "system_account_update": Rule("POST", {"org_admin"}, ("system_account",), {"name": "renamed"}),
+    "system_account_teams": Rule("POST", {"org_admin"}, ("system_account",)),
+    "system_account_role_assign": Rule("POST", {"org_admin"}, ("system_account",), {"role": "cp_viewer"}),
+    "system_account_role_revoke": Rule("POST", {"org_admin"}, ("system_account", "sa_assignment")),
+    "system_account_token_create": Rule("POST", {"org_admin"}, ("system_account",),
+                                        {"token-name": "t", "token-expires_in_days": "90"}),
+    "system_account_token_revoke": Rule("POST", {"org_admin"}, ("system_account", "sa_token")),
+    "system_account_delete": Rule("GET", {"org_admin"}, ("system_account",)),
 }
 
 

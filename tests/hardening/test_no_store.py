@@ -27,6 +27,7 @@ NO_STORE_PAGES = {
     "vault_config_store_delete", "vault_secret_create", "vault_secret_update", "vault_secret_delete",
     "vault_secret_status", "vault_entity_create", "vault_entity_update", "vault_entity_delete",
     "vault_protect_with_cmek", "vault_protection_job",
+    "system_account_token_create",  # shows the new token's text, once
 }
 # Pages that never decrypt anything (metadata of organizations, keys, members, tokens, audit).
 METADATA_PAGES = {
@@ -38,8 +39,12 @@ METADATA_PAGES = {
     "encryption_key_list", "encryption_key_link", "encryption_key_detail", "encryption_key_check",
     "encryption_key_unlink", "encryption_key_replace", "rewrap_job_detail", "rewrap_job_resume",
     "rewrap_job_list", "encryption_key_replacements",
+    "system_account_list", "system_account_detail", "system_account_update", "system_account_teams",
+    "system_account_role_assign", "system_account_role_revoke", "system_account_token_revoke",
+    "system_account_delete",
 }
-NO_STORE_OPERATIONS = {"debugger_api_get_blob", "resolve-vault-references"}
+NO_STORE_OPERATIONS = {"debugger_api_get_blob", "resolve-vault-references", "create-encryption-material",
+                       "create-decryption-material"}
 METADATA_OPERATIONS = {  # config-store secrets are write-only; ingest answers counts; CMEK answers key metadata
     "list-cmeks", "get-cmek", "put-cmek", "delete-cmek", "debugger_api_put_blob", "debugger_api_sessions_to_sample",
     "debugger_api_post_traces", "debugger_api_post_payloads", "debugger_api_post_logs",
@@ -97,3 +102,19 @@ def test_a_blob_and_a_resolved_secret_are_never_stored(world):
                                content_type="application/json")
     assert resolved.json()["results"][0]["value"] == a["vault_value"]
     assert "no-store" in resolved["Cache-Control"]
+
+
+def test_envelope_materials_are_never_stored(world):
+    from tests import leaks
+
+    a = world["a"]
+    system_account = Client(HTTP_AUTHORIZATION=f"Bearer {a['sa_text']}")
+    paths = {operation_id: path for operation_id, _, path in operations()}
+    material = system_account.post(paths["create-encryption-material"])
+    assert material.status_code == 201 and "no-store" in material["Cache-Control"]
+    leaks.plant(material.json()["plaintext_data_key"])
+    opened = system_account.post(paths["create-decryption-material"],
+                                 json.dumps({"encrypted_data_key": material.json()["encrypted_data_key"]}),
+                                 content_type="application/json")
+    assert opened.json() == {"plaintext_data_key": material.json()["plaintext_data_key"]}
+    assert "no-store" in opened["Cache-Control"]

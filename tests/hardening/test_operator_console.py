@@ -20,7 +20,7 @@ from django.db import transaction
 from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 
-from konnect_admin import services, tokens
+from konnect_admin import services, system_accounts, tokens
 from konnect_admin.models import (
     AuditEvent,
     ControlPlane,
@@ -30,6 +30,7 @@ from konnect_admin.models import (
     PersonalAccessToken,
     Role,
     RoleAssignment,
+    SystemAccountAccessToken,
     Team,
     TeamMembership,
     User,
@@ -60,6 +61,7 @@ RULES: dict[str, Rule] = {
     "konnect_admin.auditevent": READ,
     "konnect_admin.personalaccesstoken": Rule(frozenset({"view"}), frozenset({"force_revoke"})),
     "konnect_admin.dataplanetoken": Rule(frozenset({"view"}), frozenset({"force_revoke"})),
+    "konnect_admin.systemaccountaccesstoken": Rule(frozenset({"view"}), frozenset({"force_revoke"})),
     "encryption_keys.encryptionkey": READ,
     "encryption_keys.datakey": READ,
     "encryption_keys.kmscall": READ,
@@ -362,7 +364,9 @@ def test_operator_force_revokes_tokens_in_the_tenants_audit_log(operator, operat
     factories.grant(org_admin, org, Role.CP_ADMIN, control_plane)
     pat, pat_text = tokens.personal_access_token_create(user=org_admin, organization=org, name="ci")
     dpt, dpt_text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="gw")
-    for model, token in ((PersonalAccessToken, pat), (DataPlaneToken, dpt)):
+    account = system_accounts.system_account_create(organization=org, actor=org_admin, name="automation")
+    spat, spat_text = system_accounts.system_account_token_create(account=account, actor=org_admin, name="ci")
+    for model, token in ((PersonalAccessToken, pat), (DataPlaneToken, dpt), (SystemAccountAccessToken, spat)):
         for page in (operator.get(url(model, "changelist")), operator.get(url(model, "change", token.pk))):
             body = page.content.decode()
             assert page.status_code == 200 and token.hint in body
@@ -371,6 +375,10 @@ def test_operator_force_revokes_tokens_in_the_tenants_audit_log(operator, operat
 
     run_action(operator, PersonalAccessToken, "force_revoke", [pat])
     run_action(operator, DataPlaneToken, "force_revoke", [dpt])
+    run_action(operator, SystemAccountAccessToken, "force_revoke", [spat])
+    assert system_accounts.system_account_token_authenticate(spat_text) is None
+    [spat_event] = operator_events(org, "system_account.token_revoked", operator_user)
+    assert spat_event.details == {"via": "platform-admin", "forced": True} and spat_event.target_id == str(spat.pk)
 
     assert tokens.personal_access_token_authenticate(pat_text) is None
     assert tokens.data_plane_token_authenticate(dpt_text) is None
