@@ -143,8 +143,8 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         retryable=True,
         retry_hint="yes, automatically",
         remedy=(
-            "Usually nothing: it is temporary and retried automatically. If it lasts, check the AWS Health "
-            "Dashboard for KMS in the key's region."
+            "Try again in a moment: it is usually temporary. If it lasts, check the AWS Health Dashboard for KMS "
+            "in the key's region."
         ),
         key_status="unreachable",
     ),
