@@ -3,8 +3,10 @@
     /api/{region}/v1/debugger/…   ingest (DataPlaneTokenAuth, scoped to the token's control plane)
     /api/{region}/v0/blobs/{id}   Konnect's blob API (data-plane token or personal access token)
 
-Bodies above the limit are refused before they are parsed. A write that cannot get a data key
-stores nothing and answers 503 with Retry-After (the project's EnvelopeError handler).
+Bodies above the limit are refused before they are parsed. A write that cannot get a data key stores nothing
+and answers with the key error's code (`encryption_keys.error_reporting.problem_for`): 503 with Retry-After only
+for `kms_unavailable`; 409 without Retry-After for a key someone must fix (`key_disabled`, …), so a data plane
+honouring Retry-After never retries a disabled or deleted key forever.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from debugger.schemas import (
     SessionOut,
     TracesIn,
 )
+from encryption_keys.envelope import EnvelopeError
+from encryption_keys.error_reporting import answers_key_errors, problem_for
 from konnect_admin.api import (
     DataPlaneTokenAuth,
     PersonalAccessTokenAuth,
@@ -120,7 +124,7 @@ def _result_out(result: ingest.IngestResult) -> dict:
 
 
 def ingest_problems(view):
-    """Turn the ingest's refusals into problem+json (404 and EnvelopeError are handled API-wide)."""
+    """Turn the ingest's refusals into problem+json (404 is handled API-wide)."""
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -133,6 +137,8 @@ def ingest_problems(view):
             # Another request stored the same trace at the same moment; a retry reports it as a duplicate.
             return problem_response(status=409, detail="A concurrent request wrote the same data; retry.",
                                     code="concurrent_write", headers={"Retry-After": "1"})
+        except EnvelopeError as refused:
+            return problem_for(refused)
         except ingest.UnknownTraces as unknown:
             return problem_response(status=400, detail=str(unknown), invalid_parameters=[
                 invalid_parameter(f"payloads.{index}.trace_id", "is not a trace of this debug session")
@@ -199,6 +205,7 @@ def _blob_key(blob_id: str) -> str:
 
 
 @blob_router.put("/blobs/{blob_id}", response={202: None}, summary="Store a raw blob")
+@answers_key_errors
 def put_blob(
     request,
     blob_id: str,
@@ -216,6 +223,7 @@ def put_blob(
 
 
 @blob_router.get("/blobs/{blob_id}", summary="Get a raw blob")
+@answers_key_errors
 def get_blob(request, blob_id: str):
     """The decrypted blob, for the uploader's scope only (see debugger/blobs.py), as an opaque download.
 

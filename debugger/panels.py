@@ -1,19 +1,14 @@
-"""How revealed payloads and decryption errors are shown: pretty JSON, text, hex previews, error cards.
+"""How revealed payloads are shown: pretty JSON, text, hex previews.
 
-Nothing here decrypts; it shapes values already revealed, and explains errors by their stable code.
+Nothing here decrypts; it shapes values already revealed. Decryption errors are shown by the shared error card
+(`encryption_keys.error_reporting`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlsplit
-
-from django.conf import settings
-
-from encryption_keys.envelope import DecryptionError, ErrorCode
-from encryption_keys.models import DataKey, EncryptionKey
 
 PREVIEW_CHARS = 8 * 1024
 FULL_CHARS = 1024 * 1024
@@ -83,62 +78,3 @@ def _hex_view(body: bytes, *, full: bool) -> BodyView:
         ascii_text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
         rows.append((f"{offset:08x}", chunk.hex(" "), ascii_text))
     return BodyView(kind="binary", size=len(body), hex_rows=rows, truncated=len(body) > limit)
-
-
-# --- decryption-error cards ---------------------------------------------------------------------------------
-
-_ACTIONS = {
-    ErrorCode.KEY_DISABLED: "Re-enable the key in AWS KMS (console: Key actions → Enable, or aws kms enable-key). "
-                            "The data is readable again within {retry} seconds; nothing is lost.",
-    ErrorCode.KEY_PENDING_DELETION: "Cancel the scheduled deletion in AWS KMS (aws kms cancel-key-deletion) and "
-                                    "re-enable the key before the deletion date; after it, the data is gone for good.",
-    ErrorCode.KEY_ACCESS_DENIED: "Restore the platform's statement in the key policy (Organization settings → "
-                                 "Encryption keys shows the statement to copy).",
-    ErrorCode.KEY_NOT_FOUND: "Nothing can bring this data back. Delete the session to clean up.",
-    ErrorCode.KMS_UNAVAILABLE: "Nothing: this page retries by itself. If it lasts, check the AWS Health Dashboard "
-                               "for KMS in the key's region.",
-    ErrorCode.DATA_KEY_SHREDDED: "Nothing: the data was destroyed on purpose (session deleted or retention "
-                                 "expired) and cannot be recovered.",
-    ErrorCode.INTEGRITY: "Nothing can restore this value. If you see this on many values, contact support.",
-}
-
-
-@dataclass
-class ErrorCard:
-    code: str
-    title: str
-    message: str
-    action: str
-    retryable: bool
-    key_arn: str = ""
-    key_label: str = ""
-    deletion_date: datetime | None = None
-
-
-def error_card(error: DecryptionError, *, organization_id, data_key_id=None) -> ErrorCard:
-    """What happened, which key, and what the customer can do — never any ciphertext."""
-    key_arn = error.key_arn or ""
-    if not key_arn and data_key_id is not None and error.code is not ErrorCode.DATA_KEY_SHREDDED:
-        key_arn = DataKey.objects.filter(pk=data_key_id).values_list("wrapping_key_arn", flat=True).first() or ""
-    return ErrorCard(
-        code=error.code.value,
-        title=error.title,
-        message=error.message,
-        action=_ACTIONS[error.code].format(retry=max(settings.DATAKEY_FAILURE_TTL, 1)),
-        retryable=error.retryable,
-        key_arn=key_arn,
-        key_label=_key_label(key_arn, organization_id),
-        deletion_date=error.deletion_date,
-    )
-
-
-def _key_label(key_arn: str, organization_id) -> str:
-    if not key_arn:
-        return ""
-    name = EncryptionKey.objects.filter(organization_id=organization_id, key_arn=key_arn).values_list(
-        "name", flat=True).first()
-    if name:
-        return f"your customer-managed key “{name}”"
-    if key_arn in settings.PLATFORM_KMS_KEYS.values():
-        return "the platform key of this region"
-    return "a key no longer linked to this organization"

@@ -22,9 +22,10 @@ from debugger import selectors, services
 from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm
 from debugger.ingest import ENCRYPTED_STORE
 from debugger.models import SessionStatus
-from debugger.panels import body_view, error_card
+from debugger.panels import body_view
 from debugger.waterfall import waterfall
 from encryption_keys.envelope import DecryptionError
+from encryption_keys.error_reporting import error_card
 from encryption_keys.fields import SealedValue
 from konnect_admin.permissions import Action, can
 from konnect_admin.views.pages import paginate, render_page
@@ -196,6 +197,7 @@ def _revealed_context(request, capture, revealed, *, attempt: int) -> dict:
     if error is not None:
         logger.warning("debugger: %s payload of trace %s unreadable: %s", capture.kind, capture.trace.trace_id, error)
         card = error_card(error, organization_id=capture.trace.session.control_plane.organization_id,
+                          manages_keys=can(request.user, Action.KEY_MANAGE, request.organization),
                           data_key_id=_data_key_of(capture))
         return {"card": card, "auto_retry": card.retryable and attempt < MAX_AUTO_RETRIES,
                 "keys_url": _keys_url(request)}

@@ -20,6 +20,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from ninja.decorators import decorate_view
 
 from encryption_keys import materials, selectors, services
+from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.models import EncryptionKey
 from encryption_keys.verification import Checklist
 from konnect_admin.api import PersonalAccessTokenAuth, SystemAccountAccessTokenAuth, api_region
@@ -161,8 +162,10 @@ def get_cmek(request, cmekId: str):  # noqa: N803 - the spec's parameter name
 
 def _verification_problem(checklist: Checklist):
     if checklist.kms_unreachable:
-        return problem_response(status=503, detail="AWS KMS could not be reached to verify the key; try again.",
-                                code="kms_unavailable", headers={"Retry-After": "5"})
+        facts = ERROR_CODES[ErrorCode.KMS_UNAVAILABLE]
+        return problem_response(status=facts.http_status, detail="AWS KMS could not be reached to verify the key; "
+                                "try again.", code=ErrorCode.KMS_UNAVAILABLE.value,
+                                headers={"Retry-After": str(facts.retry_after)})
     params = [
         invalid_parameter("key_arn", f"{check.title}: {check.explanation} {check.fix}".strip(),
                           rule="is_arn" if check.id == "arn_syntax" else "invalid")

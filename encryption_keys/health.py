@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from encryption_keys import kms
-from encryption_keys.envelope import ErrorCode
+from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.geos import aws_region_of
 from encryption_keys.models import KeyStatus
 
@@ -25,24 +25,13 @@ REVOKED = frozenset({KeyStatus.DISABLED, KeyStatus.PENDING_DELETION, KeyStatus.A
 #: Statuses that earn an organization-wide banner.
 UNHEALTHY = REVOKED | {KeyStatus.UNREACHABLE}
 
-STATUS_OF_ERROR = {
-    ErrorCode.KEY_DISABLED: KeyStatus.DISABLED,
-    ErrorCode.KEY_PENDING_DELETION: KeyStatus.PENDING_DELETION,
-    ErrorCode.KEY_ACCESS_DENIED: KeyStatus.ACCESS_DENIED,
-    ErrorCode.KEY_NOT_FOUND: KeyStatus.NOT_FOUND,
-    ErrorCode.KMS_UNAVAILABLE: KeyStatus.UNREACHABLE,
-    ErrorCode.INTEGRITY: KeyStatus.ACCESS_DENIED,
-}
+#: The status a linked key takes when the key service answers a code (read from `envelope.ERROR_CODES`).
+STATUS_OF_ERROR = {code: KeyStatus(facts.key_status) for code, facts in ERROR_CODES.items() if facts.key_status}
 
 AFFECTED_DATA = "Debugger payload captures, Debugger request logs and Config Store (vault) secrets"
 
-WHAT_TO_DO = {
-    KeyStatus.DISABLED: "Re-enable the key in AWS KMS to restore access.",
-    KeyStatus.PENDING_DELETION: "Cancel the key deletion in AWS KMS and re-enable the key, or the data is lost for good.",
-    KeyStatus.ACCESS_DENIED: "Restore the platform's statement in the key policy (see the key page).",
-    KeyStatus.NOT_FOUND: "The key no longer exists in AWS KMS; data it protects cannot be recovered.",
-    KeyStatus.UNREACHABLE: "AWS KMS could not be reached at the last check; this is usually temporary.",
-}
+#: What an Organization Admin does about a key in each unhealthy status: the remedy of the first code giving it.
+WHAT_TO_DO = {status: ERROR_CODES[code].remedy for code, status in reversed(STATUS_OF_ERROR.items())}
 
 
 @dataclass

@@ -18,7 +18,7 @@ from enum import StrEnum
 from django.conf import settings
 
 from encryption_keys import geos, health, kms
-from encryption_keys.envelope import ErrorCode
+from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from konnect_admin.models import Region
 
 PLATFORM_ACTIONS = [
@@ -108,8 +108,11 @@ _Outcome = tuple[Verdict, str, str] | tuple[Verdict, str, str, str]
 
 
 def _explain_kms_error(error: kms.KmsError, operation: str, run: _Run) -> tuple[str, str]:
+    """What a refusal means while linking, and its fix: the code's remedy (`envelope.ERROR_CODES`), except where
+    linking changes the advice (a key not found is most often a typo in the ARN; access is fixed with the
+    statement this page shows)."""
     org = run.organization_id
-    texts = {
+    link_time = {
         ErrorCode.KEY_NOT_FOUND: (
             f"KMS has no key with this ARN in account {run.arn.account}, region {run.arn.region}: "
             "it was deleted, or the ARN has a typo.",
@@ -121,19 +124,13 @@ def _explain_kms_error(error: kms.KmsError, operation: str, run: _Run) -> tuple[
                if operation in ("GenerateDataKey", "Decrypt") else "."),
             "Add the key-policy statements shown on this page, and remove any Deny that matches this organization.",
         ),
-        ErrorCode.KEY_DISABLED: ("The key is disabled in AWS KMS.", "Enable the key in AWS KMS."),
-        ErrorCode.KEY_PENDING_DELETION: (
-            "The key is pending deletion in AWS KMS.", "Cancel the key deletion and enable the key."
-        ),
-        ErrorCode.KMS_UNAVAILABLE: (
-            f"AWS KMS could not be reached or throttled {operation}.", "Try again in a moment."
-        ),
-        ErrorCode.INTEGRITY: (
-            "KMS returned a data key that did not decrypt back to itself.", "Try again; if it persists, contact support."
-        ),
+        ErrorCode.KEY_DISABLED: ("The key is disabled in AWS KMS.", ""),
+        ErrorCode.KEY_PENDING_DELETION: ("The key is pending deletion in AWS KMS.", ""),
+        ErrorCode.KMS_UNAVAILABLE: (f"AWS KMS could not be reached or throttled {operation}.", ""),
+        ErrorCode.INTEGRITY: ("KMS returned a data key that did not decrypt back to itself.", ""),
     }
-    explanation, fix = texts.get(error.code, (f"KMS refused {operation}.", "Check the key in AWS KMS."))
-    return f"{explanation} ({error.aws_code or error.code})", fix
+    explanation, fix = link_time.get(error.code, (f"KMS refused {operation}.", ""))
+    return f"{explanation} ({error.aws_code or error.code})", fix or ERROR_CODES[error.code].remedy
 
 
 def _arn_syntax(run: _Run) -> _Outcome:

@@ -25,7 +25,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from encryption_keys.envelope import EncryptionUnavailable, EnvelopeError
+from encryption_keys.envelope import EnvelopeError
 from konnect_admin import tokens
 from konnect_admin.problems import PROBLEM_CONTENT_TYPE, as_problem, invalid_parameters_from, problem_response
 from konnect_admin.services import LastOrganizationAdmin
@@ -121,11 +121,11 @@ def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
 
     @api.exception_handler(EnvelopeError)
     def encryption(request, exc: EnvelopeError):
-        # A write that could not get a data key stored nothing; a read that cannot decrypt says why.
-        retryable = exc.retryable or isinstance(exc, EncryptionUnavailable)
-        headers = {"Retry-After": "5"} if retryable else {}
-        status = 503 if retryable else 409
-        return _problem(status, exc.message, code=exc.code.value, title=exc.title, headers=headers)
+        # A write that could not get a data key stored nothing; a read that cannot decrypt says why. 503 and
+        # Retry-After only for kms_unavailable: a disabled or deleted key is a 409 nobody should retry blindly.
+        from encryption_keys.error_reporting import problem_for
+
+        return problem_for(exc)
 
     @api.exception_handler(LastOrganizationAdmin)
     def last_organization_admin(request, exc: LastOrganizationAdmin):

@@ -15,6 +15,7 @@ from django.urls import register_converter
 from ninja import Query, Router, Status
 from ninja.decorators import decorate_view
 
+from encryption_keys.error_reporting import answers_key_errors, problem_for
 from konnect_admin.api import (
     DataPlaneTokenAuth,
     PersonalAccessTokenAuth,
@@ -63,6 +64,8 @@ STORE = STORES + "/{configStoreId}"
 SECRETS = STORE + "/secrets"
 SECRET = SECRETS + "/{secret_key:key}"
 ERRORS = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 415: Problem, 503: Problem}
+# A write refused by the organization's key: 409 when someone must fix the key, 503 + Retry-After when it clears.
+WRITE_ERRORS = {**ERRORS, 409: Problem}
 _RULES = {"min_length": "min_length", "max_length": "max_length", "required": "required", "blank": "required",
           "null": "required", "unique": "invalid", "invalid": "invalid"}
 
@@ -221,9 +224,10 @@ def list_config_store_secrets(request, controlPlaneId: str, configStoreId: str):
     return Status(200, {"data": items, "meta": meta})
 
 
-@router.post(SECRETS, response={201: ConfigStoreSecretOut, **ERRORS}, operation_id="create-config-store-secret",
+@router.post(SECRETS, response={201: ConfigStoreSecretOut, **WRITE_ERRORS}, operation_id="create-config-store-secret",
              summary="Create Config Store Secret", tags=["Config Store Secrets"])
 @decorate_view(json_only)
+@answers_key_errors
 def create_config_store_secret(request, controlPlaneId: str, configStoreId: str,  # noqa: N803
                                payload: CreateConfigStoreSecret):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
@@ -242,10 +246,11 @@ def get_config_store_secret(request, controlPlaneId: str, configStoreId: str, ke
     return Status(200, selectors.secret_get(user=request.user, store=store, key=key))
 
 
-@router.put(SECRET, response={200: ConfigStoreSecretOut, 201: ConfigStoreSecretOut, **ERRORS},
+@router.put(SECRET, response={200: ConfigStoreSecretOut, 201: ConfigStoreSecretOut, **WRITE_ERRORS},
             operation_id="update-config-store-secret", summary="Update Config Store Secret",
             tags=["Config Store Secrets"], description="Replaces the value of a secret, or creates it (201).")
 @decorate_view(json_only)
+@answers_key_errors
 def update_config_store_secret(request, controlPlaneId: str, configStoreId: str, key: str,  # noqa: N803
                                payload: UpdateConfigStoreSecret):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
@@ -277,8 +282,9 @@ At most 100 references per call; values of one call are decrypted together (one 
 `key_pending_deletion`, `key_access_denied`, `key_not_found`, `kms_unavailable`, `data_key_shredded`, `integrity`.
 
 **When every reference fails because of the key** (none failed for another reason), the answer is a
-problem+json with the key error's `code` instead: **503** with `Retry-After` when retrying helps
-(`kms_unavailable`), **409** otherwise (e.g. `key_disabled`).
+problem+json with the key error's `code` and `retryable` instead: **503** with `Retry-After` when retrying helps
+by itself (`kms_unavailable`), **409** without `Retry-After` otherwise (e.g. `key_disabled`: someone must fix the
+key first; a client that retried on a timer would retry a deleted key forever).
 
 Every reference asked for is recorded with its outcome (never the value). Answers carrying values have
 `Cache-Control: no-store`.
@@ -297,7 +303,7 @@ def resolve(request, response: HttpResponse, payload: ResolveRequest):
                                          references=payload.references)
     response["Cache-Control"] = "no-store"
     if all(result.cause is not None for result in results):
-        raise results[0].cause
+        return problem_for(results[0].cause)
     return Status(200, {"results": [
         {"reference": r.reference, "value": r.value, "error": r.error.as_dict() if r.error else None} for r in results
     ]})

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from encryption_keys.envelope import EnvelopeError
+from encryption_keys.error_reporting import error_card
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
 from vault import selectors, services
@@ -145,9 +146,18 @@ def secret_list(request, pk, store_pk):
 def secret_status(request, pk, store_pk, secret_pk):
     """Checks that the secret can be decrypted now ("readable" or the error code); never shows the value."""
     secret = _secret(request, pk, store_pk, secret_pk)
-    context = {"secret": secret, "status_error": selectors.secret_decryption_error(user=request.user, secret=secret)}
+    status_error = selectors.secret_decryption_error(user=request.user, secret=secret)
+    context = {"secret": secret, "status_error": status_error,
+               "card": _card(request, status_error, secret.store.control_plane) if status_error else None}
     template = "vault/secrets.html#status" if request.htmx else "vault/secret_status.html"
     return render(request, template, context)
+
+
+def _card(request, error: EnvelopeError, control_plane):
+    """The shared error card, with the advice for the reader's role (Organization Admins fix the key)."""
+    organization = control_plane.organization
+    return error_card(error, organization_id=organization.pk, manages_keys=can(request.user, Action.KEY_MANAGE,
+                                                                                organization))
 
 
 @never_cache
@@ -189,13 +199,14 @@ def secret_update(request, pk, store_pk, secret_pk):
 def _secret_form(request, store, form, *, secret=None, error=None):
     status = 200
     if error is not None:
-        status = 503
+        status = error.facts.http_status
     elif form.errors:
         status = _invalid(request)
-    context = {"store": store, "form": form, "secret": secret, "error": error}
+    card = _card(request, error, store.control_plane) if error is not None else None
+    context = {"store": store, "form": form, "secret": secret, "card": card}
     response = render_page(request, "vault/secret_form.html", context, partial="form", status=status)
-    if error is not None:
-        response["Retry-After"] = "5"
+    if error is not None and error.facts.retry_after:
+        response["Retry-After"] = str(error.facts.retry_after)
     return response
 
 

@@ -8,7 +8,15 @@ Layers, one module each: ``errors`` (typed, coded failures), ``format`` (the bin
 from .binding import KeyScope, aad_for, aad_v1
 from .cache import DataKeyCache
 from .cipher import KEY_SIZE, DataKeyCipher
-from .errors import DecryptionError, EncryptionUnavailable, EnvelopeError, ErrorCode, ScopeMismatch
+from .errors import (
+    ERROR_CODES,
+    CodeFacts,
+    DecryptionError,
+    EncryptionUnavailable,
+    EnvelopeError,
+    ErrorCode,
+    ScopeMismatch,
+)
 from .format import (
     CURRENT_VERSION,
     HEADER_SIZE,
@@ -26,6 +34,7 @@ from .format import (
 
 __all__ = [
     "CURRENT_VERSION",
+    "ERROR_CODES",
     "HEADER_SIZE",
     "KEY_SIZE",
     "NONCE_SIZE",
@@ -33,6 +42,7 @@ __all__ = [
     "TAG_SIZE",
     "VERSION_V1",
     "VERSION_V2",
+    "CodeFacts",
     "DataKeyCache",
     "DataKeyCipher",
     "DecryptionError",

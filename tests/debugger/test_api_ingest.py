@@ -245,8 +245,9 @@ def test_a_disabled_cmek_refuses_writes_without_storing_anything(dp_client, debu
         response = post_traces(dp_client, debug_session, [trace_json()])
     finally:
         local_kms.enable_key(linked_cmek)
-    assert response.status_code == 503
-    assert problem(response)["code"] == "key_disabled"
+    # Someone must re-enable the key: 409 and no Retry-After, so a data plane does not retry it on a timer.
+    assert response.status_code == 409 and "Retry-After" not in response
+    assert problem(response)["code"] == "key_disabled" and problem(response)["retryable"] is False
     assert debugger_rows() == {"Trace": 0, "Span": 0, "PayloadCapture": 0, "RequestLog": 0}
 
 
@@ -296,3 +297,25 @@ def test_not_a_number_is_refused(dp_client, debug_session):
     response = dp_client.post(f"{SESSIONS}/{debug_session.pk}/traces", body, content_type="application/json")
     assert response.status_code == 400
     assert not Trace.objects.exists()
+
+
+DENY_ALL = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}]}
+KEY_STATE_CHANGES = {
+    "key_disabled": local_kms.disable_key,
+    "key_pending_deletion": local_kms.schedule_key_deletion,
+    "key_access_denied": lambda arn: local_kms.put_key_policy(arn, DENY_ALL),
+    "key_not_found": local_kms.delete_key_material_or_key,
+}
+
+
+@pytest.mark.parametrize("code", list(KEY_STATE_CHANGES))
+def test_a_key_someone_must_fix_is_409_without_retry_after(dp_client, debug_session, linked_cmek, code):
+    """Every permanent key state refuses the write with its code and no Retry-After (one home:
+    `envelope.ERROR_CODES`), so a data plane drops the batch instead of retrying it on a timer."""
+    KEY_STATE_CHANGES[code](linked_cmek)
+    fresh_reader()
+    response = post_traces(dp_client, debug_session, [trace_json()])
+    assert response.status_code == 409 and "Retry-After" not in response
+    assert (problem(response)["code"], problem(response)["retryable"]) == (code, False)
+    assert debugger_rows() == {"Trace": 0, "Span": 0, "PayloadCapture": 0, "RequestLog": 0}

@@ -16,6 +16,7 @@ from debugger import services
 from debugger.models import PayloadCapture, RequestLog, Trace
 from encryption_keys import local_kms
 from encryption_keys.models import EncryptionKey
+from tests import factories
 from tests.debugger.conftest import BODY_SECRET, HEADER_SECRET, LOG_SECRET, PATH, QUERY_SECRET, fresh_reader
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +186,19 @@ def test_payloads_expire_after_three_days(debug_session, captured):
     capture = PayloadCapture.objects.first()
     assert capture.expires_at - capture.created_at == timedelta(days=3)  # not "within a minute of now": load-proof
     assert capture.created_at <= timezone.now()
+
+
+def test_the_card_tells_each_role_what_it_can_do(login, org, org_admin, control_plane, debug_session, captured,
+                                                 linked_cmek):
+    """An Organization Admin is told how to re-enable the key; a Debug Session Creator, who cannot, whom to ask."""
+    creator = factories.make_role_user(org, "debug_session_creator", control_plane)
+    local_kms.disable_key(linked_cmek)
+    fresh_reader()
+    panel = urls(debug_session, captured)["panel"]
+    admin_card = login(org_admin).get(panel, headers={"HX-Request": "true"}).content.decode()
+    fresh_reader()
+    creator_card = login(creator).get(panel, headers={"HX-Request": "true"}).content.decode()
+    assert card_code(admin_card) == card_code(creator_card) == "key_disabled"
+    assert "aws kms enable-key" in admin_card and "Ask an Organization Admin" not in admin_card
+    assert "Ask an Organization Admin" in creator_card and "aws kms enable-key" not in creator_card
+    assert BODY_SECRET not in admin_card + creator_card

@@ -4,6 +4,7 @@ and a record of every resolution (never the value)."""
 import copy
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from jsonschema import Draft202012Validator
 
@@ -13,7 +14,7 @@ from konnect_admin import tokens
 from tests import factories
 from tests.vault.conftest import make_secrets
 from vault import services
-from vault.models import SecretResolution
+from vault.models import Secret, SecretResolution
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +192,39 @@ def test_a_vault_whose_store_was_deleted(data_plane, org_admin, control_plane, p
 def test_the_contract_documents_the_choice(resolve_schema):
     assert "every reference fails because of the key" in resolve_schema["description"]
     assert {"200", "409", "503"} <= set(resolve_schema)
+
+
+DENY_ALL = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:*", "Resource": "*"}]}
+
+
+def _tamper(secret):
+    tampered = bytearray(bytes(Secret.objects.get(pk=secret.pk).value.envelope))
+    tampered[-1] ^= 0x01
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE vault_secret SET value = %s WHERE id = %s",
+                       [bytes(tampered), secret.pk.hex if connection.vendor == "sqlite" else secret.pk])
+
+
+BREAKS = {
+    "key_disabled": lambda secret, arn: local_kms.disable_key(arn),
+    "key_pending_deletion": lambda secret, arn: local_kms.schedule_key_deletion(arn),
+    "key_access_denied": lambda secret, arn: local_kms.put_key_policy(arn, DENY_ALL),
+    "key_not_found": lambda secret, arn: local_kms.delete_key_material_or_key(arn),
+    "integrity": lambda secret, arn: _tamper(secret),
+}
+
+
+@pytest.mark.parametrize("code", list(BREAKS))
+def test_every_permanent_code_is_409_without_retry_after(data_plane, org, org_admin, link_cmek, cmek, code):
+    link_cmek(org)
+    control_plane = platform.control_plane_create(organization=org, actor=org_admin, name="cmek-cp", region="us")
+    store = services.config_store_create(actor=org_admin, control_plane=control_plane, name="s")
+    [secret] = make_secrets(store, org_admin, api_key="the-value")
+    services.vault_create(actor=org_admin, control_plane=control_plane, prefix="vk", config_store=store)
+    BREAKS[code](secret, cmek)
+    keyring.reset_for_tests()
+    response = data_plane(control_plane).post("/vault/resolve", {"references": ["{vault://vk/api_key}"]})
+    assert response.status_code == 409 and "Retry-After" not in response
+    assert (response.json()["code"], response.json()["retryable"]) == (code, False)
+    assert b"the-value" not in response.content

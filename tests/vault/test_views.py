@@ -3,8 +3,11 @@
 import pytest
 from django.urls import reverse
 
+from encryption_keys import keyring, local_kms
 from encryption_keys.models import DataKey
+from konnect_admin import services as platform
 from konnect_admin.models import AuditEvent
+from tests import factories
 from tests.vault.conftest import MARKER, make_secrets
 from vault import services
 from vault.models import ConfigStore, Secret, Vault
@@ -206,3 +209,37 @@ def test_key_filter_with_a_nul_character_is_not_an_error(admin_client, org_admin
     make_secrets(store, org_admin, stripe="x")
     response = admin_client.get(reverse("vault_secret_list", args=[store.control_plane.pk, store.pk]), {"q": "st\x00"})
     assert response.status_code == 200 and b"stripe" in response.content
+
+
+def _cmek_store(org, org_admin, link_cmek):
+    """A config store of a control plane created after the CMEK was linked: its secrets are under the CMEK."""
+    link_cmek(org)
+    control_plane = platform.control_plane_create(organization=org, actor=org_admin, name="cmek-cp", region="us")
+    return services.config_store_create(actor=org_admin, control_plane=control_plane, name="s")
+
+
+def test_a_write_refused_by_a_disabled_key_is_409_with_the_card_and_no_retry_after(login, org, org_admin,
+                                                                                    link_cmek, cmek):
+    """The key must be re-enabled first: no Retry-After, and the shared card says so."""
+    store = _cmek_store(org, org_admin, link_cmek)
+    local_kms.disable_key(cmek)
+    keyring.reset_for_tests()
+    url = reverse("vault_secret_create", args=[store.control_plane.pk, store.pk])
+    response = login(org_admin).post(url, {"key": "k", "value": MARKER}, headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 409 and "Retry-After" not in response
+    assert 'data-code="key_disabled"' in html and "Nothing was saved" in html and "aws kms enable-key" in html
+    assert MARKER not in html and not Secret.objects.exists()
+
+
+def test_the_status_page_shows_the_shared_card_with_advice_for_the_role(client, org, org_admin, link_cmek, cmek):
+    store = _cmek_store(org, org_admin, link_cmek)
+    vault_admin = factories.make_role_user(org, "vault_admin", store.control_plane)
+    [secret] = make_secrets(store, org_admin, api_key=MARKER)
+    local_kms.disable_key(cmek)
+    keyring.reset_for_tests()
+    url = reverse("vault_secret_status", args=[store.control_plane.pk, store.pk, secret.pk])
+    client.force_login(vault_admin)
+    page = client.get(url).content.decode()
+    assert 'class="error-card key-error-card" role="alert" data-code="key_disabled"' in page
+    assert "Ask an Organization Admin" in page and "aws kms enable-key" not in page and MARKER not in page

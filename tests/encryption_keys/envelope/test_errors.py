@@ -8,7 +8,7 @@ from encryption_keys.envelope import (
     EnvelopeError,
     ErrorCode,
 )
-from encryption_keys.envelope.errors import _EXPLANATIONS
+from encryption_keys.envelope.errors import ERROR_CODES
 
 ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
 
@@ -26,7 +26,7 @@ def test_error_codes_are_the_stable_strings_of_the_design():
 
 
 def test_every_code_has_an_explanation():
-    assert set(_EXPLANATIONS) == set(ErrorCode)
+    assert set(ERROR_CODES) == set(ErrorCode)
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
