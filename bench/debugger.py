@@ -347,7 +347,8 @@ def _urlconf(store) -> str:
                                       traces=payload.traces, store=store)
         return Status(202, _result_out(result))
 
-    api = make_api(title="bench plaintext twin", version="0", namespace="bench-plain")
+    api = make_api(title="bench plaintext twin", version="0", namespace="bench-plain",
+                   url_version="v1-plaintext-twin")
     api.add_router("/debugger", router)
     module = types.ModuleType("bench_debugger_urls")
     module.urlpatterns = [

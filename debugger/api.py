@@ -18,7 +18,7 @@ from uuid import UUID
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
-from ninja import Header, Router, Status
+from ninja import Header, Path, Router, Status
 from ninja.errors import HttpError
 
 from debugger import blobs, ingest
@@ -38,7 +38,7 @@ from konnect_admin.api import (
     SystemAccountAccessTokenAuth,
     api_region,
 )
-from konnect_admin.problems import BadRequest, invalid_parameter, problem_response
+from konnect_admin.problems import BadRequest, Problem, invalid_parameter, problem_response
 
 INGEST_MAX_BODY_BYTES = 2 * 1024 * 1024
 BLOB_MAX_BODY_BYTES = blobs.MAX_BLOB_BYTES
@@ -204,33 +204,45 @@ def _blob_key(blob_id: str) -> str:
     return blob_id
 
 
-@blob_router.put("/blobs/{blob_id}", response={202: None}, summary="Store a raw blob")
+BLOB_ID = Path(..., description="Id of the Blob")
+RAW_BLOB = {"schema": {"type": "string", "format": "binary"}}
+
+
+@blob_router.put("/blobs/{blobId}", response={202: None, 400: Problem, 401: Problem, 403: Problem, 404: Problem,
+                                              413: Problem, 503: Problem},
+                 operation_id="put-blob", summary="Store a raw blob",
+                 openapi_extra={"requestBody": {"description": "Raw blob data", "required": True,
+                                                "content": {"*/*": RAW_BLOB}}})
 @answers_key_errors
 def put_blob(
     request,
-    blob_id: str,
+    blobId: str = BLOB_ID,  # noqa: N803 - the spec's parameter name
     expires_in: int = Header(blobs.DEFAULT_TTL_SECONDS, alias="X-Konnect-Expires-In", ge=1,
                              le=blobs.MAX_TTL_SECONDS),
     cmek_id: str = Header("default", alias="X-Konnect-CMEK-Id", pattern="^default$"),
 ):
     """Store the request body as a blob (encrypted under the organization's key), for `X-Konnect-Expires-In` seconds."""
     blobs.blob_put(
-        region=api_region(request), key=_blob_key(blob_id), data=request.body,
+        region=api_region(request), key=_blob_key(blobId), data=request.body,
         content_type=request.META.get("CONTENT_TYPE") or "application/octet-stream",
         ttl_seconds=expires_in, **_blob_caller(request),
     )
     return Status(202, None)
 
 
-@blob_router.get("/blobs/{blob_id}", summary="Get a raw blob")
+@blob_router.get("/blobs/{blobId}", response={200: None, 400: Problem, 401: Problem, 403: Problem, 404: Problem,
+                                              409: Problem, 503: Problem},
+                 operation_id="get-blob", summary="Get a raw blob",
+                 openapi_extra={"responses": {200: {"description": "The raw blob (always an opaque download)",
+                                                    "content": {"application/octet-stream": RAW_BLOB}}}})
 @answers_key_errors
-def get_blob(request, blob_id: str):
+def get_blob(request, blobId: str = BLOB_ID):  # noqa: N803 - the spec's parameter name
     """The decrypted blob, for the uploader's scope only (see debugger/blobs.py), as an opaque download.
 
     Always `application/octet-stream`, `Content-Disposition: attachment`, `X-Content-Type-Options: nosniff`
     and `Cache-Control: no-store`: a stored `text/html` or `image/svg+xml` never renders in a browser. The type
     the uploader declared is metadata, in `X-Konnect-Blob-Content-Type`."""
-    blob = blobs.blob_get(region=api_region(request), key=_blob_key(blob_id), **_blob_caller(request))
+    blob = blobs.blob_get(region=api_region(request), key=_blob_key(blobId), **_blob_caller(request))
     response = HttpResponse(blob.data.reveal(), content_type="application/octet-stream")
     response["Content-Disposition"] = "attachment"
     response["X-Content-Type-Options"] = "nosniff"

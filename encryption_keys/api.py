@@ -12,26 +12,45 @@ import binascii
 import json
 import uuid
 from datetime import datetime
+from typing import Annotated
 from urllib.parse import urlencode
 
 from django.http import Http404
 from django.views.decorators.cache import never_cache
-from ninja import Field, Header, Query, Router, Schema, Status
+from ninja import Field, Header, Path, Router, Schema, Status
 from ninja.decorators import decorate_view
+from pydantic import WithJsonSchema
 
 from encryption_keys import materials, selectors, services
 from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.models import EncryptionKey
 from encryption_keys.verification import Checklist
-from konnect_admin.api import PersonalAccessTokenAuth, SystemAccountAccessTokenAuth, api_region
+from konnect_admin.api import (
+    PAGE_AFTER,
+    PAGE_BEFORE,
+    PAGE_SIZE,
+    PersonalAccessTokenAuth,
+    SystemAccountAccessTokenAuth,
+    api_region,
+)
 from konnect_admin.models import SystemAccountAccessToken
 from konnect_admin.permissions import Action, can
-from konnect_admin.problems import invalid_parameter, problem_response
+from konnect_admin.problems import Problem, invalid_parameter, problem_response
 
 router = Router(tags=["CMEK"], auth=[PersonalAccessTokenAuth(), SystemAccountAccessTokenAuth()])
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+# Documented as Kong's enum; any other id stays a 404 problem (not a 400), as the provider's import expects.
+CmekId = Annotated[str, WithJsonSchema({"type": "string", "enum": ["default"], "default": "default"})]
+CMEK_ID = Path(..., description="Id of the CMEK")
+FILTER = {"name": "filter", "in": "query", "required": False, "style": "deepObject",
+          "description": "Filter CMEKs returned in the response: `filter[name]` (or `filter[name][eq]`) for an exact "
+                         "name, `filter[name][contains]` for part of it.",
+          "schema": {"type": "object", "properties": {"name": {"oneOf": [
+              {"type": "string"},
+              {"type": "object", "properties": {"contains": {"type": "string"}}, "required": ["contains"]},
+          ]}}}}
 
 
 class CMEK(Schema):
@@ -94,17 +113,15 @@ def _cursor_id(text: str) -> uuid.UUID:
     return uuid.UUID(data["id"])
 
 
-@router.get("/cmeks", response={200: ListCMEKs}, operation_id="list-cmeks", summary="List CMEKs")
-def list_cmeks(
-    request,
-    page_size: str | None = Query(None, alias="page[size]"),
-    page_after: str | None = Query(None, alias="page[after]"),
-    page_before: str | None = Query(None, alias="page[before]"),
-    filter_name: str | None = Query(None, alias="filter[name]"),
-    filter_name_eq: str | None = Query(None, alias="filter[name][eq]"),
-    filter_name_contains: str | None = Query(None, alias="filter[name][contains]"),
-):
+@router.get("/cmeks", response={200: ListCMEKs, 400: Problem, 401: Problem, 403: Problem},
+            operation_id="list-cmeks", summary="List CMEKs",
+            openapi_extra={"parameters": [PAGE_SIZE, PAGE_AFTER, PAGE_BEFORE, FILTER]})
+def list_cmeks(request):
     """The organization's CMEK of this region (at most one, `default`), with cursor pagination."""
+    query = request.GET
+    page_size, page_after, page_before = query.get("page[size]"), query.get("page[after]"), query.get("page[before]")
+    filter_name, filter_name_eq = query.get("filter[name]"), query.get("filter[name][eq]")
+    filter_name_contains = query.get("filter[name][contains]")
     size = DEFAULT_PAGE_SIZE
     if page_size:
         try:
@@ -151,8 +168,9 @@ def list_cmeks(
     return Status(200, {"data": [_cmek(key) for key in items], "meta": {"page": page}})
 
 
-@router.get("/cmeks/{cmekId}", response={200: CMEK}, operation_id="get-cmek", summary="Get a CMEK")
-def get_cmek(request, cmekId: str):  # noqa: N803 - the spec's parameter name
+@router.get("/cmeks/{cmekId}", response={200: CMEK, 401: Problem, 403: Problem, 404: Problem},
+            operation_id="get-cmek", summary="Get a CMEK")
+def get_cmek(request, cmekId: CmekId = CMEK_ID):  # noqa: N803 - the spec's parameter name
     _require_default(cmekId)
     key = selectors.key_for_region(user=request.user, organization=request.organization, region=api_region(request))
     if key is None:
@@ -193,8 +211,10 @@ def _replace(request, key: EncryptionKey, payload: PutCMEKBody):
     return Status(200, _cmek(EncryptionKey.objects.get(pk=key.pk)))
 
 
-@router.put("/cmeks/{cmekId}", response={200: CMEK}, operation_id="put-cmek", summary="Replace a CMEK")
-def put_cmek(request, cmekId: str, payload: PutCMEKBody):  # noqa: N803
+@router.put("/cmeks/{cmekId}", response={200: CMEK, 400: Problem, 401: Problem, 403: Problem, 404: Problem,
+                                         409: Problem, 503: Problem},
+            operation_id="put-cmek", summary="Replace a CMEK")
+def put_cmek(request, payload: PutCMEKBody, cmekId: CmekId = CMEK_ID):  # noqa: N803
     """Link the region's key (verified like the Link key form), rename it, or replace it with a new ARN."""
     _require_default(cmekId)
     organization = request.organization
@@ -217,8 +237,9 @@ def put_cmek(request, cmekId: str, payload: PutCMEKBody):  # noqa: N803
     return Status(200, _cmek(key))
 
 
-@router.delete("/cmeks/{cmekId}", response={204: None}, operation_id="delete-cmek", summary="Delete a CMEK")
-def delete_cmek(request, cmekId: str):  # noqa: N803
+@router.delete("/cmeks/{cmekId}", response={204: None, 401: Problem, 403: Problem, 404: Problem},
+               operation_id="delete-cmek", summary="Delete a CMEK")
+def delete_cmek(request, cmekId: CmekId = CMEK_ID):  # noqa: N803
     """Unlink: new data goes back under the platform key; data keys wrapped by this key stay so."""
     _require_default(cmekId)
     key = selectors.key_for_region(user=request.user, organization=request.organization, region=api_region(request),
@@ -272,7 +293,11 @@ def _materials_problem(refused: materials.MaterialsRefused):
         invalid_parameter(refused.field, refused.detail, rule=refused.rule, source=refused.source, **extra)])
 
 
-@router.post("/materials/encryption", response={201: EncryptionMaterial}, operation_id="create-encryption-material",
+MATERIALS_ERRORS = {400: Problem, 401: Problem, 403: Problem, 409: Problem, 429: Problem, 503: Problem}
+
+
+@router.post("/materials/encryption", response={201: EncryptionMaterial, **MATERIALS_ERRORS},
+             operation_id="create-encryption-material",
              summary="Create encryption material", tags=["Envelope Encryption"])
 @decorate_view(never_cache)
 def create_encryption_material(request, cmek_id: str = Header("default", alias="X-Konnect-CMEK-Id")):
@@ -289,7 +314,8 @@ def create_encryption_material(request, cmek_id: str = Header("default", alias="
     return Status(201, material)
 
 
-@router.post("/materials/decryption", response={201: DecryptionMaterial}, operation_id="create-decryption-material",
+@router.post("/materials/decryption", response={201: DecryptionMaterial, **MATERIALS_ERRORS},
+             operation_id="create-decryption-material",
              summary="Create decryption material", tags=["Envelope Encryption"])
 @decorate_view(never_cache)
 def create_decryption_material(request, payload: DecryptionMaterialRequest):

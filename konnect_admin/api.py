@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from typing import Annotated
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
@@ -24,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.security import HttpBearer
+from pydantic import WithJsonSchema
 
 from encryption_keys.envelope import EnvelopeError
 from konnect_admin import tokens
@@ -33,8 +35,27 @@ from konnect_admin.services import LastOrganizationAdmin
 logger = logging.getLogger(__name__)
 
 
-class PersonalAccessTokenAuth(HttpBearer):
+# Auth class name → the security scheme name Kong's specs use (the served documents name schemes this way).
+SECURITY_SCHEMES: dict[str, str] = {}
+
+
+class KonnectBearer(HttpBearer):
+    """A bearer auth whose OpenAPI security scheme carries Kong's name (`security_scheme_name`), not the class name.
+    (ninja copies every `openapi_*` attribute into the scheme.)"""
+
+    security_scheme_name = ""
+    openapi_bearerFormat = "Token"  # noqa: N815 - the OpenAPI field's name
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        SECURITY_SCHEMES[cls.__name__] = cls.security_scheme_name
+
+
+class PersonalAccessTokenAuth(KonnectBearer):
     """`Authorization: Bearer kpat_…` → request.user and request.organization of the token."""
+
+    security_scheme_name = "personalAccessToken"
+    openapi_description = "A personal access token (`Authorization: Bearer kpat_…`), created on the Access tokens page."
 
     def authenticate(self, request: HttpRequest, token: str):
         access_token = tokens.personal_access_token_authenticate(token)
@@ -45,11 +66,13 @@ class PersonalAccessTokenAuth(HttpBearer):
         return access_token
 
 
-class SystemAccountAccessTokenAuth(HttpBearer):
+class SystemAccountAccessTokenAuth(KonnectBearer):
     """`Authorization: Bearer spat_…` → request.user (the system account's User) and request.organization.
 
     Routers list it where Kong's specs accept `systemAccountAccessToken`; the operations then run exactly as for
     a personal access token, with the system account's teams and roles."""
+
+    security_scheme_name = "systemAccountAccessToken"
 
     def authenticate(self, request: HttpRequest, token: str):
         from konnect_admin import system_accounts
@@ -63,8 +86,11 @@ class SystemAccountAccessTokenAuth(HttpBearer):
         return access_token
 
 
-class DataPlaneTokenAuth(HttpBearer):
+class DataPlaneTokenAuth(KonnectBearer):
     """`Authorization: Bearer kdpt_…` → request.control_plane of the data plane."""
+
+    security_scheme_name = "dataPlaneToken"
+    openapi_description = "A data-plane token (`Authorization: Bearer kdpt_…`) of one control plane (not in Kong's specs)."
 
     def authenticate(self, request: HttpRequest, token: str):
         data_plane_token = tokens.data_plane_token_authenticate(token)
@@ -142,8 +168,97 @@ def install_problem_handlers(api: NinjaAPI) -> NinjaAPI:
     return api
 
 
-def make_api(*, title: str, version: str, namespace: str, description: str = "") -> NinjaAPI:
-    api = NinjaAPI(
+# Kong's server list (descriptions as in its specs); the document served in a region lists that region first.
+REGIONS = {
+    "us": "United-States Production region",
+    "eu": "Europe Production region",
+    "au": "Australia Production region",
+    "me": "Middle-East Production region",
+    "in": "India Production region",
+    "sg": "Singapore Production region",
+}
+PROBLEM_SCHEMA = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem in Kong's shape (BaseError; a 400 adds `invalid_parameters`).",
+    "type": "object",
+    "properties": {
+        "status": {"type": "integer"},
+        "title": {"type": "string"},
+        "type": {"type": "string"},
+        "instance": {"type": "string"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "invalid_parameters": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["field", "reason"],
+            "properties": {"field": {"type": "string"}, "rule": {"type": ["string", "null"]},
+                           "source": {"type": "string"}, "reason": {"type": "string"},
+                           "minimum": {"type": "integer"}, "maximum": {"type": "integer"}},
+        }},
+    },
+    "required": ["status", "title", "instance", "detail"],
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+# Kong's shared parameters (documented with `openapi_extra`; the views parse them from request.GET themselves, so
+# their refusals are Kong's 400s with `invalid_parameters`, and an empty value means "the default", as Kong allows).
+PAGE_SIZE = {"name": "page[size]", "in": "query", "required": False, "allowEmptyValue": True,
+             "description": "The maximum number of items to include per page. The last page of a collection may "
+                            "include fewer items.", "schema": {"type": "integer", "example": 10}}
+PAGE_AFTER = {"name": "page[after]", "in": "query", "required": False, "allowEmptyValue": True,
+              "description": "Request the next page of data, starting with the item after this parameter.",
+              "schema": {"type": "string"}}
+PAGE_BEFORE = {"name": "page[before]", "in": "query", "required": False, "allowEmptyValue": True,
+               "description": "Request the next page of data, starting with the item before this parameter.",
+               "schema": {"type": "string"}}
+# A path id documented as Kong's `format: uuid` but parsed by the view: a malformed id is a 404, like an unknown one.
+UuidText = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+
+
+class KonnectAPI(NinjaAPI):
+    """A NinjaAPI whose OpenAPI document reads like Kong's: a server per region (`/api/{region}/vN`), paths relative
+    to it, security schemes under Kong's names, and every error response documented as application/problem+json."""
+
+    def __init__(self, *, url_version: str, **kwargs):
+        super().__init__(**kwargs)
+        self.url_version = url_version
+
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        document = super().get_openapi_schema(path_prefix="" if path_prefix is None else path_prefix,
+                                              path_params=path_params)
+        region = (path_params or {}).get("region", "us")
+        document["servers"] = [
+            {"url": f"/api/{name}/{self.url_version}", "description": description}
+            for name, description in sorted(REGIONS.items(), key=lambda item: item[0] != region)
+        ]
+        components = document.setdefault("components", {})
+        schemes = {}
+        for class_name, scheme in components.pop("securitySchemes", {}).items():
+            name = SECURITY_SCHEMES.get(class_name, class_name)
+            schemes[name] = scheme
+        if schemes:
+            components["securitySchemes"] = schemes
+        problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        for path_item in document["paths"].values():
+            for method, operation in path_item.items():
+                if method not in HTTP_METHODS:
+                    continue
+                for status, response in operation["responses"].items():
+                    if int(status) >= 400:
+                        response["content"] = problem
+                if "security" in operation:
+                    named = []
+                    for requirement in operation["security"]:
+                        requirement = {SECURITY_SCHEMES.get(k, k): v for k, v in requirement.items()}
+                        if requirement not in named:
+                            named.append(requirement)
+                    operation["security"] = named
+        return document
+
+
+def make_api(*, title: str, version: str, namespace: str, url_version: str, description: str = "") -> NinjaAPI:
+    api = KonnectAPI(
+        url_version=url_version,
         title=title,
         version=version,
         description=description,
@@ -154,10 +269,10 @@ def make_api(*, title: str, version: str, namespace: str, description: str = "")
     return install_problem_handlers(api)
 
 
-api_v0 = make_api(title="Konnect Admin CMEK and Blob API", version="0.0.1", namespace="api-v0")
-api_v1 = make_api(title="Konnect Admin data-plane API", version="1.0.0", namespace="api-v1",
+api_v0 = make_api(title="Konnect Admin CMEK and Blob API", version="0.0.1", namespace="api-v0", url_version="v0")
+api_v1 = make_api(title="Konnect Admin data-plane API", version="1.0.0", namespace="api-v1", url_version="v1",
                   description="Debugger ingest and vault secret resolution for gateway data planes.")
-api_v2 = make_api(title="Konnect Admin Config Store API", version="2.0.0", namespace="api-v2")
+api_v2 = make_api(title="Konnect Admin Config Store API", version="2.0.0", namespace="api-v2", url_version="v2")
 
 ROUTERS = [
     (api_v0, "", "encryption_keys.api.router"),

@@ -7,6 +7,7 @@ import secrets
 from http import HTTPStatus
 
 from django.http import HttpResponse
+from ninja import Schema
 from ninja.errors import HttpError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -33,6 +34,17 @@ _RULES = {
     "json_invalid": "invalid",
 }
 _SOURCES = {"body": "body", "query": "query", "path": "path", "header": "header"}
+
+
+class Problem(Schema):
+    """An error answer's model in `response={…}`: served documents show it as application/problem+json in Kong's
+    shape (konnect_admin.api.KonnectAPI), whatever model an app declares."""
+
+    status: int
+    title: str
+    type: str | None = None
+    instance: str
+    detail: str
 
 
 def is_api_request(request) -> bool:

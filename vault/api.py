@@ -17,9 +17,12 @@ from ninja.decorators import decorate_view
 
 from encryption_keys.error_reporting import answers_key_errors, problem_for
 from konnect_admin.api import (
+    PAGE_AFTER,
+    PAGE_SIZE,
     DataPlaneTokenAuth,
     PersonalAccessTokenAuth,
     SystemAccountAccessTokenAuth,
+    UuidText,
     api_region,
 )
 from konnect_admin.permissions import Action
@@ -63,9 +66,14 @@ STORES = "/control-planes/{controlPlaneId}/config-stores"
 STORE = STORES + "/{configStoreId}"
 SECRETS = STORE + "/secrets"
 SECRET = SECRETS + "/{secret_key:key}"
-ERRORS = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 415: Problem, 503: Problem}
-# A write refused by the organization's key: 409 when someone must fix the key, 503 + Retry-After when it clears.
-WRITE_ERRORS = {**ERRORS, 409: Problem}
+READ_ERRORS = {401: Problem, 403: Problem, 404: Problem}
+LIST_ERRORS = {400: Problem, **READ_ERRORS}  # a bad page[size] or cursor
+DELETE_ERRORS = LIST_ERRORS  # deleting a non-empty store without force
+WRITE_ERRORS = {400: Problem, **READ_ERRORS, 415: Problem, 503: Problem}  # 503: no data key (KMS unreachable)
+PAGINATION = {"parameters": [PAGE_SIZE, PAGE_AFTER]}
+# A secret write refused by the organization's key: 409 when someone must fix the key, 503 + Retry-After when
+# it clears by itself (kms_unavailable).
+SECRET_WRITE_ERRORS = {**WRITE_ERRORS, 409: Problem}
 _RULES = {"min_length": "min_length", "max_length": "max_length", "required": "required", "blank": "required",
           "null": "required", "unique": "invalid", "invalid": "invalid"}
 
@@ -144,9 +152,9 @@ def _store_position(page: PageRequest) -> tuple[datetime, uuid.UUID] | None:
 # --- config stores -----------------------------------------------------------------------------------------
 
 
-@router.get(STORES, response={200: ConfigStoreList, **ERRORS}, operation_id="list-config-stores",
-            summary="List all config stores for a control plane")
-def list_config_stores(request, controlPlaneId: str):  # noqa: N803 - Konnect's parameter names
+@router.get(STORES, response={200: ConfigStoreList, **LIST_ERRORS}, operation_id="list-config-stores",
+            summary="List all config stores for a control plane", openapi_extra=PAGINATION)
+def list_config_stores(request, controlPlaneId: UuidText):  # noqa: N803 - Konnect's parameter names
     control_plane = _control_plane(request, controlPlaneId, Action.VAULT_VIEW)
     try:
         page = page_request(request)
@@ -161,10 +169,10 @@ def list_config_stores(request, controlPlaneId: str):  # noqa: N803 - Konnect's 
     return Status(200, {"data": items, "meta": meta})
 
 
-@router.post(STORES, response={201: ConfigStoreOut, **ERRORS}, operation_id="create-config-store",
+@router.post(STORES, response={201: ConfigStoreOut, **WRITE_ERRORS}, operation_id="create-config-store",
              summary="Create Config Store")
 @decorate_view(json_only)
-def create_config_store(request, controlPlaneId: str, payload: CreateConfigStore):  # noqa: N803
+def create_config_store(request, controlPlaneId: UuidText, payload: CreateConfigStore):  # noqa: N803
     control_plane = _control_plane(request, controlPlaneId, Action.VAULT_ADMIN)
     try:
         store = services.config_store_create(actor=request.user, control_plane=control_plane, name=payload.name)
@@ -173,16 +181,17 @@ def create_config_store(request, controlPlaneId: str, payload: CreateConfigStore
     return Status(201, store)
 
 
-@router.get(STORE, response={200: ConfigStoreOut, **ERRORS}, operation_id="get-config-store",
+@router.get(STORE, response={200: ConfigStoreOut, **READ_ERRORS}, operation_id="get-config-store",
             summary="Get a Config Store")
-def get_config_store(request, controlPlaneId: str, configStoreId: str):  # noqa: N803
+def get_config_store(request, controlPlaneId: UuidText, configStoreId: UuidText):  # noqa: N803
     return Status(200, _store(request, controlPlaneId, configStoreId, Action.VAULT_VIEW))
 
 
-@router.put(STORE, response={200: ConfigStoreOut, **ERRORS}, operation_id="update-config-store",
+@router.put(STORE, response={200: ConfigStoreOut, **WRITE_ERRORS}, operation_id="update-config-store",
             summary="Update an individual Config Store")
 @decorate_view(json_only)
-def update_config_store(request, controlPlaneId: str, configStoreId: str, payload: UpdateConfigStore):  # noqa: N803
+def update_config_store(request, controlPlaneId: UuidText, configStoreId: UuidText,  # noqa: N803
+                        payload: UpdateConfigStore):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
     if payload.name is None:
         return Status(200, store)
@@ -193,9 +202,9 @@ def update_config_store(request, controlPlaneId: str, configStoreId: str, payloa
     return Status(200, store)
 
 
-@router.delete(STORE, response={204: None, **ERRORS}, operation_id="delete-config-store",
+@router.delete(STORE, response={204: None, **DELETE_ERRORS}, operation_id="delete-config-store",
                summary="Delete Config Store")
-def delete_config_store(request, controlPlaneId: str, configStoreId: str,  # noqa: N803
+def delete_config_store(request, controlPlaneId: UuidText, configStoreId: UuidText,  # noqa: N803
                         force: Literal["true", "false"] = Query("false")):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
     try:
@@ -208,9 +217,10 @@ def delete_config_store(request, controlPlaneId: str, configStoreId: str,  # noq
 # --- secrets -----------------------------------------------------------------------------------------------
 
 
-@router.get(SECRETS, response={200: ConfigStoreSecretList, **ERRORS}, operation_id="list-config-store-secrets",
-            summary="List Config Store Secrets", tags=["Config Store Secrets"])
-def list_config_store_secrets(request, controlPlaneId: str, configStoreId: str):  # noqa: N803
+@router.get(SECRETS, response={200: ConfigStoreSecretList, **LIST_ERRORS}, operation_id="list-config-store-secrets",
+            summary="List Config Store Secrets", tags=["Config Store Secrets"],
+            openapi_extra=PAGINATION)
+def list_config_store_secrets(request, controlPlaneId: UuidText, configStoreId: UuidText):  # noqa: N803
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_VIEW)
     try:
         page = page_request(request)
@@ -224,11 +234,11 @@ def list_config_store_secrets(request, controlPlaneId: str, configStoreId: str):
     return Status(200, {"data": items, "meta": meta})
 
 
-@router.post(SECRETS, response={201: ConfigStoreSecretOut, **WRITE_ERRORS}, operation_id="create-config-store-secret",
+@router.post(SECRETS, response={201: ConfigStoreSecretOut, **SECRET_WRITE_ERRORS}, operation_id="create-config-store-secret",
              summary="Create Config Store Secret", tags=["Config Store Secrets"])
 @decorate_view(json_only)
 @answers_key_errors
-def create_config_store_secret(request, controlPlaneId: str, configStoreId: str,  # noqa: N803
+def create_config_store_secret(request, controlPlaneId: UuidText, configStoreId: UuidText,  # noqa: N803
                                payload: CreateConfigStoreSecret):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
     try:
@@ -238,20 +248,20 @@ def create_config_store_secret(request, controlPlaneId: str, configStoreId: str,
     return Status(201, secret)
 
 
-@router.get(SECRET, response={200: ConfigStoreSecretOut, **ERRORS}, operation_id="get-config-store-secret",
+@router.get(SECRET, response={200: ConfigStoreSecretOut, **READ_ERRORS}, operation_id="get-config-store-secret",
             summary="Get a Config Store Secret", tags=["Config Store Secrets"],
             description="Returns the secret entity for the Config Store. Secret values once stored cannot be retrieved.")
-def get_config_store_secret(request, controlPlaneId: str, configStoreId: str, key: str):  # noqa: N803
+def get_config_store_secret(request, controlPlaneId: UuidText, configStoreId: UuidText, key: str):  # noqa: N803
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_VIEW)
     return Status(200, selectors.secret_get(user=request.user, store=store, key=key))
 
 
-@router.put(SECRET, response={200: ConfigStoreSecretOut, 201: ConfigStoreSecretOut, **WRITE_ERRORS},
+@router.put(SECRET, response={200: ConfigStoreSecretOut, 201: ConfigStoreSecretOut, **SECRET_WRITE_ERRORS},
             operation_id="update-config-store-secret", summary="Update Config Store Secret",
             tags=["Config Store Secrets"], description="Replaces the value of a secret, or creates it (201).")
 @decorate_view(json_only)
 @answers_key_errors
-def update_config_store_secret(request, controlPlaneId: str, configStoreId: str, key: str,  # noqa: N803
+def update_config_store_secret(request, controlPlaneId: UuidText, configStoreId: UuidText, key: str,  # noqa: N803
                                payload: UpdateConfigStoreSecret):
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
     try:
@@ -261,9 +271,9 @@ def update_config_store_secret(request, controlPlaneId: str, configStoreId: str,
     return Status(201 if created else 200, secret)
 
 
-@router.delete(SECRET, response={204: None, **ERRORS}, operation_id="delete-config-store-secret",
+@router.delete(SECRET, response={204: None, **READ_ERRORS}, operation_id="delete-config-store-secret",
                summary="Delete Config Store Secret", tags=["Config Store Secrets"])
-def delete_config_store_secret(request, controlPlaneId: str, configStoreId: str, key: str):  # noqa: N803
+def delete_config_store_secret(request, controlPlaneId: UuidText, configStoreId: UuidText, key: str):  # noqa: N803
     store = _store(request, controlPlaneId, configStoreId, Action.VAULT_ADMIN)
     services.secret_delete(actor=request.user, secret=selectors.secret_get(user=request.user, store=store, key=key))
     return Status(204, None)

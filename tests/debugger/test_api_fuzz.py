@@ -22,7 +22,7 @@ def operations(version: str, prefix: str):
     return [operation for operation in found if operation.path.startswith(prefix)]
 
 
-@pytest.mark.parametrize(("version", "prefix"), [("v1", "/api/us/v1/debugger"), ("v0", "/api/us/v0/blobs")])
+@pytest.mark.parametrize(("version", "prefix"), [("v1", "/debugger"), ("v0", "/blobs")])
 def test_debugger_operations_survive_fuzzing(version, prefix, org_admin, control_plane, debug_session):
     _token, text = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="fuzz")
     app = get_wsgi_application()

@@ -264,7 +264,8 @@ def test_traces_without_payloads_need_no_key(dp_client, debug_session, local_kms
 
 def test_openapi_documents_the_ingest_endpoints(client):
     spec = client.get("/api/us/v1/openapi.json").json()
-    assert "/api/us/v1/debugger/sessions/{session_id}/traces" in spec["paths"]
+    assert spec["servers"][0]["url"] == "/api/us/v1"
+    assert "/debugger/sessions/{session_id}/traces" in spec["paths"]
 
 
 def test_a_data_plane_sees_no_other_client(debug_session):

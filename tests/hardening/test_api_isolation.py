@@ -39,8 +39,8 @@ RULES: dict[str, tuple[set[str], dict | None]] = {
     "put-cmek": ({"org_admin", "other_org_admin"}, {"key_arn": "{own_key_arn}", "name": "renamed"}),
     "delete-cmek": ({"org_admin", "other_org_admin"}, None),
     # blob ids are per organization: B writing the same id writes B's own blob (and cannot read A's)
-    "debugger_api_put_blob": (BLOB_WRITERS | {"other_org_admin", "dp_b"}, None),
-    "debugger_api_get_blob": (BLOB_READERS, None),
+    "put-blob": (BLOB_WRITERS | {"other_org_admin", "dp_b"}, None),
+    "get-blob": (BLOB_READERS, None),
     "debugger_api_sessions_to_sample": ({"dp_a", "dp_b"}, None),
     "debugger_api_post_traces": ({"dp_a"}, {"traces": [TRACE]}),
     "debugger_api_post_payloads": ({"dp_a"}, {"payloads": [{"trace_id": "{trace_id}", "kind": "client_response"}]}),
@@ -68,9 +68,10 @@ def operations() -> list[tuple[str, str, str]]:
     found = []
     for version in ("v0", "v1", "v2"):
         document = json.loads(Client().get(f"/api/us/{version}/openapi.json").content)
+        server = document["servers"][0]["url"]  # paths are relative to the region's server, as Kong's
         for path, methods in document["paths"].items():
             for method, operation in methods.items():
-                found.append((operation["operationId"], method.upper(), path))
+                found.append((operation["operationId"], method.upper(), server + path))
     return found
 
 
@@ -81,7 +82,7 @@ def test_every_operation_has_a_rule():
 
 
 def path_for(path: str, tenant: dict) -> str:
-    return (path.replace("{cmekId}", "default").replace("{blob_id}", "trace-blob")
+    return (path.replace("{cmekId}", "default").replace("{blobId}", "trace-blob")
             .replace("{session_id}", str(tenant["session"])).replace("{controlPlaneId}", str(tenant["cp"]))
             .replace("{configStoreId}", str(tenant["store"])).replace("{key}", "db-password"))
 
@@ -100,7 +101,7 @@ def callers(world):
 def test_api_isolation(operation_id, method, path, world, callers):
     allowed, body = RULES[operation_id]
     client = Client()
-    if operation_id == "debugger_api_get_blob":  # a blob of A's to read
+    if operation_id == "get-blob":  # a blob of A's to read
         client.put(path_for(path, world["a"]), b"blob bytes", content_type="application/octet-stream",
                    headers={"Authorization": f"Bearer {world['a']['dp_text']}"})
     failures = []
@@ -111,7 +112,7 @@ def test_api_isolation(operation_id, method, path, world, callers):
                    if body is not None else None)
         headers = {"Authorization": f"Bearer {callers[caller]}"} if callers[caller] else {}
         with transaction.atomic():
-            if operation_id == "debugger_api_put_blob":
+            if operation_id == "put-blob":
                 response = client.put(path_for(path, tenant), b"blob", content_type="application/octet-stream",
                                       headers=headers)
             else:

@@ -25,12 +25,12 @@ LIMIT_DETAIL = re.compile(r"limit (?:is|of) \d+ bytes")
 
 def operations_with_a_body(version: str) -> list[tuple[str, str, str]]:
     document = json.loads(Client().get(f"/api/us/{version}/openapi.json").content)
-    found = []
+    found, server = [], document["servers"][0]["url"]  # paths are relative to the region's server, as Kong's
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if method in BODY_METHODS or "requestBody" in operation:
-                content = next(iter(operation.get("requestBody", {}).get("content", {})), "application/octet-stream")
-                found.append((method, path, content))
+                content = next(iter(operation.get("requestBody", {}).get("content", {})), "*/*")
+                found.append((method, server + path, "application/octet-stream" if content == "*/*" else content))
     return found
 
 
@@ -49,7 +49,7 @@ def world(org, control_plane):
     _dpt, data_plane = tokens.data_plane_token_create(actor=admin, control_plane=control_plane, name="limits")
     return {
         "tokens": {"v0": personal, "v1": data_plane, "v2": personal},
-        "path": {"cmekId": "default", "session_id": session.pk, "blob_id": "limits-blob", "controlPlaneId":
+        "path": {"cmekId": "default", "session_id": session.pk, "blobId": "limits-blob", "controlPlaneId":
                  control_plane.pk, "configStoreId": store.pk, "key": "db-password"},
     }
 

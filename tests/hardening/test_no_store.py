@@ -43,10 +43,10 @@ METADATA_PAGES = {
     "system_account_role_assign", "system_account_role_revoke", "system_account_token_revoke",
     "system_account_delete",
 }
-NO_STORE_OPERATIONS = {"debugger_api_get_blob", "resolve-vault-references", "create-encryption-material",
+NO_STORE_OPERATIONS = {"get-blob", "resolve-vault-references", "create-encryption-material",
                        "create-decryption-material"}
 METADATA_OPERATIONS = {  # config-store secrets are write-only; ingest answers counts; CMEK answers key metadata
-    "list-cmeks", "get-cmek", "put-cmek", "delete-cmek", "debugger_api_put_blob", "debugger_api_sessions_to_sample",
+    "list-cmeks", "get-cmek", "put-cmek", "delete-cmek", "put-blob", "debugger_api_sessions_to_sample",
     "debugger_api_post_traces", "debugger_api_post_payloads", "debugger_api_post_logs",
     "debugger_api_finish_session", "list-config-stores", "create-config-store", "get-config-store",
     "update-config-store", "delete-config-store", "list-config-store-secrets", "create-config-store-secret",
@@ -93,7 +93,7 @@ def test_a_blob_and_a_resolved_secret_are_never_stored(world):
     a = world["a"]
     data_plane = Client(HTTP_AUTHORIZATION=f"Bearer {a['dp_text']}")
     paths = {operation_id: path for operation_id, _, path in operations()}
-    blob_url = path_for(paths["debugger_api_get_blob"], a)
+    blob_url = path_for(paths["get-blob"], a)
     assert data_plane.put(blob_url, b"blob", content_type="application/octet-stream").status_code == 202
     blob = data_plane.get(blob_url)
     assert blob.content == b"blob" and "no-store" in blob["Cache-Control"]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 def resolve_schema(client):
     """Our own published contract for the resolve operation (the v1 OpenAPI document), dereferenced."""
     document = client.get("/api/us/v1/openapi.json").json()
-    operation = document["paths"]["/api/us/v1/vault/resolve"]["post"]
+    operation = document["paths"]["/vault/resolve"]["post"]
 
     def deref(node):
         if isinstance(node, list):
@@ -34,7 +34,7 @@ def resolve_schema(client):
             return deref(document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]])
         return {key: deref(value) for key, value in node.items()}
 
-    return {status: deref(response["content"])["application/json"]["schema"]
+    return {status: next(iter(deref(response["content"]).values()))["schema"]  # application/json or problem+json
             for status, response in operation["responses"].items() if "content" in response} | {
         "description": operation["description"]}
 
