@@ -267,6 +267,9 @@ class TokenAdmin(ReadOnlyAdmin):
         done = sum(tokens.token_force_revoke(token=token, operator=request.user) for token in queryset)
         report(self, request, done, "revoked", "token")
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("digest")  # the token's digest never leaves the database
+
 
 @admin.register(PersonalAccessToken)
 class PersonalAccessTokenAdmin(TokenAdmin):
@@ -276,39 +279,28 @@ class PersonalAccessTokenAdmin(TokenAdmin):
     fields = ["name", "hint", "user", "organization", "created_at", "expires_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("digest")
+
+def owned_token_admin(owner: str):
+    """The admin of tokens issued for an `owner` (a control plane, a system account) of one organization."""
+    columns = ["name", "hint", owner, "organization", "created_by", "created_at", "expires_at", "last_used_at",
+               "revoked_at"]
+
+    class OwnedTokenAdmin(TokenAdmin):
+        list_display = fields = readonly_fields = columns
+        list_select_related = [f"{owner}__organization", "created_by"]
+
+        @admin.display(description="organization")
+        def organization(self, obj):
+            return getattr(obj, owner).organization
+
+    return OwnedTokenAdmin
 
 
 @admin.register(DataPlaneToken)
-class DataPlaneTokenAdmin(TokenAdmin):
-    list_display = ["name", "hint", "control_plane", "organization", "created_by", "created_at", "expires_at",
-                    "last_used_at", "revoked_at"]
-    list_select_related = ["control_plane__organization", "created_by"]
-    fields = ["name", "hint", "control_plane", "organization", "created_by", "created_at", "expires_at",
-              "last_used_at", "revoked_at"]
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("digest")
-
-    @admin.display(description="organization")
-    def organization(self, obj):
-        return obj.control_plane.organization
+class DataPlaneTokenAdmin(owned_token_admin("control_plane")):
+    pass
 
 
 @admin.register(SystemAccountAccessToken)
-class SystemAccountAccessTokenAdmin(TokenAdmin):
-    list_display = ["name", "hint", "system_account", "organization", "created_by", "created_at", "expires_at",
-                    "last_used_at", "revoked_at"]
-    list_select_related = ["system_account__organization", "created_by"]
-    fields = ["name", "hint", "system_account", "organization", "created_by", "created_at", "expires_at",
-              "last_used_at", "revoked_at"]
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("digest")
-
-    @admin.display(description="organization")
-    def organization(self, obj):
-        return obj.system_account.organization
+class SystemAccountAccessTokenAdmin(owned_token_admin("system_account")):
+    pass
