@@ -55,6 +55,11 @@ class EmailPasswordBackend(ModelBackend):
             return user
         return None
 
+    def get_user(self, user_id):
+        """The session's user, with its system-account link in the same query (refused below if it has one)."""
+        user = get_user_model()._default_manager.select_related("system_account").filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None
+
     def user_can_authenticate(self, user) -> bool:
         """A system account (konnect_admin.system_accounts) never signs in, nor keeps a session: Django asks this
         both at log-in and when it loads the user of a session."""

@@ -45,7 +45,13 @@ ASSIGNABLE_ROLES = [role for role in Role if role not in (Role.ORG_ADMIN, Role.O
 
 
 def is_system_account(user) -> bool:
-    return bool(getattr(user, "pk", None)) and SystemAccount.objects.filter(user_id=user.pk).exists()
+    """No query when the user was loaded with `select_related("system_account")` (as the session's user is)."""
+    if not getattr(user, "pk", None):
+        return False
+    try:
+        return user.system_account is not None
+    except SystemAccount.DoesNotExist:
+        return False
 
 
 # --- selectors ---------------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tests import factories, leaks
@@ -195,3 +197,27 @@ def kms_gate(local_kms):
     yield gate
     for made in reversed(gates):
         made.remove()
+
+
+# --- one Chromium for the session (tests/browser, tests/install) ---------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright's sync API, one per session: a second `sync_playwright()` while one is
+    open fails ("Sync API inside the asyncio loop"), so every browser test, wherever it lives, shares this one."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+    # browser steps are synchronous and safe here.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()

@@ -36,7 +36,7 @@ import pytest
 
 from encryption_keys import local_kms as kms_admin
 from encryption_keys.local_kms import LocalKmsServer
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.install, pytest.mark.browser]
 
@@ -150,9 +150,9 @@ def invitation_link(mail_dir: Path, to: str) -> str | None:
 
 
 def test_a_production_install_from_nothing_to_two_org_admins_and_the_last_one_kept(
-    tmp_path, fresh_database, platform_kms, redis_cache,
+    tmp_path, fresh_database, platform_kms, redis_cache, browser,
 ):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     kms, platform_key = platform_kms
     port = free_port()
@@ -196,13 +196,8 @@ def test_a_production_install_from_nothing_to_two_org_admins_and_the_last_one_ke
         first_link = wait_for(lambda: invitation_link(mail_dir, FIRST), what="the invitation e-mail", install=install)
         assert first_link == printed and first_link.startswith(base_url)
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            try:
-                run_in_browser(browser, expect=expect, install=install, base_url=base_url, mail_dir=mail_dir,
-                               first_link=first_link)
-            finally:
-                browser.close()
+        run_in_browser(browser, expect=expect, install=install, base_url=base_url, mail_dir=mail_dir,
+                       first_link=first_link)
         assert sorted(install.alive()) == ["scheduler", "web", "worker"], install.logs()
     finally:
         install.stop()
