@@ -18,11 +18,11 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from encryption_keys.envelope import EnvelopeError
-from encryption_keys.lifecycle.lease import lease_seconds
+from encryption_keys.lifecycle import lease
+from encryption_keys.lifecycle.lease import LeaseLost, lease_seconds
 from konnect_admin.models import ControlPlane, User
 from vault.models import ProtectionJob, ProtectionState
 from vault.protection import (
@@ -35,10 +35,6 @@ from vault.protection import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class LeaseLost(BaseException):
-    """Another worker took the job over (this one was presumed dead): stop at once, record nothing."""
 
 
 def protection_job_submit(*, actor: User, control_plane: ControlPlane) -> ProtectionJob | None:
@@ -74,12 +70,7 @@ def _enqueue(job: ProtectionJob) -> None:
 
 def claim(job_id: int, *, owner: str) -> bool:
     """Take the lease of an unfinished job nobody holds (or whose holder stopped renewing). True if taken."""
-    now = timezone.now()
-    return bool(
-        ProtectionJob.objects.filter(pk=job_id, state__in=ProtectionJob.UNFINISHED)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()))
-    )
+    return lease.claim(job_id, owner=owner, jobs=ProtectionJob)
 
 
 def stalled_jobs():
@@ -88,7 +79,7 @@ def stalled_jobs():
 
 
 def release(job_id: int, *, owner: str) -> None:
-    ProtectionJob.objects.filter(pk=job_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    lease.release(job_id, owner=owner, jobs=ProtectionJob)
 
 
 def protection_job_run(job_id: int, *, owner: str) -> ProtectionJob:

@@ -38,18 +38,19 @@ def worker_identity() -> str:
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def claim(job_id: int, *, owner: str) -> bool:
-    """Take the lease of an unfinished job nobody holds (or whose holder stopped renewing). True if taken."""
+def claim(job_id: int, *, owner: str, jobs=RewrapJob) -> bool:
+    """Take the lease of an unfinished job nobody holds (or whose holder stopped renewing). True if taken.
+    `jobs`: any model with `state`, `UNFINISHED`, `lease_owner` and `lease_expires_at` (vault's ProtectionJob too)."""
     now = timezone.now()
     return bool(
-        RewrapJob.objects.filter(pk=job_id, state__in=RewrapJob.UNFINISHED)
+        jobs.objects.filter(pk=job_id, state__in=jobs.UNFINISHED)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()))
     )
 
 
-def release(job_id: int, *, owner: str) -> None:
-    RewrapJob.objects.filter(pk=job_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+def release(job_id: int, *, owner: str, jobs=RewrapJob) -> None:
+    jobs.objects.filter(pk=job_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
 
 
 def stalled_jobs() -> QuerySet[RewrapJob]:
