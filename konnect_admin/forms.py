@@ -198,3 +198,38 @@ class SystemAccountTeamsForm(forms.Form):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["teams"].queryset = Team.objects.filter(organization=organization).order_by("name")
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters: a GET form (works without JavaScript; every filter lands in the query string, so
+    pagination and links keep them). Choices come from the caller's organization only."""
+
+    actor = forms.ChoiceField(required=False, label="Who")
+    action = forms.ChoiceField(required=False, label="Action")
+    target = forms.CharField(required=False, max_length=300, label="Target",
+                             help_text="Part of its name, or its id.")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, actors: list[str], **kwargs):
+        from konnect_admin.audit_display import ACTIONS, SYSTEM, action_phrase
+
+        super().__init__(*args, **kwargs)
+        people = sorted(label for label in actors if label and label != SYSTEM)
+        self.fields["actor"].choices = [("", "Anyone"), (SYSTEM, "System (scheduled jobs and checks)")] + [
+            (label, label) for label in people]
+        families: dict[str, list] = {}
+        for action in sorted(ACTIONS):
+            families.setdefault(action.rpartition(".")[0], []).append((action, action_phrase(action)))
+        groups = []
+        for family, choices in families.items():
+            label = family.replace("_", " ").replace(".", " ").replace("-", " ").capitalize()
+            groups.append((label, [(f"{family}.", f"Every {label.lower()} action"), *choices]))
+        self.fields["action"].choices = [("", "Any action"), *groups]
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Choose a date on or after the “From” date.")
+        return cleaned
