@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from konnect_admin.models import AuditEvent, Organization, Role
+from konnect_admin.permissions import Action, can
 
 ACTIONS: dict[str, str] = {
     "access_token.created": "Created a personal access token",
@@ -98,45 +99,57 @@ SYSTEM = "system"
 
 @dataclass(frozen=True)
 class Kind:
-    """An object an event can name: where to find it inside an organization, and its page."""
+    """An object an event can name: where to find it inside an organization, its page, and the right that page needs
+    (checked on `scope(obj)`, the organization when None): a reader without it sees the name, not a link."""
 
     model: str
     organization_path: str
     url: Callable[[object], str] | None = None
     noun: str = "object"
+    action: Action = Action.ORG_VIEW
+    scope: Callable[[object], object] | None = None
+
+
+def _its_control_plane(obj):
+    return obj.control_plane
 
 
 KINDS: dict[str, Kind] = {
     "konnect_admin.controlplane": Kind("konnect_admin.ControlPlane", "organization",
-                                       lambda o: reverse("control_plane_detail", args=[o.pk]), "control plane"),
+                                       lambda o: reverse("control_plane_detail", args=[o.pk]), "control plane",
+                                       Action.CONTROL_PLANE_VIEW, lambda o: o),
     "konnect_admin.user": Kind("konnect_admin.User", "memberships__organization",
-                               lambda o: reverse("member_list"), "user"),
+                               lambda o: reverse("member_list"), "user", Action.MEMBERS_VIEW),
     "konnect_admin.systemaccount": Kind("konnect_admin.SystemAccount", "organization",
-                                        lambda o: reverse("system_account_detail", args=[o.pk]), "system account"),
+                                        lambda o: reverse("system_account_detail", args=[o.pk]), "system account",
+                                        Action.MEMBERS_MANAGE),
     "konnect_admin.invitation": Kind("konnect_admin.Invitation", "organization", lambda o: reverse("member_list"),
-                                     "invitation"),
+                                     "invitation", Action.MEMBERS_VIEW),
     "konnect_admin.personalaccesstoken": Kind("konnect_admin.PersonalAccessToken", "organization", None, "token"),
     "konnect_admin.dataplanetoken": Kind("konnect_admin.DataPlaneToken", "control_plane__organization",
                                          lambda o: reverse("control_plane_detail", args=[o.control_plane_id]),
-                                         "token"),
+                                         "token", Action.CONTROL_PLANE_ADMIN, _its_control_plane),
     "konnect_admin.systemaccountaccesstoken": Kind(
         "konnect_admin.SystemAccountAccessToken", "system_account__organization",
-        lambda o: reverse("system_account_detail", args=[o.system_account_id]), "token"),
+        lambda o: reverse("system_account_detail", args=[o.system_account_id]), "token", Action.MEMBERS_MANAGE),
     "konnect_admin.organization": Kind("konnect_admin.Organization", "pk", None, "organization"),
     "encryption_keys.encryptionkey": Kind("encryption_keys.EncryptionKey", "organization",
-                                          lambda o: reverse("encryption_key_detail", args=[o.pk]), "key"),
+                                          lambda o: reverse("encryption_key_detail", args=[o.pk]), "key", Action.KEY_VIEW),
     "encryption_keys.rewrapjob": Kind("encryption_keys.RewrapJob", "organization",
-                                      lambda o: reverse("rewrap_job_detail", args=[o.pk]), "key replacement"),
+                                      lambda o: reverse("rewrap_job_detail", args=[o.pk]), "key replacement",
+                                      Action.KEY_VIEW),
     "vault.configstore": Kind("vault.ConfigStore", "control_plane__organization",
-                              lambda o: reverse("vault_secret_list", args=[o.control_plane_id, o.pk]), "config store"),
+                              lambda o: reverse("vault_secret_list", args=[o.control_plane_id, o.pk]), "config store",
+                              Action.VAULT_VIEW, _its_control_plane),
     "vault.secret": Kind("vault.Secret", "store__control_plane__organization",
                          lambda o: reverse("vault_secret_list", args=[o.store.control_plane_id, o.store_id]),
-                         "secret"),
+                         "secret", Action.VAULT_VIEW, lambda o: o.store.control_plane),
     "vault.vault": Kind("vault.Vault", "control_plane__organization",
-                        lambda o: reverse("vault_config_store_list", args=[o.control_plane_id]), "vault"),
+                        lambda o: reverse("vault_config_store_list", args=[o.control_plane_id]), "vault",
+                        Action.VAULT_VIEW, _its_control_plane),
     "debugger.debugsession": Kind("debugger.DebugSession", "control_plane__organization",
                                   lambda o: reverse("debug_session_detail", args=[o.control_plane_id, o.pk]),
-                                  "debug session"),
+                                  "debug session", Action.DEBUG_SESSION_VIEW, _its_control_plane),
 }
 # Detail keys that hold the id of an object of one of KINDS.
 REFERENCES = {
@@ -188,7 +201,7 @@ def action_phrase(action: str) -> str:
     return f"{_words(family).capitalize()}: {_words(rest)}" if family else _words(action).capitalize()
 
 
-def describe(events: Iterable[AuditEvent], *, organization: Organization) -> list[EventView]:
+def describe(events: Iterable[AuditEvent], *, organization: Organization, viewer) -> list[EventView]:
     events = list(events)
     wanted: dict[str, set[str]] = defaultdict(set)
     for event in events:
@@ -198,11 +211,12 @@ def describe(events: Iterable[AuditEvent], *, organization: Organization) -> lis
             value = (event.details or {}).get(key) if isinstance(event.details, dict) else None
             if value not in (None, "", "*"):
                 wanted[kind].add(str(value))
-    found = {kind: _lookup(kind, ids, organization) for kind, ids in wanted.items()}
+    found = {kind: _lookup(kind, ids, organization, viewer) for kind, ids in wanted.items()}
     return [_view(event, found) for event in events]
 
 
-def _lookup(kind: str, ids: set[str], organization: Organization) -> dict[str, object]:
+def _lookup(kind: str, ids: set[str], organization: Organization, viewer) -> dict[str, tuple[object, bool]]:
+    """id → (object, whether the viewer may open its page), for the ids that name one in `organization`."""
     spec = KINDS[kind]
     try:
         model = apps.get_model(spec.model)
@@ -219,8 +233,14 @@ def _lookup(kind: str, ids: set[str], organization: Organization) -> dict[str, o
         return {}
     queryset = model._default_manager.filter(pk__in=valid, **{spec.organization_path: organization.pk})
     if kind == "vault.secret":
-        queryset = queryset.select_related("store")
-    return {str(obj.pk): obj for obj in queryset.distinct()}
+        queryset = queryset.select_related("store__control_plane__organization")
+    elif "control_plane" in spec.organization_path:
+        queryset = queryset.select_related("control_plane__organization")
+    found = {}
+    for obj in queryset.distinct():
+        scope = spec.scope(obj) if spec.scope else organization
+        found[str(obj.pk)] = (obj, spec.url is not None and can(viewer, spec.action, scope))
+    return found
 
 
 def _view(event: AuditEvent, found: dict[str, dict[str, object]]) -> EventView:
@@ -234,14 +254,14 @@ def _view(event: AuditEvent, found: dict[str, dict[str, object]]) -> EventView:
 
 
 def _object(kind: str, pk: str, found: dict[str, dict[str, object]], *, label: str = "") -> Shown:
-    obj = found.get(kind, {}).get(str(pk))
+    obj, may_open = found.get(kind, {}).get(str(pk), (None, False))
     noun = KINDS[kind].noun if kind in KINDS else _words(kind.rpartition(".")[2] or "object")
     title = f"{noun} id {pk}" if pk else ""
     if obj is None:
         text = label if label and not _UUID.match(label) else f"{noun} {_short(pk)}"
         return Shown(f"{text} (no longer exists)" if pk and kind in KINDS else text, title=title)
     url = ""
-    if KINDS[kind].url is not None:
+    if may_open:
         try:
             url = KINDS[kind].url(obj)
         except NoReverseMatch:  # the app that owns the page is not installed

@@ -87,14 +87,19 @@ def _lifetime_label(days: int) -> str:
     return f"{days // 365} year{'s' if days > 365 else ''}" if days % 365 == 0 else f"{days} days"
 
 
+DATA_PLANE_NAME_HINT = "Which gateways use it, e.g. eu-west-gateways."
+
+
 class TokenForm(forms.Form):
     """A token's name and lifetime: a select of the lifetimes the policy allows, its default preselected."""
 
     name = forms.CharField(max_length=100, min_length=1, help_text="What uses this token, e.g. terraform-ci.")
     expires_in_days = forms.TypedChoiceField(coerce=int, label="Expires after", choices=())
 
-    def __init__(self, *args, lifetime, **kwargs):
+    def __init__(self, *args, lifetime, name_hint: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        if name_hint:
+            self.fields["name"].help_text = name_hint
         field = self.fields["expires_in_days"]
         field.choices = [(days, _lifetime_label(days)) for days in lifetime.choices()]
         field.initial = lifetime.default_days

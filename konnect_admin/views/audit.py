@@ -18,6 +18,6 @@ def audit_log(request):
     if form.is_bound and not form.is_valid():
         events = events.none()
     page = paginate(request, events, per_page=50)
-    context = {"form": form, "page": page, "events": describe(page.object_list, organization=organization),
+    context = {"form": form, "page": page, "events": describe(page.object_list, organization=organization, viewer=request.user),
                "filtered": any(filters.values())}
     return render_page(request, "konnect_admin/audit_log.html", context, partial="events")

@@ -23,16 +23,16 @@ def dashboard(request):
         "dashboard_cards": navigation.collect(navigation.DASHBOARD_CARDS, request),
     }
     if can(request.user, Action.AUDIT_VIEW, organization):
-        context |= _recent_activity(organization)
+        context |= _recent_activity(organization, viewer=request.user)
     return render(request, "konnect_admin/dashboard.html", context)
 
 
-def _recent_activity(organization) -> dict:
+def _recent_activity(organization, *, viewer) -> dict:
     """People's actions and what the system did that matters; its routine checks are counted, not listed."""
     events = selectors.recent_activity(organization=organization, routine=ROUTINE_ACTIONS)
     routine = selectors.routine_activity_count(organization=organization, routine=ROUTINE_ACTIONS,
                                                since=timezone.now() - ROUTINE_WINDOW)
-    return {"recent_events": describe(events, organization=organization), "routine_events": routine}
+    return {"recent_events": describe(events, organization=organization, viewer=viewer), "routine_events": routine}
 
 
 @require_POST
