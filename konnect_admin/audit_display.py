@@ -108,6 +108,7 @@ class Kind:
     noun: str = "object"
     action: Action = Action.ORG_VIEW
     scope: Callable[[object], object] | None = None
+    gone: str = "no longer exists"
 
 
 def _its_control_plane(obj):
@@ -119,7 +120,8 @@ KINDS: dict[str, Kind] = {
                                        lambda o: reverse("control_plane_detail", args=[o.pk]), "control plane",
                                        Action.CONTROL_PLANE_VIEW, lambda o: o),
     "konnect_admin.user": Kind("konnect_admin.User", "memberships__organization",
-                               lambda o: reverse("member_list"), "user", Action.MEMBERS_VIEW),
+                               lambda o: reverse("member_list"), "user", Action.MEMBERS_VIEW,
+                               gone="no longer a member"),
     "konnect_admin.systemaccount": Kind("konnect_admin.SystemAccount", "organization",
                                         lambda o: reverse("system_account_detail", args=[o.pk]), "system account",
                                         Action.MEMBERS_MANAGE),
@@ -259,7 +261,7 @@ def _object(kind: str, pk: str, found: dict[str, dict[str, object]], *, label: s
     title = f"{noun} id {pk}" if pk else ""
     if obj is None:
         text = label if label and not _UUID.match(label) else f"{noun} {_short(pk)}"
-        return Shown(f"{text} (no longer exists)" if pk and kind in KINDS else text, title=title)
+        return Shown(f"{text} ({KINDS[kind].gone})" if pk and kind in KINDS else text, title=title)
     url = ""
     if may_open:
         try:

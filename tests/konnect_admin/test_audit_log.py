@@ -315,3 +315,13 @@ def test_the_overview_shows_peoples_actions_not_routine_checks(login, org, org_a
     assert "Checked an encryption key" not in activity and "encryption_key.checked" not in activity
     assert "Created a control plane" in activity and "Encryption key status changed" in activity
     assert "12 routine system events" in activity and "0 minutes" not in activity and "just now" in activity
+
+
+def test_a_removed_member_is_named_as_no_longer_a_member(login, org, org_admin):
+    from konnect_admin import services
+
+    person = factories.make_user(org, email="leaver@example.test")
+    services.member_remove(organization=org, actor=org_admin, user=person)
+    html = login(org_admin).get(reverse("audit_log"), {"action": "member.removed"}).content.decode()
+    assert "leaver@example.test (no longer a member)" in html and f'title="user id {person.pk}"' in html
+    assert "Removed a member" in html
