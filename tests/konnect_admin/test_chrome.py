@@ -77,11 +77,16 @@ def test_new_tokens_have_a_copy_button(login, org, org_admin, control_plane):
     pat = client.post(reverse("access_token_create"), {"name": "ci", "expires_in_days": "30"}, headers=HTMX)
     dpt = client.post(reverse("data_plane_token_create", args=[control_plane.pk]), {"name": "gw", "expires_in_days": "30"},
                       headers=HTMX)
-    for response in (pat, dpt):
+    from konnect_admin import system_accounts
+
+    account = system_accounts.system_account_create(organization=org, actor=org_admin, name="ci-bot")
+    spat = client.post(reverse("system_account_token_create", args=[account.pk]),
+                       {"token-name": "prod", "token-expires_in_days": "90"}, headers=HTMX)
+    for response in (pat, dpt, spat):
         html = response.content.decode()
         assert response.status_code == 201, html
         token = re.search(r'<pre id="new-token">([^<]+)</pre>', html)[1]
-        assert token.startswith(("kpat_", "kdpt_"))
+        assert token.startswith(("kpat_", "kdpt_", "spat_"))
         assert '<button type="button" class="copy-button" data-copy-target="new-token" hidden>Copy</button>' in html
     page = client.get(reverse("access_token_list")).content.decode()
     assert "js/copy.js" in page and "data-copy-target" not in page  # the button comes with a token only
