@@ -87,14 +87,19 @@ def _lifetime_label(days: int) -> str:
     return f"{days // 365} year{'s' if days > 365 else ''}" if days % 365 == 0 else f"{days} days"
 
 
+DATA_PLANE_NAME_HINT = "Which gateways use it, e.g. eu-west-gateways."
+
+
 class TokenForm(forms.Form):
     """A token's name and lifetime: a select of the lifetimes the policy allows, its default preselected."""
 
     name = forms.CharField(max_length=100, min_length=1, help_text="What uses this token, e.g. terraform-ci.")
     expires_in_days = forms.TypedChoiceField(coerce=int, label="Expires after", choices=())
 
-    def __init__(self, *args, lifetime, **kwargs):
+    def __init__(self, *args, lifetime, name_hint: str = "", **kwargs):
         super().__init__(*args, **kwargs)
+        if name_hint:
+            self.fields["name"].help_text = name_hint
         field = self.fields["expires_in_days"]
         field.choices = [(days, _lifetime_label(days)) for days in lifetime.choices()]
         field.initial = lifetime.default_days
@@ -198,3 +203,38 @@ class SystemAccountTeamsForm(forms.Form):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["teams"].queryset = Team.objects.filter(organization=organization).order_by("name")
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters: a GET form (works without JavaScript; every filter lands in the query string, so
+    pagination and links keep them). Choices come from the caller's organization only."""
+
+    actor = forms.ChoiceField(required=False, label="Who")
+    action = forms.ChoiceField(required=False, label="Action")
+    target = forms.CharField(required=False, max_length=300, label="Target",
+                             help_text="Part of its name, or its id.")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, actors: list[str], **kwargs):
+        from konnect_admin.audit_display import ACTIONS, SYSTEM, action_phrase
+
+        super().__init__(*args, **kwargs)
+        people = sorted(label for label in actors if label and label != SYSTEM)
+        self.fields["actor"].choices = [("", "Anyone"), (SYSTEM, "System (scheduled jobs and checks)")] + [
+            (label, label) for label in people]
+        families: dict[str, list] = {}
+        for action in sorted(ACTIONS):
+            families.setdefault(action.rpartition(".")[0], []).append((action, action_phrase(action)))
+        groups = []
+        for family, choices in families.items():
+            label = family.replace("_", " ").replace(".", " ").replace("-", " ").capitalize()
+            groups.append((label, [(f"{family}.", f"Every {label.lower()} action"), *choices]))
+        self.fields["action"].choices = [("", "Any action"), *groups]
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", "Choose a date on or after the “From” date.")
+        return cleaned

@@ -1,5 +1,7 @@
+from django.contrib import messages
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -63,3 +65,23 @@ class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
         if is_api_request(request):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class HtmxMessagesMiddleware:
+    """Messages queued while answering an htmx fragment reach the page with it: the messages region is appended out
+    of band, so a change made in place ("Role assigned.") says so at once instead of on the next full page. A client
+    redirect keeps them for the page it loads."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        htmx = getattr(request, "htmx", None)
+        if (not htmx or htmx.boosted or response.streaming or "HX-Redirect" in response
+                or "HX-Location" in response or not response.get("Content-Type", "").startswith("text/html")):
+            return response
+        storage = messages.get_messages(request)
+        if len(storage):
+            response.content += render_to_string("includes/messages.html", {"messages": storage, "oob": True}).encode()
+        return response

@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from konnect_admin.forms import TokenForm
+from konnect_admin.forms import DATA_PLANE_NAME_HINT, TokenForm
 from konnect_admin.models import DataPlaneToken
 from konnect_admin.permissions import Action, can
 from konnect_admin.tokens import data_plane_token_lifetime
@@ -27,5 +27,5 @@ def data_plane_tokens_section(request, control_plane):
         "template": "konnect_admin/data_plane_tokens.html#tokens",
         "control_plane": control_plane,
         "data_plane_tokens": DataPlaneToken.objects.filter(control_plane=control_plane),
-        "form": TokenForm(lifetime=data_plane_token_lifetime()),
+        "form": TokenForm(lifetime=data_plane_token_lifetime(), name_hint=DATA_PLANE_NAME_HINT),
     }

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "konnect_admin.middleware.HtmxMessagesMiddleware",
     "konnect_admin.middleware.CurrentOrganizationMiddleware",
     "konnect_admin.middleware.LoginRequiredMiddleware",
     # Last, as django-axes asks: turns a refused log-in into the lockout page.

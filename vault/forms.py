@@ -1,7 +1,7 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
-from vault.models import SECRET_KEY_MAX, SECRET_VALUE_MAX, STORE_NAME_MAX, ConfigStore
+from vault.models import SECRET_KEY_MAX, SECRET_VALUE_MAX, STORE_NAME_MAX, ConfigStore, valid_secret_key
 
 
 def secret_value_field(**kwargs) -> forms.CharField:
@@ -20,8 +20,9 @@ class ConfigStoreForm(forms.Form):
 
 
 class SecretCreateForm(forms.Form):
-    key = forms.CharField(max_length=SECRET_KEY_MAX, strip=False,
-                          help_text="Data planes reference it as {vault://<prefix>/<key>}.")
+    key = forms.CharField(max_length=SECRET_KEY_MAX, strip=False, validators=[valid_secret_key],
+                          help_text="Letters, digits, '.', '_' and '-', in segments separated by '/'. Data planes "
+                                    "reference it as {vault://<prefix>/<key>}.")
     value = secret_value_field()
 
 

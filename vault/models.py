@@ -31,6 +31,13 @@ CONTROL_CHARACTERS_PATTERN = r"[\x00-\x1f\x7f]"
 CONTROL_CHARACTERS = re.compile(CONTROL_CHARACTERS_PATTERN)
 no_control_characters = RegexValidator(CONTROL_CHARACTERS_PATTERN, "Control characters are not allowed.",
                                        inverse_match=True)
+# A config store key travels unescaped inside `{vault://<prefix>/<key>}`, which Kong parses as a URL: Konnect's spec
+# bounds it at 1–512 characters, and only URL-safe characters keep it one unambiguous path. Letters, digits, `.`,
+# `_` and `-`, in `/`-separated segments (`db/primary/password`); no spaces, `?`, `#`, `%` or empty segments.
+CONFIG_STORE_KEY_PATTERN = r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*\Z"
+CONFIG_STORE_KEY_RULE = ("Use letters, digits, '.', '_' and '-', in segments separated by '/' "
+                   "(e.g. stripe-api-key or db/primary/password).")
+valid_secret_key = RegexValidator(CONFIG_STORE_KEY_PATTERN, CONFIG_STORE_KEY_RULE)
 
 
 class ConfigStore(models.Model):
@@ -62,7 +69,7 @@ class Secret(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     store = models.ForeignKey(ConfigStore, on_delete=models.CASCADE, related_name="secrets")
-    key = models.CharField(max_length=SECRET_KEY_MAX, validators=[MinLengthValidator(1), no_control_characters])
+    key = models.CharField(max_length=SECRET_KEY_MAX, validators=[MinLengthValidator(1), valid_secret_key])
     value = EncryptedTextField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

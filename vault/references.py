@@ -9,11 +9,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vault.models import CONTROL_CHARACTERS, PREFIX_PATTERN, SECRET_KEY_MAX
+from vault.models import (
+    CONFIG_STORE_KEY_PATTERN,
+    CONFIG_STORE_KEY_RULE,
+    CONTROL_CHARACTERS,
+    PREFIX_PATTERN,
+    SECRET_KEY_MAX,
+)
 
 REFERENCE_MAX = 1024
 _REFERENCE = re.compile(r"^\{vault://(?P<prefix>[^/{}]+)/(?P<key>[^{}]+)\}$")
 _PREFIX = re.compile(PREFIX_PATTERN)
+_KEY = re.compile(CONFIG_STORE_KEY_PATTERN)
 
 
 class InvalidReference(ValueError):
@@ -49,4 +56,6 @@ def parse_reference(text: str) -> VaultReference:
         raise InvalidReference("The vault prefix has lowercase letters, digits and dashes, starting with a letter.")
     if len(key) > SECRET_KEY_MAX:
         raise InvalidReference(f"A config store key is at most {SECRET_KEY_MAX} characters.")
+    if not _KEY.match(key):  # no secret can have such a key: say so rather than "not found"
+        raise InvalidReference(f"The config store key is not valid. {CONFIG_STORE_KEY_RULE}")
     return VaultReference(prefix=prefix, key=key)

@@ -81,14 +81,16 @@ def _member_remove_confirm(request, membership):
 def role_assign(request):
     require(request.user, Action.MEMBERS_MANAGE, request.organization)
     form = RoleAssignmentForm(request.POST, organization=request.organization)
+    text = None
     if form.is_valid():
-        services.role_assign(organization=request.organization, actor=request.user, **form.cleaned_data)
-        form = None
+        assignment = services.role_assign(organization=request.organization, actor=request.user, **form.cleaned_data)
+        where = assignment.control_plane.name if assignment.control_plane_id else "all control planes"
+        text, form = f"{assignment.get_role_display()} on {where} assigned to {assignment.user.email}.", None
     status = 200 if form is None else 422 if request.htmx else 400
     if not request.htmx and form is None:
-        messages.success(request, "Role assigned.")
+        messages.success(request, text)
         return redirect("member_list")
-    notice = {"level": "success", "text": "Role assigned."} if form is None else None
+    notice = {"level": "success", "text": text} if form is None else None
     return members_page(request, form=form, notice=notice, status=status)
 
 

@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from konnect_admin import tokens
-from konnect_admin.forms import TokenForm
+from konnect_admin.forms import DATA_PLANE_NAME_HINT, TokenForm
 from konnect_admin.models import DataPlaneToken, PersonalAccessToken
 from konnect_admin.permissions import Action
 from konnect_admin.sections import data_plane_tokens_section
@@ -57,7 +57,7 @@ def _data_plane_context(request, control_plane, form=None, new_token=None):
 def data_plane_token_create(request, pk):
     control_plane = control_plane_get(user=request.user, organization=request.organization, pk=pk,
                                       action=Action.CONTROL_PLANE_ADMIN)
-    form = TokenForm(request.POST, lifetime=tokens.data_plane_token_lifetime())
+    form = TokenForm(request.POST, lifetime=tokens.data_plane_token_lifetime(), name_hint=DATA_PLANE_NAME_HINT)
     if not form.is_valid():
         context = _data_plane_context(request, control_plane, form)
         return render_page(request, "konnect_admin/data_plane_tokens.html", context, partial="tokens",

@@ -44,6 +44,8 @@ CURSOR = "a cursor this API did not issue is refused with invalid_parameters (Ko
 PAGE_SIZE = "page[size] outside 1–100 is refused with invalid_parameters (Kong's spec sets no bounds)"
 NUL = "a NUL character is refused in a key's name and description (PostgreSQL text cannot hold one)"
 NAME = "a name with control characters is refused (names reach pages, logs and audit entries)"
+SECRET_KEY = ("a secret key is letters, digits, '.', '_', '-' in '/'-separated segments: a vault reference carries it "
+              "in a URL, so other characters are refused (Kong's spec bounds only its length)")
 BLOB_ID = "blob ids are 1–200 of letters, digits, ':', '.', '_', '-' (Kong's example fits); others are refused"
 ALLOWED: dict[tuple[str, str], str] = {
     ("put-cmek", "key_arn"): "a key ARN that fails the verification checklist (not a KMS key ARN, or a key the "
@@ -59,8 +61,8 @@ ALLOWED: dict[tuple[str, str], str] = {
                                                           "region (any other base64) is refused, never unwrapped",
     ("create-config-store", "name"): NAME,
     ("update-config-store", "name"): NAME,
-    ("create-config-store-secret", "key"): NAME.replace("a name", "a secret key"),
-    ("update-config-store-secret", "key"): NAME.replace("a name", "a secret key"),
+    ("create-config-store-secret", "key"): SECRET_KEY,
+    ("update-config-store-secret", "key"): SECRET_KEY,
     ("get-blob", "blobId"): BLOB_ID,
     ("put-blob", "blobId"): BLOB_ID,
     **{(operation_id, field): CURSOR for operation_id in ("list-cmeks", "list-config-stores",

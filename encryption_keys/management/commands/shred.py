@@ -3,6 +3,9 @@
     manage.py shred --org Acme --session <debug session id>          # dry run
     manage.py shred --org Acme --config-store <config store id> --yes
     manage.py shred --org Acme --before 2026-01-01 --yes
+
+`--before` refuses a date that would take data keys still sealing new values (a date after the newest retired
+data key, e.g. in the future): their data would become unreadable moments after it was written. `--force` overrides.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime, time
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -23,6 +27,7 @@ from encryption_keys.lifecycle.shred import (
     session_data_keys,
     shred_data_keys,
 )
+from encryption_keys.models import DataKey
 
 
 class Command(BaseCommand):
@@ -36,8 +41,10 @@ class Command(BaseCommand):
         target.add_argument("--before", help="A date (YYYY-MM-DD) or ISO datetime: data keys that stopped "
                                              "encrypting before it.")
         parser.add_argument("--yes", action="store_true", help="Act; without it, only say what would happen.")
+        parser.add_argument("--force", action="store_true",
+                            help="With --before: shred even data keys still in use (sealing new values).")
 
-    def handle(self, *args, org, session, config_store, before, yes, **options):
+    def handle(self, *args, org, session, config_store, before, yes, force, **options):
         organization = organization_from_argument(org)
         if session:
             owner = _owner("debugger", "DebugSession", session, organization, "debug session")
@@ -52,6 +59,8 @@ class Command(BaseCommand):
         else:
             moment = _moment(before)
             queryset, what = data_keys_before(organization=organization, before=moment), f"data before {moment:%Y-%m-%d %H:%M %Z}"
+            if not force:
+                _refuse_keys_in_use(queryset, organization=organization, before=moment)
         live = queryset.filter(shredded_at__isnull=True)
         ids = list(live.values_list("pk", flat=True))
         records = sum(count_records(ids, organization_id=organization.pk).values())
@@ -81,6 +90,27 @@ def _owner(app_label: str, model_name: str, pk: str, organization, noun: str):
     if owner is None:
         raise CommandError(f"No {noun} {pk} in {organization.name}.")
     return owner
+
+
+def _refuse_keys_in_use(queryset, *, organization, before: datetime) -> None:
+    """`--before` past the newest retired data key selects keys that still seal new values: refuse, saying why."""
+    now = timezone.now()
+    in_use = queryset.filter(shredded_at__isnull=True, encrypt_until__gt=now).filter(
+        Q(retired_at__isnull=True) | Q(retired_at__gt=now)
+    ).count()
+    if not in_use:
+        return
+    retired = DataKey.objects.filter(organization=organization).aggregate(
+        until=Max("encrypt_until", filter=Q(encrypt_until__lte=now)), retired=Max("retired_at", filter=Q(retired_at__lte=now))
+    )
+    newest = max((moment for moment in retired.values() if moment is not None), default=None)
+    limit = (f"The newest retired data key stopped encrypting on {newest:%Y-%m-%d %H:%M %Z}: choose a date up to then"
+             if newest else "No data key has been retired yet, so there is nothing older to shred")
+    raise CommandError(
+        f"--before {before:%Y-%m-%d %H:%M %Z} would shred {in_use} data key{'s' if in_use != 1 else ''} still in use: "
+        f"what {organization.name} writes now would become unreadable at once. {limit}, or add --force if this is "
+        "really meant."
+    )
 
 
 def _moment(text: str) -> datetime:

@@ -177,3 +177,40 @@ def test_command_refuses_another_orgs_session(org, other_org, sessions):
 
 def test_command_with_nothing_to_shred(org):
     assert "Nothing to shred" in run("--org", org.name, "--before", "2000-01-01", "--yes")
+
+
+# --- the --before guard ---------------------------------------------------------------------------------------
+
+
+def test_command_refuses_a_date_that_takes_data_keys_still_in_use(org):
+    write(org, "ancient", 1)
+    write(org, "current", 2)
+    retired_at = timezone.now() - timedelta(days=40)
+    DataKey.objects.filter(scope_ref="ancient").update(encrypt_until=retired_at)
+    for args in (("--before", "2030-01-01"), ("--before", "2030-01-01", "--yes")):
+        with pytest.raises(CommandError, match=r"would shred 1 data key still in use") as refused:
+            run("--org", org.name, *args)
+        assert f"stopped encrypting on {retired_at:%Y-%m-%d}" in str(refused.value)
+        assert "--force" in str(refused.value)
+    assert not DataKey.objects.filter(shredded_at__isnull=False).exists()
+    assert outcomes()["current#1"] == "current value 1"
+
+
+def test_command_refusal_says_when_nothing_was_ever_retired(org):
+    write(org, "current", 1)
+    with pytest.raises(CommandError, match="No data key has been retired yet"):
+        run("--org", org.name, "--before", (timezone.now() + timedelta(days=3650)).date().isoformat())
+
+
+def test_command_takes_a_date_up_to_the_newest_retired_key(org):
+    write(org, "ancient", 1)
+    write(org, "current", 1)
+    DataKey.objects.filter(scope_ref="ancient").update(encrypt_until=timezone.now() - timedelta(days=40))
+    out = run("--org", org.name, "--before", (timezone.now() - timedelta(days=1)).isoformat(), "--yes")
+    assert "Shredded 1 data keys" in out and outcomes()["current#0"] == "current value 0"
+
+
+def test_command_force_shreds_data_keys_still_in_use(org):
+    write(org, "current", 1)
+    out = run("--org", org.name, "--before", "2030-01-01", "--yes", "--force")
+    assert "Shredded 1 data keys" in out and outcomes()["current#0"] == "data_key_shredded"
