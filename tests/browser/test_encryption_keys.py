@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from encryption_keys import local_kms as kms_admin
+from devtools import local_kms as kms_admin
 from encryption_keys.models import EncryptionKey, KeyStatus
 from tests import factories
 

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from encryption_keys import local_kms, services
+from devtools import local_kms
+from encryption_keys import services
 from encryption_keys.lifecycle import replace_key, rewrap_data_keys
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey

@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from debugger.demo import debugger_demo_step
 from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Trace
+from devtools.demo import DEMO_STEPS, DemoData
+from devtools.demo.debugger import debugger_demo_step
 from encryption_keys.keyring import EncryptionScope
-from konnect_admin.demo import DEMO_STEPS, DemoData
 from konnect_admin.navigation import CONTROL_PLANE_SECTIONS
 
 pytestmark = pytest.mark.django_db
