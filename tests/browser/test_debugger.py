@@ -18,7 +18,7 @@ from konnect_admin import tokens
 from tests import factories
 from tests.debugger.conftest import PATH, trace_json
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from devtools import local_kms as kms_admin
 from encryption_keys.models import EncryptionKey, KeyStatus
 from tests import factories
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 
 
 def customer_key() -> str:

@@ -14,7 +14,7 @@ from encryption_keys.models import DataKey
 from tests import factories
 from tests.testapp.models import SealedNote
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 SECRET = "lifecycle-browser-secret-9d2e"
 
 
