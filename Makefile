@@ -41,9 +41,10 @@ run: $(STAMP) $(HTMX)
 test: $(STAMP) $(HTMX) browser-deps redis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# `make test` runs these too; here without pytest-django, so nothing in them can lean on Django or the local KMS.
+# `make test` runs these too; here without pytest-django (nor any other installed pytest plugin: they cost more
+# start-up than the tests take), so nothing in them can lean on Django or the local KMS.
 test-envelope: $(STAMP)
-	$(PY) -m pytest tests/encryption_keys/envelope -p no:django $(PYTEST_ARGS)
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest tests/encryption_keys/envelope -p no:django $(PYTEST_ARGS)
 
 bench: $(STAMP) $(HTMX)
 	$(PY) -m bench
