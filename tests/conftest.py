@@ -1,9 +1,10 @@
 """Fixtures for the whole suite. Nothing here imports Django at module level: the envelope core's tests
 (`make test-envelope`, `pytest tests/encryption_keys/envelope -p no:django`) load this file without Django settings.
 
-The local KMS is opt-in: a test that calls KMS requests `local_kms` — by name, or through a directory's conftest
-that makes it autouse for every test there (tests/encryption_keys, tests/debugger, tests/vault, tests/browser).
-A test that requests neither never starts the server."""
+The local KMS is opt-in: a test that calls KMS requests `local_kms` — as an argument (of the test or of a fixture it
+uses, e.g. `cmek`), by `pytest.mark.usefixtures("local_kms")` on its module, or through a directory's conftest that
+makes it autouse there (tests/encryption_keys but its envelope/, tests/debugger, tests/vault). A test that does none
+of these never starts the server."""
 
 import os
 

@@ -34,7 +34,7 @@ def test_display_status_times_out_an_overdue_session(debug_session):
     assert debug_session.display_status == SessionStatus.TIMED_OUT and not debug_session.is_active
 
 
-def test_the_app_registers_its_section_and_demo_step():
+def test_the_app_registers_its_section_and_the_demo_lists_its_step():
     assert debugger_demo_step in DEMO_STEPS
     assert any(provider.__module__ == "debugger.navigation" for provider in CONTROL_PLANE_SECTIONS)
 
