@@ -2,6 +2,7 @@
 #   make run    creates .venv, installs, migrates a fresh demo database, starts a local KMS, serves :8000 with a
 #               task worker and the scheduler beside it (one Ctrl-C stops all three; SQLite, nothing else to run)
 #   make test   installs and runs the whole suite (DATABASE_URL selects PostgreSQL; default SQLite)
+#   make test-envelope   the envelope core's tests alone: pure Python, no Django, no KMS (a few seconds)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 HTMX := static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint browser-deps redis clean
+.PHONY: run test test-envelope bench lint browser-deps redis clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -39,6 +40,11 @@ run: $(STAMP) $(HTMX)
 
 test: $(STAMP) $(HTMX) browser-deps redis
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# `make test` runs these too; here without pytest-django (nor any other installed pytest plugin: they cost more
+# start-up than the tests take), so nothing in them can lean on Django or the local KMS.
+test-envelope: $(STAMP)
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest tests/encryption_keys/envelope -p no:django $(PYTEST_ARGS)
 
 bench: $(STAMP) $(HTMX)
 	$(PY) -m bench

@@ -2,7 +2,7 @@
 
 One run, one process: the app (Django + django-ninja, unchanged) is served by a threaded WSGI server
 (werkzeug) on loopback, over a fresh SQLite database, with the local KMS server in the same process.
-A client posts traces exactly as a data plane does (`debugger.simulator`: one Kong trace per request,
+A client posts traces exactly as a data plane does (`devtools.simulator`: one Kong trace per request,
 ~18 spans, four payload captures with headers and JSON bodies, ~4 log lines), and reads the session page
 (50 traces with their decrypted request-path previews) as a browser does, with a session cookie.
 
@@ -136,8 +136,8 @@ class _App:
         from django.conf import settings
         from django.core.management import call_command
 
+        from devtools.local_kms import LocalKmsServer, create_platform_keys
         from encryption_keys import kms
-        from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
 
         self.kms = LocalKmsServer().start()
         settings.KMS_ENDPOINT_URL = self.kms.endpoint_url
@@ -157,7 +157,7 @@ class _App:
         from django.utils import timezone
 
         from debugger.models import DebugSession
-        from debugger.simulator.traffic import TrafficGenerator
+        from devtools.simulator.traffic import TrafficGenerator
         from konnect_admin import services, tokens
         from konnect_admin.models import User
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 class KmsProcess:
-    """`python -m encryption_keys.local_kms` in a child process; keys are administered over its HTTP API."""
+    """`python -m devtools.local_kms` in a child process; keys are administered over its HTTP API."""
 
     def __init__(self, *, latency_ms: float = 0.0):
         """`latency_ms`: how much later the server answers each KMS request (a network round trip)."""
@@ -18,7 +18,7 @@ class KmsProcess:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "encryption_keys.local_kms", "--port", str(port),
+            [sys.executable, "-m", "devtools.local_kms", "--port", str(port),
              "--create-platform-keys", "us=us-west-2+us-east-2", "--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent,
         )

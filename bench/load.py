@@ -44,7 +44,7 @@ class World:
     """Everything the run creates, and the environment its subprocesses share."""
 
     def __init__(self, *, quick: bool, database_url: str):
-        from encryption_keys.local_kms import LocalKmsServer, create_key, create_platform_keys, replicate_key
+        from devtools.local_kms import LocalKmsServer, create_key, create_platform_keys, replicate_key
 
         self.quick = quick
         self.kms = LocalKmsServer(port=_free_port()).start()

@@ -18,6 +18,7 @@ from konnect_admin.settings_checks import (  # noqa: E402
 )
 
 DEBUG = True
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools"]  # noqa: F405 - the local KMS, the simulator and `manage.py demo`
 SECRET_KEY = development_secret_key(BASE_DIR / "var" / "development-secret-key")  # noqa: F405
 ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]"]  # noqa: F405
 PLATFORM_KMS_PRINCIPAL = PLATFORM_KMS_PRINCIPAL or PLACEHOLDER_KMS_PRINCIPAL  # noqa: F405

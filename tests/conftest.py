@@ -1,8 +1,23 @@
+"""Fixtures for the whole suite. Nothing here imports Django at module level: the envelope core's tests
+(`make test-envelope`, `pytest tests/encryption_keys/envelope -p no:django`) load this file without Django settings.
+
+The local KMS is opt-in: a test that calls KMS requests `local_kms` — as an argument (of the test or of a fixture it
+uses, e.g. `cmek`), by `pytest.mark.usefixtures("local_kms")` on its module, or through a directory's conftest that
+makes it autouse there (tests/encryption_keys but its envelope/, tests/debugger, tests/vault). A test that does none
+of these never starts the server."""
+
 import os
 
 import pytest
 
-from tests import factories, leaks
+from tests import leaks
+
+
+def pytest_addoption(parser, pluginmanager):
+    """pyproject's `DJANGO_SETTINGS_MODULE` is pytest-django's option; with `-p no:django` (the envelope core's run)
+    pytest would warn that it does not know it."""
+    if not pluginmanager.has_plugin("django"):
+        parser.addini("DJANGO_SETTINGS_MODULE", "Django settings module (pytest-django); unused under -p no:django")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,31 +34,43 @@ def pytest_collection_modifyitems(session, config, items):
 
 @pytest.fixture
 def org(db):
+    from tests import factories
+
     return factories.make_organization("Acme")
 
 
 @pytest.fixture
 def other_org(db):
+    from tests import factories
+
     return factories.make_organization("Globex")
 
 
 @pytest.fixture
 def control_plane(org):
+    from tests import factories
+
     return factories.make_control_plane(org, name="payments", region="us")
 
 
 @pytest.fixture
 def other_control_plane(other_org):
+    from tests import factories
+
     return factories.make_control_plane(other_org, name="globex-internal", region="us")
 
 
 @pytest.fixture
 def org_admin(org):
+    from tests import factories
+
     return factories.make_role_user(org, "org_admin")
 
 
 @pytest.fixture
 def other_org_admin(other_org):
+    from tests import factories
+
     return factories.make_role_user(other_org, "org_admin")
 
 
@@ -69,7 +96,7 @@ def kms_server():
     platform principal: a key policy naming that principal (the Link key page's statements) is enforced."""
     from django.conf import settings
 
-    from encryption_keys.local_kms import LocalKmsServer
+    from devtools.local_kms import LocalKmsServer
 
     server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
     yield server
@@ -78,7 +105,7 @@ def kms_server():
 
 @pytest.fixture(scope="session")
 def platform_keys(kms_server):
-    from encryption_keys.local_kms import create_key
+    from devtools.local_kms import create_key
 
     return {
         geo: create_key(region=region, description=f"platform key {geo}", multi_region=True)
@@ -86,9 +113,10 @@ def platform_keys(kms_server):
     }
 
 
-@pytest.fixture(autouse=True)
-def local_kms(request, settings, kms_server, platform_keys):
-    """Every test talks to the local KMS server over HTTP, with fresh in-process key caches."""
+@pytest.fixture
+def local_kms(settings, kms_server, platform_keys):
+    """This test talks to the local KMS server over HTTP (started once for the session, restarted if a test
+    stopped it), with the platform keys and fresh in-process key caches."""
     from encryption_keys import call_log, key_state, keyring, kms
 
     settings.KMS_ENDPOINT_URL = kms_server.endpoint_url
@@ -121,9 +149,9 @@ def kms_calls(db):
 
 
 @pytest.fixture
-def cmek(org):
+def cmek(org, local_kms):
     """A fresh customer key in us-west-2 (multi-region, replicated to us-east-2), not linked yet."""
-    from encryption_keys.local_kms import create_key, replicate_key
+    from devtools.local_kms import create_key, replicate_key
 
     arn = create_key(region="us-west-2", description="customer key", multi_region=True)
     replicate_key(arn, to_region="us-east-2")

@@ -23,7 +23,7 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; never in production
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "devtools", "tests.testapp"]  # noqa: F405
 
 # SQLite: the test database is a file (not Django's default in-memory one), so worker and scheduler processes
 # started by a test can open it; one per test process, so suites running side by side do not collide.

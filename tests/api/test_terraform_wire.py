@@ -224,7 +224,7 @@ def test_the_sdk_rules_can_fail(client, provider):
 # --- konnect_gateway_config_store and konnect_gateway_config_store_secret ----------------------------------
 
 
-def test_config_store_and_secret_lifecycle(provider, control_plane):
+def test_config_store_and_secret_lifecycle(local_kms, provider, control_plane):
     stores = f"/v2/control-planes/{control_plane.pk}/config-stores"
 
     # create without a name: {"name": null} → 201 with a generated name

@@ -10,14 +10,15 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from debugger import services
-from debugger.simulator.runner import simulate_traffic
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from devtools.simulator.runner import simulate_traffic
+from encryption_keys import keyring
 from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
 from tests import factories
 from tests.debugger.conftest import PATH, trace_json
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from encryption_keys import local_kms as kms_admin
+from devtools import local_kms as kms_admin
 from encryption_keys.models import EncryptionKey, KeyStatus
 from tests import factories
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 
 
 def customer_key() -> str:

@@ -6,14 +6,15 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from encryption_keys import local_kms, services
+from devtools import local_kms
+from encryption_keys import services
 from encryption_keys.lifecycle import replace_key, rewrap_data_keys
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey
 from tests import factories
 from tests.testapp.models import SealedNote
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 SECRET = "lifecycle-browser-secret-9d2e"
 
 

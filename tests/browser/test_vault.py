@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from tests import factories
 from vault.models import ConfigStore, Secret
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 VALUE = "browser-secret-value-5d2e"
 
 

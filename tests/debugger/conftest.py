@@ -24,6 +24,13 @@ LOG_SECRET = leaks.plant("log-secret-5e1d")
 PATH = "/orders/42"
 
 
+@pytest.fixture(autouse=True)
+def kms_for_every_test(local_kms):
+    """Every test here writes or reads encrypted payloads and logs: the local KMS server
+    for each (tests/conftest.py's `local_kms`)."""
+    return local_kms
+
+
 def hex_id(digits: int) -> str:
     return secrets.token_hex(digits // 2)
 

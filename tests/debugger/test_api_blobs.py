@@ -7,7 +7,8 @@ from django.test import Client
 from django.utils import timezone
 
 from debugger.models import Blob
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
 from tests import factories

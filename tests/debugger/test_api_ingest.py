@@ -7,7 +7,7 @@ from django.db import connection
 from django.test import Client
 
 from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Span, Trace
-from encryption_keys import local_kms
+from devtools import local_kms
 from encryption_keys.models import DataKey
 from konnect_admin import tokens
 from tests import factories

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from debugger import services
 from debugger.models import PayloadCapture, RequestLog, Trace
-from encryption_keys import local_kms
+from devtools import local_kms
 from encryption_keys.models import EncryptionKey
 from tests import factories
 from tests.debugger.conftest import BODY_SECRET, HEADER_SECRET, LOG_SECRET, PATH, QUERY_SECRET, fresh_reader

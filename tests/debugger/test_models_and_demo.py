@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from debugger.demo import debugger_demo_step
 from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Trace
+from devtools.demo import DEMO_STEPS, DemoData
+from devtools.demo.debugger import debugger_demo_step
 from encryption_keys.keyring import EncryptionScope
-from konnect_admin.demo import DEMO_STEPS, DemoData
 from konnect_admin.navigation import CONTROL_PLANE_SECTIONS
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +34,7 @@ def test_display_status_times_out_an_overdue_session(debug_session):
     assert debug_session.display_status == SessionStatus.TIMED_OUT and not debug_session.is_active
 
 
-def test_the_app_registers_its_section_and_demo_step():
+def test_the_app_registers_its_section_and_the_demo_lists_its_step():
     assert debugger_demo_step in DEMO_STEPS
     assert any(provider.__module__ == "debugger.navigation" for provider in CONTROL_PLANE_SECTIONS)
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from debugger.models import PayloadCapture, RequestLog, SamplingKind, SessionStatus, Span, Trace
-from debugger.simulator.dataplane import DataPlane, HttpTransport
-from debugger.simulator.traffic import TrafficGenerator
+from devtools.simulator.dataplane import DataPlane, HttpTransport
+from devtools.simulator.traffic import TrafficGenerator
 from konnect_admin.models import DataPlaneToken
 from tests import factories
 

@@ -12,7 +12,7 @@ import referencing
 import yaml
 from referencing.jsonschema import DRAFT202012
 
-from encryption_keys import local_kms as kms_admin
+from devtools import local_kms as kms_admin
 from encryption_keys.models import EncryptionKey
 from konnect_admin import tokens
 from konnect_admin.models import AuditEvent

@@ -136,7 +136,7 @@ def test_dumpdata_serializes_masks(org):
 
 
 def test_write_fails_closed_when_no_key_can_be_had(org, platform_keys, kms_calls):
-    from encryption_keys.local_kms import disable_key, enable_key
+    from devtools.local_kms import disable_key, enable_key
 
     disable_key(platform_keys["us"])
     try:

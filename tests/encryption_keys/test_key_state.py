@@ -7,8 +7,8 @@ from django.db import transaction
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
+from devtools import local_kms as kms_admin
 from encryption_keys import key_state, keyring, services
-from encryption_keys import local_kms as kms_admin
 from encryption_keys.envelope import DecryptionError, EncryptionUnavailable, ErrorCode
 from encryption_keys.models import EncryptionKey, KeyStatus, KeyStatusChange
 from konnect_admin.models import AuditEvent

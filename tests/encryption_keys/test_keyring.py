@@ -7,7 +7,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.envelope import DecryptionError, EncryptionUnavailable
 from encryption_keys.models import DataKey, EncryptionKey
 from tests import leaks

@@ -8,8 +8,8 @@ import json
 import pytest
 from django.db import connection
 
+from devtools import local_kms as kms_admin
 from encryption_keys import call_log
-from encryption_keys import local_kms as kms_admin
 from encryption_keys.models import DataKey, EncryptionKey
 from konnect_admin import system_accounts as accounts
 from konnect_admin import tokens

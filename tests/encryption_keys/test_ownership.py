@@ -8,8 +8,8 @@ the local KMS, refuses another organization's round trip on its own.
 import pytest
 from django.db import IntegrityError, transaction
 
+from devtools import local_kms as kms_admin
 from encryption_keys import geos, services
-from encryption_keys import local_kms as kms_admin
 from encryption_keys.lifecycle import KeyReplacementError, replace_key, rewrap_data_keys
 from encryption_keys.models import EncryptionKey
 from encryption_keys.verification import Verdict, key_policy_statements, verify_key

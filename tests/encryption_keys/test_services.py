@@ -3,8 +3,8 @@
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from devtools import local_kms as kms_admin
 from encryption_keys import keyring, services
-from encryption_keys import local_kms as kms_admin
 from encryption_keys.envelope import DecryptionError
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatus, KeyStatusChange
 from konnect_admin.models import AuditEvent

@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from encryption_keys import local_kms, services, sweep
+from devtools import local_kms
+from encryption_keys import services, sweep
 from encryption_keys.models import EncryptionKey, KeyStatus, KeyStatusChange, PlatformKeyHealth
 from encryption_keys.tasks import sweep_key_health
 from konnect_admin.models import AuditEvent, User

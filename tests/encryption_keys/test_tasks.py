@@ -5,7 +5,8 @@ import pytest
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
-from encryption_keys import keyring, kms, local_kms, services
+from devtools import local_kms
+from encryption_keys import keyring, kms, services
 from encryption_keys.lifecycle import replace_key
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from encryption_keys import local_kms as kms_admin
+from devtools import local_kms as kms_admin
 from encryption_keys.verification import (
     PLATFORM_ACTIONS,
     Verdict,

@@ -7,7 +7,7 @@ import types
 import pytest
 from django.urls import reverse
 
-from encryption_keys import local_kms as kms_admin
+from devtools import local_kms as kms_admin
 from encryption_keys import services
 from encryption_keys.models import EncryptionKey, KeyStatus
 from konnect_admin.models import AuditEvent

@@ -73,7 +73,7 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
 
 @pytest.fixture
 def world(cmek):
-    from encryption_keys.local_kms import create_key
+    from devtools.local_kms import create_key
 
     a = build_tenant("Alpha", cmek)
     b = build_tenant("Bravo", create_key(region="us-west-2", multi_region=True))

@@ -31,7 +31,7 @@ def load_schema(version: str):
 
 
 @pytest.fixture
-def credentials(org, control_plane):
+def credentials(local_kms, org, control_plane):
     admin = factories.make_role_user(org, "org_admin")
     _pat, personal = tokens.personal_access_token_create(user=admin, organization=org, name="fuzz")
     _dpt, data_plane = tokens.data_plane_token_create(actor=admin, control_plane=control_plane, name="fuzz")

@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.models import EncryptionKey
 from konnect_admin import services as platform
 from konnect_admin import tokens

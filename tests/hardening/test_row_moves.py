@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tenants():
+def tenants(local_kms):
     return seal_tenant("Acme"), seal_tenant("Globex")
 
 
@@ -64,7 +64,7 @@ def move(name: str):
     return next(m for m in MOVES if m.name == name)
 
 
-def test_every_encrypted_field_has_row_moves():
+def test_every_encrypted_field_has_row_moves(local_kms):
     """A new encrypted field (or model) needs a move here, or this fails: the matrix below covers it then."""
     a_like = seal_tenant("Coverage")
     covered: dict[str, set[str]] = {}

@@ -34,8 +34,8 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from encryption_keys import local_kms as kms_admin
-from encryption_keys.local_kms import LocalKmsServer
+from devtools import local_kms as kms_admin
+from devtools.local_kms import LocalKmsServer
 from tests.browser.conftest import SCREENSHOTS
 
 pytestmark = [pytest.mark.install, pytest.mark.browser]

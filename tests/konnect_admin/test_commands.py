@@ -1,6 +1,7 @@
 """Every management command the README names answers `--help` in a bare shell (no settings at all, as a new
 operator first types it), and a command that lacks configuration or credentials ends with one line saying what to
-set — never a traceback. Production's refusal of unsafe settings stays for everything that is not a help text."""
+set — never a traceback. Production's refusal of unsafe settings stays for everything that is not a help text.
+The development commands (the `devtools` app) answer under development settings and are unknown to production."""
 
 import os
 import re
@@ -18,14 +19,22 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
+def dev_commands() -> list[str]:
+    """The commands the README lists as "Development commands: `a`, `b`… —"."""
+    listed = re.search(r"Development commands: (.+?) —", README, re.S)
+    return re.findall(r"`([a-z_]+)`", listed.group(1)) if listed else []
+
+
 def readme_commands() -> list[str]:
-    """The commands the README lists ("Management commands: `a`, `b`…") or shows as `manage.py <command>`."""
+    """The commands the README lists ("Management commands: `a`, `b`…") or shows as `manage.py <command>`, but
+    the development ones."""
     listed = re.search(r"Management commands: (.+?)(?:\n\n|\(destructive)", README, re.S)
     names = re.findall(r"`([a-z_]+)`", listed.group(1)) if listed else []
     names += re.findall(r"manage\.py ([a-z_]+)", README)
-    return sorted(set(names))
+    return sorted(set(names) - set(DEV_COMMANDS))
 
 
+DEV_COMMANDS = dev_commands()
 COMMANDS = readme_commands()
 # A shell with nothing set: no settings module, no secret, no database, no .env of a past `make run`.
 BARE = {"PATH": os.environ["PATH"], "KONNECT_ENV_FILE": os.devnull}
@@ -40,8 +49,9 @@ def manage(*arguments: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_the_readme_lists_the_commands():
-    assert {"check_keys", "rewrap_data_keys", "shred", "purge_logs", "run_scheduler", "db_worker", "kms_server",
-            "demo", "migrate"} <= set(COMMANDS)
+    assert {"check_keys", "rewrap_data_keys", "shred", "purge_logs", "run_scheduler", "db_worker", "migrate"} <= set(
+        COMMANDS)
+    assert DEV_COMMANDS == ["demo", "kms_server", "simulate_traffic"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -50,6 +60,21 @@ def test_every_readme_command_prints_its_help_with_nothing_set(command):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: manage.py {command} ")
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("command", DEV_COMMANDS)
+def test_every_development_command_prints_its_help_under_development_settings(command):
+    result = manage(command, "--help", env={**BARE, "DJANGO_SETTINGS_MODULE": "konnect_admin.settings_dev"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: manage.py {command} ")
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("command", DEV_COMMANDS)
+def test_production_does_not_know_the_development_commands(command):
+    result = manage(command, "--help", env=BARE)
+    assert result.returncode == 1
+    assert f"Unknown command: '{command}'" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("arguments", [[], ["help"], ["help", "check_keys"]], ids=["bare", "help", "help-command"])

@@ -122,7 +122,7 @@ def test_suspend_and_reactivate_commands_are_audited(org):
 
 
 @pytest.fixture
-def populated(org, other_org, org_admin, other_org_admin, control_plane):
+def populated(local_kms, org, other_org, org_admin, other_org_admin, control_plane):
     """Acme with sealed data, members, an invitation; Globex with sealed data that must stay readable."""
     member = factories.make_role_user(org, "cp_viewer", control_plane)
     invitations.invitation_create(organization=org, actor=org_admin, email="new@acme.test", teams=[],

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from encryption_keys import local_kms, services
+from devtools import local_kms
+from encryption_keys import services
 from encryption_keys.models import EncryptionKey, KeyStatus
 from konnect_admin.models import ScheduledRun
 from konnect_admin.scheduling import SCHEDULE, schedule_tick

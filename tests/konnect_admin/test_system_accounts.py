@@ -258,7 +258,7 @@ def test_create_form_errors_without_javascript(login, org_admin, account):
     assert response.status_code == 400 and "already exists" in response.content.decode()
 
 
-def test_spat_token_on_the_blob_api(client, org, org_admin, account):
+def test_spat_token_on_the_blob_api(local_kms, client, org, org_admin, account):
     _token, text = spat(account, org_admin)
     url = "/api/us/v0/blobs/ci-artifact"
     refused = client.put(url, b"bytes", content_type="application/octet-stream", headers=bearer(text))

@@ -20,6 +20,13 @@ SPEC_PATH = CONFIG_STORE_SPEC
 MARKER = leaks.plant("wr1te-0nly-marker-7f3c9a")  # a secret value that must never come back
 
 
+@pytest.fixture(autouse=True)
+def kms_for_every_test(local_kms):
+    """Every test here writes or reads secrets under a data key: the local KMS server
+    for each (tests/conftest.py's `local_kms`)."""
+    return local_kms
+
+
 class ApiClient:
     """The Django test client speaking JSON with a bearer token; remembers every response."""
 

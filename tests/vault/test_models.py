@@ -62,8 +62,8 @@ def test_admin_site_shows_metadata_never_values(login, org_admin, store):
 
 @pytest.mark.django_db
 def test_demo_step_builds_config_stores_and_vaults(kms_server):
-    from konnect_admin.demo import DEMO_STEPS, demo_build
-    from vault.demo import vault_demo_step
+    from devtools.demo import DEMO_STEPS, demo_build
+    from devtools.demo.vault import vault_demo_step
 
     assert vault_demo_step in DEMO_STEPS
     lines = []

@@ -4,7 +4,8 @@ created), and "Protect with CMEK": re-wrapping an older control plane's vault DE
 import pytest
 from django.urls import reverse
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.envelope import EnvelopeError
 from encryption_keys.models import DataKey
 from konnect_admin import services as platform

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from konnect_admin.models import AuditEvent
 from tests import factories
 from tests.vault.conftest import make_secrets

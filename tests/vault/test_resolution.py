@@ -8,7 +8,8 @@ from django.db import connection
 from django.urls import reverse
 from jsonschema import Draft202012Validator
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from konnect_admin import services as platform
 from konnect_admin import tokens
 from tests import factories

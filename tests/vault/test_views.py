@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.models import DataKey
 from konnect_admin import services as platform
 from konnect_admin.models import AuditEvent

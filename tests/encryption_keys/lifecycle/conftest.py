@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from encryption_keys import local_kms, services
+from devtools import local_kms
+from encryption_keys import services
 from encryption_keys.models import EncryptionKey
 
 
@@ -81,7 +82,7 @@ def kms_cutting_answer(kms_server, monkeypatch):
     """
     import socket
 
-    from encryption_keys.local_kms.wsgi import KeepAliveHandler
+    from devtools.local_kms.wsgi import KeepAliveHandler
 
     @contextmanager
     def cutting_answer(*, operation: str, nth: int):

@@ -43,7 +43,7 @@ def test_put_cmek_with_a_new_arn_replaces_the_key(org, org_admin, linked_key, ne
 
 
 def test_put_cmek_while_a_replacement_runs_is_409(org, org_admin, linked_key, new_cmek, notes):
-    from encryption_keys import local_kms
+    from devtools import local_kms
     from encryption_keys.lifecycle import replace_key
 
     replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)

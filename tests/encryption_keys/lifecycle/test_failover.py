@@ -2,8 +2,9 @@
 
 import pytest
 
-from encryption_keys import keyring, kms, local_kms
-from encryption_keys.local_kms import LocalKmsServer
+from devtools import local_kms
+from devtools.local_kms import LocalKmsServer
+from encryption_keys import keyring, kms
 from encryption_keys.models import EncryptionKey
 from tests.testapp.models import SealedNote
 

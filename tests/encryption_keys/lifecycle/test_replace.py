@@ -5,7 +5,8 @@ import hashlib
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from encryption_keys import keyring, kms, local_kms
+from devtools import local_kms
+from encryption_keys import keyring, kms
 from encryption_keys.lifecycle import KeyReplacementError, KeyVerificationFailed, replace_key
 from encryption_keys.lifecycle import rewrap as rewrap_module
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState

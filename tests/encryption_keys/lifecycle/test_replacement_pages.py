@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from encryption_keys import local_kms, services
+from devtools import local_kms
+from encryption_keys import services
 from encryption_keys.lifecycle import replace_key, rewrap_data_keys
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import EncryptionKey

@@ -3,8 +3,8 @@
 import pytest
 from django.core.management import call_command
 
+from devtools import local_kms as kms_admin
 from encryption_keys import keyring, kms
-from encryption_keys import local_kms as kms_admin
 from encryption_keys.lifecycle import (
     KeyReplacementError,
     RewrapInterrupted,

@@ -8,7 +8,8 @@ import pytest
 from django.core.cache import cache as shared_cache
 from django.core.management import call_command
 
-from encryption_keys import keyring, local_kms, services
+from devtools import local_kms
+from encryption_keys import keyring, services
 from encryption_keys.models import KeyStatus
 from tests.testapp.models import SealedNote
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from encryption_keys import local_kms
+from devtools import local_kms
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey, EncryptionKey, KmsCall
 from tests.testapp.models import SealedNote

@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from encryption_keys import keyring, local_kms
+from devtools import local_kms
+from encryption_keys import keyring
 from encryption_keys.envelope import peek_dek_id
 from encryption_keys.lifecycle import reencrypt_scope, retire_data_keys
 from encryption_keys.lifecycle.records import count_records, encrypted_models

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from encryption_keys import local_kms
+from devtools import local_kms
 from encryption_keys.lifecycle import replace_key
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey

@@ -2,8 +2,8 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from debugger.simulator.dataplane import SimulationError
-from debugger.simulator.runner import simulate_traffic
+from devtools.simulator.dataplane import SimulationError
+from devtools.simulator.runner import simulate_traffic
 from konnect_admin.models import ControlPlane, User
 
 BAR_WIDTH = 30

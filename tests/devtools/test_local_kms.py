@@ -2,7 +2,7 @@
 
 Every test talks to a real ``LocalKmsServer`` on loopback through boto3 with ``endpoint_url`` —
 never in-process ``mock_aws`` — and asserts the exact botocore error code. Out-of-band changes (the
-customer disabling or deleting their key) go through ``encryption_keys.local_kms`` admin helpers.
+customer disabling or deleting their key) go through ``devtools.local_kms`` admin helpers.
 No Django, no database.
 """
 
@@ -30,10 +30,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto.kms import utils as moto_kms_utils
 
-import encryption_keys.local_kms as local_kms_package
-from encryption_keys.local_kms import admin, fidelity
-from encryption_keys.local_kms import server as server_module
-from encryption_keys.local_kms.server import LocalKmsServer
+import devtools.local_kms as local_kms_package
+from devtools.local_kms import admin, fidelity
+from devtools.local_kms import server as server_module
+from devtools.local_kms.server import LocalKmsServer
 
 REGION = "us-west-2"
 REPLICA_REGION = "us-east-2"
@@ -68,12 +68,6 @@ def make_client(endpoint_url: str, region: str = REGION):
         aws_secret_access_key="testing",
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=20),
     )
-
-
-@pytest.fixture(autouse=True)
-def local_kms():
-    """Replaces tests/conftest.py's autouse, Django-bound ``local_kms``: these tests need no Django."""
-    yield
 
 
 @pytest.fixture(scope="module")
@@ -1006,7 +1000,7 @@ def test_python_dash_m_runs_the_server_in_a_separate_process():
         [
             sys.executable,
             "-m",
-            "encryption_keys.local_kms",
+            "devtools.local_kms",
             "--port",
             "0",
             "--create-platform-keys",
@@ -1073,7 +1067,7 @@ def test_parse_platform_keys():
 
 def test_fidelity_guard_moto_seams_are_where_the_layer_expects_them(local_server):
     assert moto.__version__ == "5.2.5" == fidelity.EXPECTED_MOTO_VERSION, (
-        f"moto is {moto.__version__}: the local KMS fidelity layer (encryption_keys/local_kms/fidelity.py) "
+        f"moto is {moto.__version__}: the local KMS fidelity layer (devtools/local_kms/fidelity.py) "
         "was written against moto 5.2.5. Re-read moto/kms/{models,responses,utils}.py, adapt the patches "
         "and PATCH_POINTS, then update EXPECTED_MOTO_VERSION and this assertion."
     )

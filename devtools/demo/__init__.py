@@ -1,6 +1,7 @@
-"""Demo data: two organizations, a user for every role, control planes in two regions.
+"""Demo data (`manage.py demo`, `make run`): two organizations, a user for every role, control planes in two
+regions, then one step per app in `DEMO_STEPS` — callables `(demo: DemoData, log) -> None`, each in its module here.
 
-Other apps extend the demo by appending steps to `DEMO_STEPS`: callables `(demo: DemoData, log) -> None`.
+Dev tooling: the product apps know nothing of the demo, and production settings do not install this app.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from devtools.demo.debugger import debugger_demo_step
+from devtools.demo.encryption_keys import link_demo_key
+from devtools.demo.vault import vault_demo_step
 from konnect_admin import services
 from konnect_admin.models import ControlPlane, Organization, Role, RoleAssignment, User
 
@@ -42,8 +46,8 @@ DEMO_CONTROL_PLANES = [
     ("internal-tools", "Globex", "us", "Internal APIs", {"env": "staging"}),
 ]
 
-# Steps added by other apps (encryption keys, debugger, vault), run in order after the base data.
-DEMO_STEPS: list = []
+# Run in order after the base data: a linked CMEK first, so the Debugger's payloads and the vault are under it.
+DEMO_STEPS = [link_demo_key, debugger_demo_step, vault_demo_step]
 
 
 @transaction.atomic

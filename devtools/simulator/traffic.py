@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from debugger.simulator import bodies
+from devtools.simulator import bodies
 
 KONG_VERSION = "3.9.1"
 HOST = "api.acme.test"

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from devtools.demo import DEMO_PASSWORD, demo_build
 from konnect_admin import environment
-from konnect_admin.demo import DEMO_PASSWORD, demo_build
 
 DEMO_PLATFORM_KEYS = "us=us-west-2+us-east-2,eu=eu-central-1+eu-west-1"
 # The demo's block in .env: what a later `manage.py <command>` needs to reach this demo's database and KMS.
@@ -90,8 +90,8 @@ class Command(BaseCommand):
                 raise CommandError("KMS_ENDPOINT_URL is set: set PLATFORM_KMS_KEYS too (one key ARN per region).")
             self.stdout.write(f"Using the KMS at {settings.KMS_ENDPOINT_URL}")
             return
+        from devtools.local_kms import LocalKmsServer, create_platform_keys
         from encryption_keys import kms
-        from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
 
         self.kms_server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
         settings.KMS_ENDPOINT_URL = self.kms_server.endpoint_url

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from debugger.simulator.dataplane import (
+from devtools.simulator.dataplane import (
     DataPlane,
     HttpTransport,
     InProcessTransport,

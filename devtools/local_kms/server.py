@@ -13,7 +13,7 @@ platform's role; see ``fidelity``); without it the caller stands for every AWS p
 
 From a shell (or the ``kms_server`` management command, which passes ``PLATFORM_KMS_PRINCIPAL``)::
 
-    python -m encryption_keys.local_kms --port 4566 --create-platform-keys us=us-west-2+us-east-2,eu=eu-central-1 \
+    python -m devtools.local_kms --port 4566 --create-platform-keys us=us-west-2+us-east-2,eu=eu-central-1 \
         --caller-principal arn:aws:iam::111122223333:role/konnect-admin-cmek
 """
 
@@ -255,7 +255,7 @@ def create_platform_keys(spec: str | dict[str, list[str]]) -> dict[str, str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m encryption_keys.local_kms",
+        prog="python -m devtools.local_kms",
         description="Run a local AWS KMS (moto + Konnect fidelity layer) on loopback until interrupted.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")

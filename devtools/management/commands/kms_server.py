@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from encryption_keys.local_kms import main
+from devtools.local_kms import main
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from debugger.sampling import rule_matches
-from debugger.simulator.traffic import TrafficGenerator
+from devtools.simulator.traffic import TrafficGenerator
 
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT_SECONDS = 10

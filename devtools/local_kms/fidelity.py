@@ -232,7 +232,7 @@ def apply() -> None:
         if moto.__version__ != EXPECTED_MOTO_VERSION:
             warnings.warn(
                 f"local KMS fidelity layer was written for moto {EXPECTED_MOTO_VERSION}, "
-                f"found {moto.__version__}; run tests/encryption_keys/test_local_kms.py",
+                f"found {moto.__version__}; run tests/devtools/test_local_kms.py",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -2,7 +2,7 @@
 
 from debugger import services
 from debugger.models import SamplingKind
-from debugger.simulator.runner import simulate_traffic
+from devtools.simulator.runner import simulate_traffic
 
 
 def debugger_demo_step(demo, log) -> None:
