@@ -2,15 +2,15 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from encryption_keys import health, kms, services
+from encryption_keys import health, providers, services
 from encryption_keys.models import EncryptionKey, KeyStatus
 from konnect_admin.models import Organization, Region
 
 
 class Command(BaseCommand):
     help = (
-        "Re-read the KMS state of every linked customer key (DescribeKey, rotation status, an encrypt/decrypt "
-        "round trip), store it, and record status changes in the audit log."
+        "Re-read the state of every linked customer key in its key service (its metadata, rotation, an "
+        "encrypt/decrypt round trip), store it, and record status changes in the audit log."
     )
 
     def add_arguments(self, parser):
@@ -20,9 +20,6 @@ class Command(BaseCommand):
                             help="Exit with status 1 when a key is not healthy (for cron and monitoring).")
 
     def handle(self, *args, **options):
-        problem = kms.configuration_problem()
-        if problem:
-            raise CommandError(problem)
         keys = EncryptionKey.objects.select_related("organization").order_by("organization__name", "region")
         if options["org"]:
             keys = keys.filter(organization=self._organization(options["org"]))
@@ -32,6 +29,7 @@ class Command(BaseCommand):
         if not keys:
             self.stdout.write("No linked keys to check.")
             return
+        self._refuse_unconfigured(keys)
         unhealthy = []
         for index, key in enumerate(keys, start=1):
             self.stdout.write(f"[{index}/{len(keys)}] {key.organization.name} · {key.get_region_display()} · "
@@ -41,7 +39,7 @@ class Command(BaseCommand):
             except EncryptionKey.DoesNotExist:
                 self.stdout.write("unlinked meanwhile, skipped")
                 continue
-            except kms.KmsNotConfigured as error:  # credentials gone mid-run (an expired session)
+            except providers.ProviderNotConfigured as error:  # credentials gone mid-run (an expired session)
                 raise CommandError(str(error)) from None
             self._report(result)
             if result.key.status not in (KeyStatus.HEALTHY, KeyStatus.ROTATION_DISABLED):
@@ -52,6 +50,19 @@ class Command(BaseCommand):
         if unhealthy and options["fail_on_unhealthy"]:
             raise CommandError(f"{len(unhealthy)} key(s) not healthy: "
                                + ", ".join(f"{k.organization.name}/{k.region}: {k.status}" for k in unhealthy))
+
+    def _refuse_unconfigured(self, keys: list[EncryptionKey]) -> None:
+        """Stop before any call when a key service of these keys cannot be called at all (no credentials)."""
+        asked = {}
+        for key in keys:
+            try:
+                provider = providers.provider_for(key.key_arn)
+            except providers.InvalidKeyRef:
+                continue  # its check reports it
+            asked.setdefault(provider.name, provider)
+        problem = "; ".join(filter(None, (provider.configuration_problem() for provider in asked.values())))
+        if problem:
+            raise CommandError(problem)
 
     def _organization(self, value: str) -> Organization:
         try:
