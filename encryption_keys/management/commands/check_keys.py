@@ -20,6 +20,10 @@ class Command(BaseCommand):
                             help="Exit with status 1 when a key is not healthy (for cron and monitoring).")
 
     def handle(self, *args, **options):
+        # Before anything else (even the database): a key service that cannot be called at all says what to set.
+        problem = "; ".join(filter(None, (provider.configuration_problem() for provider in providers.providers())))
+        if problem:
+            raise CommandError(problem)
         keys = EncryptionKey.objects.select_related("organization").order_by("organization__name", "region")
         if options["org"]:
             keys = keys.filter(organization=self._organization(options["org"]))
@@ -29,7 +33,6 @@ class Command(BaseCommand):
         if not keys:
             self.stdout.write("No linked keys to check.")
             return
-        self._refuse_unconfigured(keys)
         unhealthy = []
         for index, key in enumerate(keys, start=1):
             self.stdout.write(f"[{index}/{len(keys)}] {key.organization.name} · {key.get_region_display()} · "
@@ -50,19 +53,6 @@ class Command(BaseCommand):
         if unhealthy and options["fail_on_unhealthy"]:
             raise CommandError(f"{len(unhealthy)} key(s) not healthy: "
                                + ", ".join(f"{k.organization.name}/{k.region}: {k.status}" for k in unhealthy))
-
-    def _refuse_unconfigured(self, keys: list[EncryptionKey]) -> None:
-        """Stop before any call when a key service of these keys cannot be called at all (no credentials)."""
-        asked = {}
-        for key in keys:
-            try:
-                provider = providers.provider_for(key.key_arn)
-            except providers.InvalidKeyRef:
-                continue  # its check reports it
-            asked.setdefault(provider.name, provider)
-        problem = "; ".join(filter(None, (provider.configuration_problem() for provider in asked.values())))
-        if problem:
-            raise CommandError(problem)
 
     def _organization(self, value: str) -> Organization:
         try:
