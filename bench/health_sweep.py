@@ -90,7 +90,7 @@ def _measure(server: KmsProcess, *, organizations: int, latency_samples: int) ->
     elapsed = time.perf_counter() - started
     calls = KmsCall.objects.filter(id__gt=before)
     operations = set(calls.values_list("operation", flat=True))
-    calls_per_key = set(calls.values("key_arn").annotate(n=_count()).values_list("n", flat=True))
+    calls_per_key = set(calls.values("key_ref").annotate(n=_count()).values_list("n", flat=True))
     total_calls = calls.count()
     failed = calls.exclude(outcome="ok").count()
     if outcome["keys"] + outcome["platform_keys"] != keys or outcome["changed"] or outcome["rechecked"]:
@@ -159,7 +159,7 @@ def _linked_keys(server: KmsProcess, organizations: int) -> list[str]:
     progress(f"health_sweep: creating {organizations:,} organizations with a linked key each")
     for index, arn in enumerate(arns):
         organization = services.organization_create(name=f"bench sweep {index:04d}", actor=None)
-        EncryptionKey.objects.create(organization=organization, region="us", name=f"key {index}", key_arn=arn)
+        EncryptionKey.objects.create(organization=organization, region="us", name=f"key {index}", key_ref=arn)
     return arns
 
 
@@ -169,11 +169,11 @@ def _median_describe_latency(arns: list[str]) -> float:
     from encryption_keys import call_log
     from encryption_keys.providers.aws import kms
 
-    kms.describe_key(key_arn=arns[0])
+    kms.describe_key(key_ref=arns[0])
     samples = []
     for arn in arns:
         started = time.perf_counter()
-        kms.describe_key(key_arn=arn)
+        kms.describe_key(key_ref=arn)
         samples.append(time.perf_counter() - started)
     call_log.discard()  # not the sweep's calls
     return statistics.median(samples)

@@ -73,7 +73,7 @@ def prove_key_use(*, key_ref: str, organization_id, region: str, purpose: str) -
         error.operation = operation
         raise
     if unwrapped != plaintext:
-        error = KeyServiceError(ErrorCode.INTEGRITY, key_arn=key_ref, detail="Decrypt returned another data key")
+        error = KeyServiceError(ErrorCode.INTEGRITY, key_ref=key_ref, detail="Decrypt returned another data key")
         error.operation = operation
         raise error
 
@@ -111,7 +111,7 @@ def banner_for(key, *, link: str | None) -> dict:
     return {
         "level": "warning" if key.status == KeyStatus.UNREACHABLE else "error",
         "title": title,
-        "message": f"{message} {remedy_for(CODE_OF_STATUS[key.status], key_ref=key.key_arn)}",
+        "message": f"{message} {remedy_for(CODE_OF_STATUS[key.status], key_ref=key.key_ref)}",
         "link": link,
         "link_label": "Open the key" if link else "",
     }

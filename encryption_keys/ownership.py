@@ -28,24 +28,24 @@ class KeyInUse(Exception):
 
 
 OWNED_ELSEWHERE = (
-    "This KMS key is already in use by another organization (or it is a replica of such a key). A key protects the "
-    "data of one organization only: create a key for this organization and give it the key-policy statements "
+    "This key is already in use by another organization (or it is a replica of such a key). A key protects the "
+    "data of one organization only: create a key for this organization and grant the platform the access "
     "shown on this page."
 )
 
 
-def refuse_key_in_use(*, organization: Organization, region: str, key_arn: str) -> None:
-    """Raise KeyInUse unless `key_arn` may become `organization`'s key for `region`.
+def refuse_key_in_use(*, organization: Organization, region: str, key_ref: str) -> None:
+    """Raise KeyInUse unless `key_ref` may become `organization`'s key for `region`.
 
     Text that is not a key reference passes: the verification checklist explains what is wrong with it.
     """
     try:
-        ref = parse_key_ref(key_arn)
+        ref = parse_key_ref(key_ref)
     except InvalidKeyRef:
         return
     if ref.identity in {key_identity(platform) for platform in settings.PLATFORM_KMS_KEYS.values()}:
         raise KeyInUse("This is the platform's own key, which protects the data of organizations without a "
-                       "key of their own. Link a key of your AWS account.", code="platform_key")
+                       "key of their own. Link a key of your own key service.", code="platform_key")
     link = EncryptionKey.objects.filter(key_identity=ref.identity).exclude(organization=organization, region=region)
     link = link.values_list("organization_id", "region").first()
     if link is not None and link[0] == organization.pk:
@@ -58,7 +58,7 @@ def refuse_key_in_use(*, organization: Organization, region: str, key_arn: str) 
 def _wraps_data_of_others(ref: KeyRef, organization: Organization) -> bool:
     siblings = provider_for(ref.ref).sibling_refs(ref.ref)
     return (
-        DataKey.objects.filter(wrapping_key_arn__in=siblings, shredded_at__isnull=True)
+        DataKey.objects.filter(wrapping_key_ref__in=siblings, shredded_at__isnull=True)
         .exclude(organization=organization)
         .exists()
     )

@@ -53,10 +53,6 @@ class Checklist:
     provider: str = ""
 
     @property
-    def key_arn(self) -> str:
-        return self.key_ref
-
-    @property
     def ok(self) -> bool:
         """Linkable: no check failed (warnings are allowed)."""
         return not self.failures

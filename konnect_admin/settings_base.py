@@ -261,5 +261,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
+    "loggers": {"werkzeug": {"level": "WARNING"}},  # key providers quieten their SDKs themselves
 }

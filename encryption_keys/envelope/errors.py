@@ -184,12 +184,12 @@ class EnvelopeError(Exception):
         self,
         code: ErrorCode | str,
         *,
-        key_arn: str | None = None,
+        key_ref: str | None = None,
         deletion_date: datetime | None = None,
         detail: str = "",
     ) -> None:
         self.code = ErrorCode(code)
-        self.key_arn = key_arn
+        self.key_ref = key_ref
         self.deletion_date = deletion_date
         self.detail = detail
         super().__init__(self.code)
@@ -199,7 +199,7 @@ class EnvelopeError(Exception):
         """Return a new ``cls`` instance carrying the same fields as ``other``."""
         return cls(
             other.code,
-            key_arn=other.key_arn,
+            key_ref=other.key_ref,
             deletion_date=other.deletion_date,
             detail=other.detail,
         )

@@ -6,7 +6,7 @@ leaves it), else by a decrypt with the source key's provider and an encrypt with
 refusing ReEncrypt, or a move between key services). No record is rewritten; the envelope names the DEK, not
 the key.
 
-The DEKs of a batch move in one transaction, each guarded by `wrapping_key_arn == old`, so a crash leaves
+The DEKs of a batch move in one transaction, each guarded by `wrapping_key_ref == old`, so a crash leaves
 each DEK under exactly one of the two keys, and a re-run (which selects what is still under the old key)
 finishes the rest. DEKs that cannot be re-wrapped (the old key is already revoked) stay under the old key,
 are counted and recorded as RewrapFailure rows, and are retried by the next run.
@@ -47,10 +47,10 @@ class RewrapInterrupted(Exception):
         self.error = error
 
 
-def data_keys_under(*, organization_id, region: str, key_arn: str) -> QuerySet[DataKey]:
-    """The organization's live data keys in `region` that `key_arn` wraps."""
+def data_keys_under(*, organization_id, region: str, key_ref: str) -> QuerySet[DataKey]:
+    """The organization's live data keys in `region` that `key_ref` wraps."""
     return DataKey.objects.filter(
-        organization_id=organization_id, region=region, wrapping_key_arn=key_arn, shredded_at__isnull=True
+        organization_id=organization_id, region=region, wrapping_key_ref=key_ref, shredded_at__isnull=True
     )
 
 
@@ -72,7 +72,7 @@ def rewrap_data_keys(job: RewrapJob, *, actor=None, on_progress: Progress | None
     then `failed` and a later run picks up where this one stopped.
     """
     job = _begin_run(job, actor=actor if actor is not None else job.actor)
-    pending = data_keys_under(organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn)
+    pending = data_keys_under(organization_id=job.organization_id, region=job.region, key_ref=job.old_key_ref)
     pending = pending.exclude(pk__in=RewrapFailure.objects.filter(job=job).values("data_key_id"))
     pool = ThreadPoolExecutor(concurrency(), thread_name_prefix=f"rewrap-{job.pk}-kms") if concurrency() > 1 else None
     try:
@@ -105,7 +105,7 @@ def _begin_run(job: RewrapJob, *, actor) -> RewrapJob:
         job = RewrapJob.objects.select_for_update().get(pk=job.pk)
         job.failures.all().delete()  # this run retries them
         remaining = data_keys_under(
-            organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn
+            organization_id=job.organization_id, region=job.region, key_ref=job.old_key_ref
         ).count()
         resumed = job.started_at is not None
         job.state = RewrapState.RUNNING
@@ -223,9 +223,9 @@ def _store_rewrapped(job: RewrapJob, rewrapped: list[tuple[DataKey, bytes]]) -> 
     )
     with transaction.atomic():
         moved = DataKey.objects.filter(
-            pk__in=[data_key.pk for data_key, _ in rewrapped], wrapping_key_arn=job.old_key_arn,
+            pk__in=[data_key.pk for data_key, _ in rewrapped], wrapping_key_ref=job.old_key_ref,
             shredded_at__isnull=True,
-        ).update(wrapped=wrapped_by_pk, wrapping_key_arn=job.new_key_arn, rewrapped_at=timezone.now())
+        ).update(wrapped=wrapped_by_pk, wrapping_key_ref=job.new_key_ref, rewrapped_at=timezone.now())
         if moved:
             RewrapJob.objects.filter(pk=job.pk).update(done=F("done") + moved)
     job.done += moved
@@ -233,7 +233,7 @@ def _store_rewrapped(job: RewrapJob, rewrapped: list[tuple[DataKey, bytes]]) -> 
 
 def _rewrapped(job: RewrapJob, data_key: DataKey) -> bytes:
     """The DEK wrapped by the new key, under the same encryption context."""
-    wrapped, _ = rewrap_data_key(source_ref=job.old_key_arn, destination_ref=job.new_key_arn,
+    wrapped, _ = rewrap_data_key(source_ref=job.old_key_ref, destination_ref=job.new_key_ref,
                                  wrapped=bytes(data_key.wrapped), context=data_key.encryption_context(),
                                  organization_id=data_key.organization_id)
     return wrapped
@@ -316,4 +316,4 @@ def _interrupt(job: RewrapJob, error: Exception, *, actor) -> None:
 
 
 def _arns(job: RewrapJob) -> dict:
-    return {"old_key_arn": job.old_key_arn, "new_key_arn": job.new_key_arn, "rewrap_job": job.pk}
+    return {"old_key_ref": job.old_key_ref, "new_key_ref": job.new_key_ref, "rewrap_job": job.pk}

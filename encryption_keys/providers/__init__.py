@@ -24,7 +24,7 @@ from encryption_keys.providers.base import (
 __all__ = [
     "AccessStatement", "access_statements", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
     "ProviderNotConfigured",
-    "key_identity", "parse_key_ref", "provider_for", "remedy_for", "provider_named", "providers", "reset",
+    "key_identity", "parse_key_ref", "provider_name", "provider_for", "remedy_for", "provider_named", "providers", "reset",
 ]
 
 
@@ -96,3 +96,11 @@ def key_identity(key_ref: str) -> str:
         return provider_for(key_ref).identity(key_ref)
     except InvalidKeyRef:
         return (key_ref or "").strip()
+
+
+def provider_name(key_ref: str) -> str:
+    """The name of the provider whose reference form ``key_ref`` is written in; "" when none is."""
+    try:
+        return provider_for(key_ref).name
+    except InvalidKeyRef:
+        return ""

@@ -175,5 +175,6 @@ class KeyProvider(ABC):
         return ""
 
     def metadata_rows(self, metadata: dict) -> list[tuple[str, str]]:
-        """The key page's facts about the key, from the stored snapshot: (label, value) pairs."""
+        """The key page's facts about the key, from the stored snapshot: (label, value) pairs (automatic rotation
+        is shown by the page itself, from ``metadata["rotation_enabled"]``)."""
         return []

@@ -38,7 +38,7 @@ def test_a_good_key_passes_every_check_in_order(org, cmek, kms_calls):
     assert checklist.metadata["replica_regions"] == ["us-east-2", "us-west-2"]
     assert checklist.metadata["rotation_enabled"] is True
     assert checklist.metadata["key_spec"] == "SYMMETRIC_DEFAULT"
-    operations = list(kms_calls(organization=org, key_arn=cmek).order_by("created_at", "id")
+    operations = list(kms_calls(organization=org, key_ref=cmek).order_by("created_at", "id")
                       .values_list("operation", flat=True))
     assert operations == ["DescribeKey", "GetKeyRotationStatus", "GenerateDataKey", "Decrypt"]
 

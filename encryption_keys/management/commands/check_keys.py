@@ -36,7 +36,7 @@ class Command(BaseCommand):
         unhealthy = []
         for index, key in enumerate(keys, start=1):
             self.stdout.write(f"[{index}/{len(keys)}] {key.organization.name} · {key.get_region_display()} · "
-                              f"{key.name} ({key.key_arn}) … ", ending="")
+                              f"{key.name} ({key.key_ref}) … ", ending="")
             try:
                 result = services.check_key_health(key=key, actor=None)
             except EncryptionKey.DoesNotExist:

@@ -53,13 +53,13 @@ class AwsKmsProvider(KeyProvider):
         kms.reset_clients()
 
     def generate_data_key(self, *, key_ref, context, organization_id=None):
-        return kms.generate_data_key(key_arn=key_ref, context=context, organization_id=organization_id)
+        return kms.generate_data_key(key_ref=key_ref, context=context, organization_id=organization_id)
 
     def decrypt(self, *, key_ref, wrapped, context, organization_id=None):
-        return kms.decrypt(key_arn=key_ref, wrapped=wrapped, context=context, organization_id=organization_id)
+        return kms.decrypt(key_ref=key_ref, wrapped=wrapped, context=context, organization_id=organization_id)
 
     def encrypt(self, *, key_ref, plaintext, context, organization_id=None):
-        return kms.encrypt(key_arn=key_ref, plaintext=plaintext, context=context, organization_id=organization_id)
+        return kms.encrypt(key_ref=key_ref, plaintext=plaintext, context=context, organization_id=organization_id)
 
     def rewrap(self, *, source_ref, destination_ref, wrapped, context, organization_id=None):
         """ReEncrypt inside KMS, when both keys are KMS keys (the data key never leaves KMS)."""
@@ -71,13 +71,13 @@ class AwsKmsProvider(KeyProvider):
     def read_state(self, *, key_ref, organization_id=None, previous_metadata=None) -> KeyHealth:
         from encryption_keys.providers.aws.health import read_key_state
 
-        return read_key_state(key_arn=key_ref, organization_id=organization_id,
+        return read_key_state(key_ref=key_ref, organization_id=organization_id,
                               rotation_enabled=(previous_metadata or {}).get("rotation_enabled"))
 
     def read_health(self, *, key_ref, organization_id, region) -> KeyHealth:
         from encryption_keys.providers.aws.health import read_key_health
 
-        return read_key_health(key_arn=key_ref, organization_id=organization_id, region=region)
+        return read_key_health(key_ref=key_ref, organization_id=organization_id, region=region)
 
     def verify(self, *, organization, region, key_ref):
         from encryption_keys.providers.aws import checks
@@ -106,14 +106,9 @@ class AwsKmsProvider(KeyProvider):
         return _REMEDIES.get(ErrorCode(code), "")
 
     def metadata_rows(self, metadata: dict) -> list[tuple[str, str]]:
-        if not metadata:
-            return []
         kind = (metadata.get("multi_region_key_type") or "").lower()
-        rotation = {True: "on", False: "off — enable automatic key rotation in AWS KMS"}.get(
-            metadata.get("rotation_enabled"), "unknown")
         return [
             ("Key spec", f"{metadata.get('key_spec') or '—'} · {metadata.get('key_usage') or '—'}"),
             ("Multi-region", f"yes ({kind})" if metadata.get("multi_region") else "no"),
             ("AWS regions", ", ".join(metadata.get("replica_regions") or []) or "—"),
-            ("Automatic rotation", rotation),
         ]

@@ -35,7 +35,7 @@ CONTEXT_FREE_ACTIONS = ["kms:DescribeKey", "kms:GetKeyRotationStatus"]
 class _Run:
     organization_id: str
     region: str
-    key_arn: str
+    key_ref: str
     arn: arns.KeyArn | None = None
     description: dict = field(default_factory=dict)
     rotation: bool | None = None
@@ -72,12 +72,12 @@ def _explain_kms_error(error: kms.KmsError, operation: str, run: _Run) -> tuple[
         ErrorCode.INTEGRITY: ("KMS returned a data key that did not decrypt back to itself.", ""),
     }
     explanation, fix = link_time.get(error.code, (f"KMS refused {operation}.", ""))
-    return f"{explanation} ({error.aws_code or error.code})", fix or remedy_for(error.code, key_ref=run.key_arn)
+    return f"{explanation} ({error.aws_code or error.code})", fix or remedy_for(error.code, key_ref=run.key_ref)
 
 
 def _arn_syntax(run: _Run) -> Outcome:
     try:
-        run.arn = arns.parse_key_arn(run.key_arn)
+        run.arn = arns.parse_key_arn(run.key_ref)
     except arns.InvalidKeyArn as invalid:
         return Verdict.FAIL, invalid.reason, "Paste the key ARN: arn:aws:kms:<aws-region>:<account>:key/<key id>."
     return Verdict.PASS, f"A key ARN in account {run.arn.account}, AWS region {run.arn.region}.", ""
@@ -95,7 +95,7 @@ def _arn_region(run: _Run) -> Outcome:
 
 def _describe_key(run: _Run) -> Outcome:
     try:
-        run.description = kms.describe_key(key_arn=run.arn.arn, organization_id=run.organization_id)
+        run.description = kms.describe_key(key_ref=run.arn.arn, organization_id=run.organization_id)
     except kms.KmsError as error:
         return Verdict.FAIL, *_explain_kms_error(error, "DescribeKey", run), error.code.value
     return Verdict.PASS, "DescribeKey succeeded: the key exists and the platform may read its metadata.", ""
@@ -158,7 +158,7 @@ def _replicas(run: _Run) -> Outcome:
 
 def _rotation(run: _Run) -> Outcome:
     try:
-        run.rotation = kms.get_key_rotation_status(key_arn=run.arn.arn, organization_id=run.organization_id)
+        run.rotation = kms.get_key_rotation_status(key_ref=run.arn.arn, organization_id=run.organization_id)
     except kms.KmsError as error:
         explanation, fix = _explain_kms_error(error, "GetKeyRotationStatus", run)
         return Verdict.WARN, f"Could not read the rotation status. {explanation}", fix, error.code.value
@@ -195,8 +195,8 @@ CHECKS: list[tuple[str, str, bool, Callable[[_Run], Outcome]]] = [
 
 
 def verify(*, organization, region: str, key_ref: str) -> Checklist:
-    run = _Run(organization_id=str(organization.pk), region=region, key_arn=(key_ref or "").strip())
-    checklist = run_checks(CHECKS, run, key_ref=run.key_arn, region=region, provider="aws")
+    run = _Run(organization_id=str(organization.pk), region=region, key_ref=(key_ref or "").strip())
+    checklist = run_checks(CHECKS, run, key_ref=run.key_ref, region=region, provider="aws")
     if run.description:
         checklist.metadata = snapshot(run.description, run.rotation)
     return checklist

@@ -51,36 +51,36 @@ def snapshot(description: dict, rotation_enabled: bool | None) -> dict:
     }
 
 
-def read_rotation(*, key_arn: str, organization_id) -> bool | None:
+def read_rotation(*, key_ref: str, organization_id) -> bool | None:
     """GetKeyRotationStatus, or None when KMS will not say."""
     try:
-        return kms.get_key_rotation_status(key_arn=key_arn, organization_id=organization_id)
+        return kms.get_key_rotation_status(key_ref=key_ref, organization_id=organization_id)
     except kms.KmsError:
         return None
 
 
-def read_key_health(*, key_arn: str, organization_id, region: str) -> KeyHealth:
+def read_key_health(*, key_ref: str, organization_id, region: str) -> KeyHealth:
     """The full check ("Check now", `check_keys`, a re-check after a failure): DescribeKey, the rotation status
     and a data-key round trip with the organization's context — up to 4 KMS calls."""
     try:
-        description = kms.describe_key(key_arn=key_arn, organization_id=organization_id)
+        description = kms.describe_key(key_ref=key_ref, organization_id=organization_id)
     except kms.KmsError as error:
         return _refused(error)
     rotation = None
     if description.get("KeySpec") == "SYMMETRIC_DEFAULT":  # AWS rotates symmetric keys only
-        rotation = read_rotation(key_arn=key_arn, organization_id=organization_id)
+        rotation = read_rotation(key_ref=key_ref, organization_id=organization_id)
     metadata = snapshot(description, rotation)
     if (not_enabled := _not_enabled(description, metadata)) is not None:
         return not_enabled
     try:
-        health.prove_key_use(key_ref=key_arn, organization_id=organization_id, region=region, purpose="health-check")
+        health.prove_key_use(key_ref=key_ref, organization_id=organization_id, region=region, purpose="health-check")
     except kms.KmsError as error:
         status = health.STATUS_OF_ERROR.get(error.code, KeyStatus.UNREACHABLE)
         return KeyHealth(status, metadata, error=f"{error.operation}: {error.detail}"[:500])
     return KeyHealth(_enabled_status(rotation), metadata)
 
 
-def read_key_state(*, key_arn: str, organization_id=None, rotation_enabled: bool | None = None) -> KeyHealth:
+def read_key_state(*, key_ref: str, organization_id=None, rotation_enabled: bool | None = None) -> KeyHealth:
     """The scheduled sweep's reading: DescribeKey alone, one KMS call per key, so a sweep of every key of the
     installation costs as many calls as there are keys (and many can be in flight at once).
 
@@ -92,7 +92,7 @@ def read_key_state(*, key_arn: str, organization_id=None, rotation_enabled: bool
     `rotation_enabled` is the flag the last full check stored, kept so a sweep never flips a key's rotation.
     """
     try:
-        description = kms.describe_key(key_arn=key_arn, organization_id=organization_id)
+        description = kms.describe_key(key_ref=key_ref, organization_id=organization_id)
     except kms.KmsError as error:
         return _refused(error)
     metadata = snapshot(description, rotation_enabled)
