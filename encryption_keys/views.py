@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from encryption_keys import health, selectors, services
 from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
 from encryption_keys.lifecycle import selectors as lifecycle_selectors
-from encryption_keys.providers import access_statements
+from encryption_keys.providers import access_statements, providers
 from konnect_admin import navigation
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
@@ -47,6 +47,7 @@ def key_list(request):
         for key in keys
     ]
     context = {"rows": rows, "can_manage": can(request.user, Action.KEY_MANAGE, organization),
+               "key_services": [provider.label for provider in providers()],
                "revocation_bound": health.revocation_bound_seconds()}
     return render_page(request, "encryption_keys/key_list.html", context)
 
