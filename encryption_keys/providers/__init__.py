@@ -1,7 +1,8 @@
 """Key providers: the registry (``settings.KEY_PROVIDERS``) and the look-ups every caller uses.
 
 ``provider_for(key_ref)`` answers for a stored or pasted reference; ``provider_named(name)`` for a stored
-provider name; ``parse_key_ref(text)`` validates what a person pasted (InvalidKeyRef says why).
+provider name; ``parse_key_ref(text)`` validates what a person pasted (InvalidKeyRef says why). ``remedy_for``,
+``access_statements``, ``key_identity`` and ``provider_name`` are the neutral look-ups pages and models use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.providers.base import (
     AccessStatement,
     InvalidKeyRef,
@@ -22,9 +24,9 @@ from encryption_keys.providers.base import (
 )
 
 __all__ = [
-    "AccessStatement", "access_statements", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
-    "ProviderNotConfigured",
-    "key_identity", "parse_key_ref", "provider_name", "provider_for", "remedy_for", "provider_named", "providers", "reset",
+    "AccessStatement", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
+    "ProviderNotConfigured", "access_statements", "key_identity", "parse_key_ref", "provider_for", "provider_name",
+    "provider_named", "providers", "remedy_for", "reset",
 ]
 
 
@@ -64,8 +66,6 @@ def parse_key_ref(text: str) -> KeyRef:
 def remedy_for(code, *, key_ref: str | None = None) -> str:
     """What an Organization Admin does about ``code``: the remedy of the provider of ``key_ref`` when it has one
     (its console, its commands), else the provider-neutral remedy of ``envelope.ERROR_CODES``."""
-    from encryption_keys.envelope import ERROR_CODES, ErrorCode
-
     code = ErrorCode(code)
     if key_ref:
         try:
