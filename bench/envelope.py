@@ -128,7 +128,7 @@ def _konnect_envelope():
     dek_id = uuid.uuid4()
     scope = KeyScope(str(uuid.uuid4()), "us", "debugger.payload", str(uuid.uuid4()))
     cache.put(DataKeyCipher(dek_id, os.urandom(KEY_SIZE), scope=scope),
-              wrapping_key_arn="arn:aws:kms:us-west-2:0:key/bench")
+              wrapping_key_ref="arn:aws:kms:us-west-2:0:key/bench")
     pk = uuid.uuid4()
 
     def seal(value: str) -> bytes:

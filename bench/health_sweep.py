@@ -55,7 +55,8 @@ def _django(database_url: str) -> KmsProcess:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from encryption_keys import keyring, kms
+    from encryption_keys import keyring
+    from encryption_keys.providers.aws import kms
 
     server = KmsProcess(latency_ms=LATENCY_MS)
     settings.KMS_ENDPOINT_URL = server.endpoint_url
@@ -89,7 +90,7 @@ def _measure(server: KmsProcess, *, organizations: int, latency_samples: int) ->
     elapsed = time.perf_counter() - started
     calls = KmsCall.objects.filter(id__gt=before)
     operations = set(calls.values_list("operation", flat=True))
-    calls_per_key = set(calls.values("key_arn").annotate(n=_count()).values_list("n", flat=True))
+    calls_per_key = set(calls.values("key_ref").annotate(n=_count()).values_list("n", flat=True))
     total_calls = calls.count()
     failed = calls.exclude(outcome="ok").count()
     if outcome["keys"] + outcome["platform_keys"] != keys or outcome["changed"] or outcome["rechecked"]:
@@ -158,20 +159,21 @@ def _linked_keys(server: KmsProcess, organizations: int) -> list[str]:
     progress(f"health_sweep: creating {organizations:,} organizations with a linked key each")
     for index, arn in enumerate(arns):
         organization = services.organization_create(name=f"bench sweep {index:04d}", actor=None)
-        EncryptionKey.objects.create(organization=organization, region="us", name=f"key {index}", key_arn=arn)
+        EncryptionKey.objects.create(organization=organization, region="us", name=f"key {index}", key_ref=arn)
     return arns
 
 
 def _median_describe_latency(arns: list[str]) -> float:
     """Median seconds of one DescribeKey through kms.py, one call at a time (the first, which opens the
     connection, is not counted)."""
-    from encryption_keys import call_log, kms
+    from encryption_keys import call_log
+    from encryption_keys.providers.aws import kms
 
-    kms.describe_key(key_arn=arns[0])
+    kms.describe_key(key_ref=arns[0])
     samples = []
     for arn in arns:
         started = time.perf_counter()
-        kms.describe_key(key_arn=arn)
+        kms.describe_key(key_ref=arn)
         samples.append(time.perf_counter() - started)
     call_log.discard()  # not the sweep's calls
     return statistics.median(samples)

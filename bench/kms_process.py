@@ -32,7 +32,7 @@ class KmsProcess:
             raise RuntimeError("the local KMS server process did not start")
 
     def client(self, region: str = "us-west-2"):
-        import boto3  # the bench administers test keys directly; the app reaches KMS only through kms.py
+        import boto3  # the bench administers test keys directly; the app reaches KMS only through encryption_keys/providers/aws
 
         return boto3.client("kms", region_name=region, endpoint_url=self.endpoint_url,
                             aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106

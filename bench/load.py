@@ -92,7 +92,7 @@ class World:
         self.organization = services.organization_create(name="Load Co", actor=None)
         admin = User.objects.create_user(email="load@bench.test", password=secrets.token_urlsafe(16))
         services.member_add(organization=self.organization, user=admin, actor=None, team="Organization Admin")
-        EncryptionKey.objects.create(organization=self.organization, region="us", name="load", key_arn=self.old_arn)
+        EncryptionKey.objects.create(organization=self.organization, region="us", name="load", key_ref=self.old_arn)
         control_plane = services.control_plane_create(organization=self.organization, actor=admin, name="load-cp",
                                                       region="us")
         _token, self.token = tokens.data_plane_token_create(actor=admin, control_plane=control_plane, name="load")
@@ -280,7 +280,7 @@ def _verify(world: World, clients: Clients) -> dict:
         if not revealed.ok or revealed.value != acknowledged[log.trace_id]["log"]:
             mismatched += 1
     refused_stored = Trace.objects.filter(trace_id__in=[item["trace_id"] for item in clients.refused]).count()
-    under_old = DataKey.objects.filter(wrapping_key_arn=world.old_arn, shredded_at__isnull=True).count()
+    under_old = DataKey.objects.filter(wrapping_key_ref=world.old_arn, shredded_at__isnull=True).count()
     return {"lost": len(lost), "mismatched": mismatched, "refused_stored": refused_stored,
             "deks_left_under_old_key": under_old, "logs_checked": len(logs), "payloads_checked": len(bodies)}
 

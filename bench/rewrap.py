@@ -79,7 +79,8 @@ def _django(database_url: str):
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from encryption_keys import keyring, kms
+    from encryption_keys import keyring
+    from encryption_keys.providers.aws import kms
 
     global _kms
     server = _kms = KmsProcess()
@@ -141,7 +142,7 @@ def _measure(*, records: int, data_keys: int, rewrap_passes: int, revocation_ttl
     from konnect_admin import services
 
     organization = services.organization_create(name="bench", actor=None)
-    key = EncryptionKey.objects.create(organization=organization, region="us", name="bench", key_arn=_cmek("A"))
+    key = EncryptionKey.objects.create(organization=organization, region="us", name="bench", key_ref=_cmek("A"))
     _write(organization, records=records, data_keys=data_keys)
     digest = _digest()
 
@@ -261,7 +262,7 @@ def _rewrap(organization, new_arn: str, *, data_keys: int) -> RewrapRun:
     from encryption_keys.models import KmsCall
 
     keyring.reset_for_tests()
-    job = replace_key(organization=organization, region="us", new_key_arn=new_arn, actor=None)
+    job = replace_key(organization=organization, region="us", new_key_ref=new_arn, actor=None)
     queued = DBTaskResult.objects.get(task_path="encryption_keys.tasks.rewrap_job", status="READY")
     if queued.args_kwargs["args"][0] != job.pk:
         raise RuntimeError(f"the queued re-wrap task is not job {job.pk}'s: {queued.args_kwargs}")
@@ -272,7 +273,7 @@ def _rewrap(organization, new_arn: str, *, data_keys: int) -> RewrapRun:
         raise RuntimeError(f"the re-wrap task ended {queued.status} with {outcome}: {queued.traceback[-2000:]}")
     job.refresh_from_db()
     # The worker stored its KMS call log before it finished the task.
-    latencies = list(KmsCall.objects.filter(operation="ReEncrypt", outcome="ok", key_arn=new_arn)
+    latencies = list(KmsCall.objects.filter(operation="ReEncrypt", outcome="ok", key_ref=new_arn)
                      .values_list("latency_ms", flat=True))
     return RewrapRun(
         seconds=(queued.finished_at - queued.enqueued_at).total_seconds(),
@@ -305,7 +306,7 @@ def _full_reencryption(key, new_arn: str) -> tuple[float, int]:
     from encryption_keys.models import EncryptionKey
     from tests.testapp.models import SealedNote
 
-    EncryptionKey.objects.filter(pk=key.pk).update(key_arn=new_arn)
+    EncryptionKey.objects.filter(pk=key.pk).update(key_ref=new_arn)
     keyring.reset_for_tests()
     field = SealedNote._meta.get_field("text")
     progress("rewrap: full re-encryption of every record")
@@ -364,7 +365,7 @@ def _revocation(organization, *, ttl: float) -> list[dict]:
         ("revocation latency, DATAKEY_CACHE_TTL = 0", 0.0, False),
     ):
         arn = _cmek("revocation")
-        EncryptionKey.objects.filter(organization=organization, region="us").update(key_arn=arn)
+        EncryptionKey.objects.filter(organization=organization, region="us").update(key_ref=arn)
         settings.DATAKEY_CACHE_TTL = cache_ttl
         keyring.reset_for_tests()
         note = SealedNote.objects.create(organization=organization, scope_ref=f"revocation-{cache_ttl}", text="x")

@@ -55,7 +55,7 @@ FILTER = {"name": "filter", "in": "query", "required": False, "style": "deepObje
 
 class CMEK(Schema):
     id: str
-    key_arn: str
+    key_arn: str  # Kong's wire name: the key's reference (an AWS key ARN) is EncryptionKey.key_ref
     name: str
     description: str
     created_at: datetime
@@ -85,7 +85,7 @@ class PutCMEKBody(Schema):
 
 
 def _cmek(key: EncryptionKey) -> dict:
-    return {"id": EncryptionKey.API_ID, "key_arn": key.key_arn, "name": key.name, "description": key.description,
+    return {"id": EncryptionKey.API_ID, "key_arn": key.key_ref, "name": key.name, "description": key.description,
             "created_at": key.created_at, "updated_at": key.updated_at}
 
 
@@ -201,7 +201,7 @@ def _replace(request, key: EncryptionKey, payload: PutCMEKBody):
             "Unlink the current key (DELETE) before linking another one."))
     replace_key, errors = service
     try:
-        replace_key(organization=request.organization, region=key.region, new_key_arn=payload.key_arn.strip(),
+        replace_key(organization=request.organization, region=key.region, new_key_ref=payload.key_arn.strip(),
                     name=payload.name, description=payload.description, actor=request.user)
     except errors as error:
         checklist = getattr(error, "checklist", None)
@@ -220,11 +220,11 @@ def put_cmek(request, payload: PutCMEKBody, cmekId: CmekId = CMEK_ID):  # noqa: 
     organization = request.organization
     key = selectors.key_for_region(user=request.user, organization=organization, region=api_region(request),
                                    action=Action.KEY_MANAGE)
-    if key is not None and payload.key_arn.strip() != key.key_arn:
+    if key is not None and payload.key_arn.strip() != key.key_ref:
         return _replace(request, key, payload)
     try:
         if key is None:
-            key = services.link_key(organization=organization, region=api_region(request), key_arn=payload.key_arn,
+            key = services.link_key(organization=organization, region=api_region(request), key_ref=payload.key_arn,
                                     name=payload.name, description=payload.description, actor=request.user).key
         else:
             key = services.key_update(key=key, name=payload.name, description=payload.description, actor=request.user)

@@ -1,7 +1,8 @@
 """How a coded envelope error is shown: to an API client (problem+json) and to a person (the error card).
 
 Both read `envelope.ERROR_CODES`, the one home of each code's copy, per-role advice, HTTP status and
-retryability; nothing here holds copy of its own except the sentence joining the card's parts.
+retryability, and the remedy of the key's provider when the key is known (`providers.remedy_for`); nothing
+here holds copy of its own except the sentence joining the card's parts.
 The card is rendered by one include, `encryption_keys/includes/error_card.html`, used by the Debugger
 payload panel and the vault secret pages.
 """
@@ -18,6 +19,7 @@ from django.http import HttpResponse
 
 from encryption_keys.envelope import EnvelopeError, ErrorCode
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers import remedy_for
 from konnect_admin.problems import problem_response
 
 
@@ -53,7 +55,7 @@ class ErrorCard:
     message: str
     action: str
     retryable: bool
-    key_arn: str = ""
+    key_ref: str = ""
     key_label: str = ""
     deletion_date: datetime | None = None
 
@@ -61,11 +63,13 @@ class ErrorCard:
 def error_card(error: EnvelopeError, *, organization_id, manages_keys: bool, data_key_id=None) -> ErrorCard:
     """What happened, which key, and what the reader can do (an Organization Admin fixes the key, anyone else
     is told whom to ask) — never any ciphertext."""
-    key_arn = error.key_arn or ""
-    if not key_arn and data_key_id is not None and error.code is not ErrorCode.DATA_KEY_SHREDDED:
-        key_arn = DataKey.objects.filter(pk=data_key_id).values_list("wrapping_key_arn", flat=True).first() or ""
+    key_ref = error.key_ref or ""
+    if not key_ref and data_key_id is not None and error.code is not ErrorCode.DATA_KEY_SHREDDED:
+        key_ref = DataKey.objects.filter(pk=data_key_id).values_list("wrapping_key_ref", flat=True).first() or ""
     facts = error.facts
     action = facts.action_for(manages_keys=manages_keys)
+    if action == facts.remedy:  # the key's provider says it in its own words (its console, its commands)
+        action = remedy_for(error.code, key_ref=key_ref)
     if facts.recoverable:
         action += f" Once that is done, the data is readable again within {max(settings.DATAKEY_FAILURE_TTL, 1)} seconds."
     return ErrorCard(
@@ -74,19 +78,19 @@ def error_card(error: EnvelopeError, *, organization_id, manages_keys: bool, dat
         message=error.message,
         action=action,
         retryable=error.retryable,
-        key_arn=key_arn,
-        key_label=_key_label(key_arn, organization_id),
+        key_ref=key_ref,
+        key_label=_key_label(key_ref, organization_id),
         deletion_date=error.deletion_date,
     )
 
 
-def _key_label(key_arn: str, organization_id) -> str:
-    if not key_arn:
+def _key_label(key_ref: str, organization_id) -> str:
+    if not key_ref:
         return ""
-    name = EncryptionKey.objects.filter(organization_id=organization_id, key_arn=key_arn).values_list(
+    name = EncryptionKey.objects.filter(organization_id=organization_id, key_ref=key_ref).values_list(
         "name", flat=True).first()
     if name:
         return f"your customer-managed key “{name}”"
-    if key_arn in settings.PLATFORM_KMS_KEYS.values():
+    if key_ref in settings.PLATFORM_KMS_KEYS.values():
         return "the platform key of this region"
     return "a key no longer linked to this organization"

@@ -231,7 +231,7 @@ def write_scope(instance) -> keyring.EncryptionScope:
     scope = instance.encryption_scope()
     choose = getattr(instance, "encryption_wrapping_key", None)
     arn = choose() if choose is not None else None
-    return dataclasses.replace(scope, wrapping_key_arn=arn) if arn else scope
+    return dataclasses.replace(scope, wrapping_key_ref=arn) if arn else scope
 
 
 class EncryptedTextField(EncryptedField):

@@ -1,23 +1,31 @@
 from django import forms
 
+from encryption_keys import providers
 from encryption_keys.models import EncryptionKey
 from konnect_admin.models import Region
 
-ARN_HELP = "The key ARN, arn:aws:kms:<aws-region>:<account>:key/<key id> — not an alias ARN."
+
+def key_ref_help() -> str:
+    """The reference forms this installation accepts, one per key provider (AWS: a key ARN, not an alias ARN)."""
+    return "; ".join(f"{provider.label}: {provider.ref_example}" for provider in providers.providers())
 
 
 class ReplaceKeyForm(forms.Form):
     name = forms.CharField(max_length=100, min_length=1)
-    key_arn = forms.CharField(label="Amazon Resource Name (ARN)", max_length=2048, help_text=ARN_HELP)
+    key_ref = forms.CharField(label="Key reference", max_length=2048)
     description = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def clean_key_arn(self):
-        return self.cleaned_data["key_arn"].strip()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["key_ref"].help_text = key_ref_help()
+
+    def clean_key_ref(self):
+        return self.cleaned_data["key_ref"].strip()
 
 
 class LinkKeyForm(ReplaceKeyForm):
     region = forms.ChoiceField(label="Konnect region", choices=Region.choices,
-                               help_text="The key must live in an AWS region of this Konnect geo.")
+                               help_text="The key must live in this Konnect geo.")
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)

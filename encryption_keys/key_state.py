@@ -41,39 +41,39 @@ _lock = threading.Lock()
 _pending: list[tuple[str, EnvelopeError, str]] = []
 
 
-def unhealthy_marker(key_arn: str) -> str:
-    return f"encryption_keys:unhealthy:{key_arn}"
+def unhealthy_marker(key_ref: str) -> str:
+    return f"encryption_keys:unhealthy:{key_ref}"
 
 
-def _observed_marker(key_arn: str, status: str) -> str:
-    return f"encryption_keys:observed:{key_arn}:{status}"
+def _observed_marker(key_ref: str, status: str) -> str:
+    return f"encryption_keys:observed:{key_ref}:{status}"
 
 
-def remember_status(*, key_arn: str, key_id, status: str) -> None:
+def remember_status(*, key_ref: str, key_id, status: str) -> None:
     """Keep the shared marker in step with a key's stored status (called whenever it is stored)."""
     try:
         if status in health.UNHEALTHY:
-            cache.set(unhealthy_marker(key_arn), str(key_id), timeout=None)
+            cache.set(unhealthy_marker(key_ref), str(key_id), timeout=None)
         else:
-            cache.delete(unhealthy_marker(key_arn))
+            cache.delete(unhealthy_marker(key_ref))
     except Exception:  # noqa: BLE001 - the cache is an accelerator here: the sweep still corrects the status
         logger.warning("could not update the health marker of a key in the shared cache", exc_info=True)
 
 
-def observed_failure(*, key_arn: str, error: EnvelopeError, operation: str) -> None:
-    """A data-path KMS call with `key_arn` failed with `error`; mark the key's status if it says why."""
+def observed_failure(*, key_ref: str, error: EnvelopeError, operation: str) -> None:
+    """A data-path KMS call with `key_ref` failed with `error`; mark the key's status if it says why."""
     if error.code not in KEY_STATE_ERRORS:
         return
     status = health.STATUS_OF_ERROR[error.code]
     try:
-        first = cache.add(_observed_marker(key_arn, status), 1, timeout=settings.KEY_STATE_OBSERVE_SECONDS)
+        first = cache.add(_observed_marker(key_ref, status), 1, timeout=settings.KEY_STATE_OBSERVE_SECONDS)
     except Exception:  # noqa: BLE001
         logger.warning("could not rate-limit a key-state observation through the shared cache", exc_info=True)
         first = True
     if not first:
         return
     with _lock:
-        _pending.append((key_arn, error, operation))
+        _pending.append((key_ref, error, operation))
     if connection.in_atomic_block:
         transaction.on_commit(apply_pending)
     else:
@@ -88,19 +88,19 @@ def apply_pending(**kwargs) -> int:
         batch = list(_pending)
         _pending.clear()
     changed = 0
-    for key_arn, error, operation in batch:
+    for key_ref, error, operation in batch:
         try:
-            changed += _mark(key_arn, error, operation)
+            changed += _mark(key_ref, error, operation)
         except DatabaseError:
             logger.warning("could not store a key-state observation; the sweep will", exc_info=True)
     return changed
 
 
-def _mark(key_arn: str, error: EnvelopeError, operation: str) -> int:
+def _mark(key_ref: str, error: EnvelopeError, operation: str) -> int:
     from encryption_keys.models import EncryptionKey
     from encryption_keys.services import record_key_health
 
-    key = EncryptionKey.objects.filter(key_arn=key_arn).select_related("organization").first()
+    key = EncryptionKey.objects.filter(key_ref=key_ref).select_related("organization").first()
     status = health.STATUS_OF_ERROR[error.code]
     if key is None or key.status == status:  # a platform key, an unlinked key, or already known
         return 0
@@ -113,11 +113,11 @@ def _mark(key_arn: str, error: EnvelopeError, operation: str) -> int:
     return int(check.changed)
 
 
-def observed_success(*, key_arn: str) -> None:
-    """A data-path KMS call with `key_arn` succeeded: after a failure, enqueue the check that can clear it."""
+def observed_success(*, key_ref: str) -> None:
+    """A data-path KMS call with `key_ref` succeeded: after a failure, enqueue the check that can clear it."""
     try:
-        key_id = cache.get(unhealthy_marker(key_arn))
-        if key_id is None or not cache.delete(unhealthy_marker(key_arn)):
+        key_id = cache.get(unhealthy_marker(key_ref))
+        if key_id is None or not cache.delete(unhealthy_marker(key_ref)):
             return  # healthy, or another process took the marker first
     except Exception:  # noqa: BLE001
         logger.warning("could not read the health marker of a key from the shared cache", exc_info=True)

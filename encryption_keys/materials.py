@@ -2,7 +2,7 @@
 own in-app encryption, generated and unwrapped by KMS under the organization's CMEK of the API's region.
 
 Nothing of a material is stored or logged: the plaintext data key goes from KMS to the response body and nowhere
-else; the wrapped key is the caller's to keep. Every KMS call is in the key-usage log (kms.py), with the
+else; the wrapped key is the caller's to keep. Every key-service call is in the key-usage log (KmsCall), with the
 encryption context below, which binds a wrapped key to its organization and region: a key wrapped for another
 organization (or region) fails KMS's own check on Decrypt (`integrity`), whichever key it names.
 
@@ -21,9 +21,10 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from encryption_keys import key_state, kms
+from encryption_keys import key_state
 from encryption_keys.envelope import ErrorCode
 from encryption_keys.models import EncryptionKey
+from encryption_keys.providers import KeyServiceError, provider_for
 from konnect_admin.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -97,14 +98,14 @@ def encryption_material(*, organization: Organization, region: str, cmek_id: str
     """A fresh AES-256 data key from GenerateDataKey: both halves base64-encoded, as Kong's schema says."""
     key = _wrapping_key(organization=organization, region=region, cmek_id=cmek_id)
     try:
-        plaintext, wrapped = kms.generate_data_key(
-            key_arn=key.key_arn, context=encryption_context(organization_id=organization.pk, region=region),
+        plaintext, wrapped = provider_for(key.key_ref).generate_data_key(
+            key_ref=key.key_ref, context=encryption_context(organization_id=organization.pk, region=region),
             organization_id=organization.pk)
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         # No caller input reached KMS: a key-state error here is about the key (key_state.py).
-        key_state.observed_failure(key_arn=key.key_arn, error=error, operation="GenerateDataKey")
+        key_state.observed_failure(key_ref=key.key_ref, error=error, operation="GenerateDataKey")
         raise
-    key_state.observed_success(key_arn=key.key_arn)
+    key_state.observed_success(key_ref=key.key_ref)
     return {"encrypted_data_key": base64.b64encode(wrapped).decode(),
             "plaintext_data_key": base64.b64encode(plaintext).decode()}
 
@@ -125,10 +126,11 @@ def decryption_material(*, organization: Organization, region: str, encrypted_da
                                field="encrypted_data_key")
     key = _wrapping_key(organization=organization, region=region, cmek_id=EncryptionKey.API_ID)
     try:
-        plaintext = kms.decrypt(key_arn=key.key_arn, wrapped=wrapped,
-                                context=encryption_context(organization_id=organization.pk, region=region),
-                                organization_id=organization.pk)
-    except kms.KmsError as error:
+        plaintext = provider_for(key.key_ref).decrypt(
+            key_ref=key.key_ref, wrapped=wrapped,
+            context=encryption_context(organization_id=organization.pk, region=region),
+            organization_id=organization.pk)
+    except KeyServiceError as error:
         if error.code not in _NOT_THIS_ORGANIZATIONS or not key.is_usable:
             raise
         raise MaterialsRefused(

@@ -1,4 +1,4 @@
-"""The CMEK link and its health, the data keys it wraps, and the log of every KMS call."""
+"""The CMEK link and its health, the data keys it wraps, and the log of every key-service call."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from encryption_keys.geos import key_identity
+from encryption_keys.providers import key_identity, provider_name
 from konnect_admin.models import Organization, Region
 
 
@@ -37,8 +37,11 @@ class EncryptionKey(models.Model):
     region = models.CharField(max_length=2, choices=Region)
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=1000, blank=True)
-    key_arn = models.CharField(max_length=2048)
-    # Which KMS key this is in any region (geos.KeyArn.identity): one link per key in the installation, so
+    # The key's reference in its key service (an AWS key ARN; a Transit key URL): providers.provider_for reads it.
+    key_ref = models.CharField(max_length=2048)
+    # The KeyProvider.name of key_ref, kept in step by save() (for filters and reports; key_ref decides).
+    provider = models.CharField(max_length=32, default="aws", editable=False)
+    # Which key this is however addressed (KeyRef.identity, by the key's provider): one link per key in the installation, so
     # another organization can never link it, nor a multi-region sibling of it. Kept in step by save().
     key_identity = models.CharField(max_length=2048, editable=False)
     status = models.CharField(max_length=24, choices=KeyStatus, default=KeyStatus.HEALTHY)
@@ -63,11 +66,35 @@ class EncryptionKey(models.Model):
         return f"{self.name} ({self.get_region_display()})"
 
     def save(self, *args, **kwargs):
-        self.key_identity = key_identity(self.key_arn)
+        self.key_identity = key_identity(self.key_ref)
+        self.provider = provider_name(self.key_ref) or self.provider
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "key_arn" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "key_identity"}
+        if update_fields is not None and "key_ref" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "key_identity", "provider"}
         super().save(*args, **kwargs)
+
+    @property
+    def key_service(self):
+        """The KeyProvider of key_ref, or None when no configured provider recognises it."""
+        from encryption_keys.providers import InvalidKeyRef, provider_for
+
+        try:
+            return provider_for(self.key_ref)
+        except InvalidKeyRef:
+            return None
+
+    @property
+    def key_service_label(self) -> str:
+        """For people: "AWS KMS", "OpenBao / Vault Transit"; "the key service" when unknown."""
+        return self.key_service.label if self.key_service else "the key service"
+
+    @property
+    def key_ref_label(self) -> str:
+        return self.key_service.ref_label if self.key_service else "Key reference"
+
+    def metadata_rows(self) -> list[tuple[str, str]]:
+        """The provider's facts about the key, from the last reading (kms_metadata)."""
+        return self.key_service.metadata_rows(self.kms_metadata or {}) if self.key_service else []
 
     @property
     def is_usable(self) -> bool:
@@ -95,7 +122,7 @@ class PlatformKeyHealth(models.Model):
     Organizations without a linked key depend on it; nothing of a tenant's is here."""
 
     region = models.CharField(max_length=2, choices=Region, unique=True)
-    key_arn = models.CharField(max_length=2048)
+    key_ref = models.CharField(max_length=2048)
     status = models.CharField(max_length=24, choices=KeyStatus, default=KeyStatus.HEALTHY)
     deletion_date = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
@@ -112,7 +139,7 @@ class PlatformKeyHealth(models.Model):
 
 
 class DataKey(models.Model):
-    """One AES-256 data key, stored only wrapped by a KMS key. One per scope and period."""
+    """One AES-256 data key, stored only wrapped by a customer's or the platform's key. One per scope and period."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="data_keys")
@@ -122,7 +149,7 @@ class DataKey(models.Model):
         max_length=100,
         help_text="<control plane id>/<debug session or config store id>, or blobs:<control plane or org id>.",
     )
-    wrapping_key_arn = models.CharField(max_length=2048)
+    wrapping_key_ref = models.CharField(max_length=2048)
     wrapped = models.BinaryField(null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     encrypt_until = models.DateTimeField(help_text="New values stop using this key after this time.")
@@ -135,7 +162,7 @@ class DataKey(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["organization", "region", "purpose", "scope_ref"]),
-            models.Index(fields=["wrapping_key_arn"]),
+            models.Index(fields=["wrapping_key_ref"]),
         ]
 
     def __str__(self):
@@ -155,11 +182,13 @@ class DataKey(models.Model):
 
 
 class KmsCall(models.Model):
-    """One call to KMS: what the customer sees in CloudTrail, tied by the encryption context."""
+    """One call to a key service: what the customer sees in its audit log (CloudTrail, Vault's audit device),
+    tied by the encryption context."""
 
     organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    key_arn = models.CharField(max_length=2048)
-    aws_region = models.CharField(max_length=32, blank=True, help_text="The region that answered (failover).")
+    key_ref = models.CharField(max_length=2048)
+    location = models.CharField(max_length=255, blank=True,
+                                help_text="Where the call was answered: an AWS region (after failover), a Transit host.")
     operation = models.CharField(max_length=40)
     encryption_context = models.JSONField(default=dict, blank=True)
     outcome = models.CharField(max_length=32, help_text="`ok` or an error code.")
@@ -169,7 +198,7 @@ class KmsCall(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["organization", "key_arn", "-created_at"])]
+        indexes = [models.Index(fields=["organization", "key_ref", "-created_at"])]
 
     def __str__(self):
         return f"{self.operation} {self.outcome}"

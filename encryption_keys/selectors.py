@@ -64,12 +64,12 @@ class PurposeInventory:
         return f"{self.scopes} {self.scope_nouns[0] if self.scopes == 1 else self.scope_nouns[1]}"
 
 
-def data_key_inventory(*, organization: Organization, region: str, wrapping_key_arn: str) -> list[PurposeInventory]:
+def data_key_inventory(*, organization: Organization, region: str, wrapping_key_ref: str) -> list[PurposeInventory]:
     """What one KMS key protects in a region: data keys per purpose (records live in the apps that own them)."""
     now = timezone.now()
     counts = {
         row["purpose"]: row
-        for row in DataKey.objects.filter(organization=organization, region=region, wrapping_key_arn=wrapping_key_arn)
+        for row in DataKey.objects.filter(organization=organization, region=region, wrapping_key_ref=wrapping_key_ref)
         .values("purpose")
         .annotate(
             total=Count("id"),
@@ -94,7 +94,7 @@ def key_usage_log(
     """The key-usage log: this organization's KMS calls naming the key, newest first."""
     require(user, Action.KEY_VIEW, organization)
     call_log.flush()
-    calls = KmsCall.objects.filter(organization=organization, key_arn=key.key_arn).annotate(
+    calls = KmsCall.objects.filter(organization=organization, key_ref=key.key_ref).annotate(
         purpose=KeyTextTransform("konnect:purpose", "encryption_context")
     )
     if operation:
@@ -107,7 +107,7 @@ def key_usage_log(
 def key_usage_choices(*, organization: Organization, key: EncryptionKey) -> tuple[list[str], list[str]]:
     """The operations and outcomes that occur in the key's log (for the filter menus)."""
     call_log.flush()
-    calls = KmsCall.objects.filter(organization=organization, key_arn=key.key_arn).order_by()
+    calls = KmsCall.objects.filter(organization=organization, key_ref=key.key_ref).order_by()
     operations = sorted(set(calls.values_list("operation", flat=True).distinct()))
     outcomes = sorted(set(calls.values_list("outcome", flat=True).distinct()))
     return operations, outcomes

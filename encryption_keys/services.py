@@ -64,9 +64,9 @@ def _invalidate_data_key_caches() -> None:
 
 
 def link_key(
-    *, organization: Organization, region: str, key_arn: str, name: str, description: str = "", actor: User
+    *, organization: Organization, region: str, key_ref: str, name: str, description: str = "", actor: User
 ) -> LinkedKey:
-    """Verify `key_arn` and link it as the organization's key for `region`.
+    """Verify `key_ref` and link it as the organization's key for `region`.
 
     Raises PermissionDenied, KeyAlreadyLinked, KeyInUse (another organization's key, before any KMS call) or
     KeyVerificationFailed (carrying the checklist).
@@ -74,8 +74,8 @@ def link_key(
     require(actor, Action.KEY_MANAGE, organization)
     if EncryptionKey.objects.filter(organization=organization, region=region).exists():
         raise KeyAlreadyLinked(f"A key is already linked for region {region}.")
-    refuse_key_in_use(organization=organization, region=region, key_arn=key_arn)
-    checklist = verify_key(organization=organization, region=region, key_arn=key_arn)
+    refuse_key_in_use(organization=organization, region=region, key_ref=key_ref)
+    checklist = verify_key(organization=organization, region=region, key_ref=key_ref)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
     now = timezone.now()
@@ -84,15 +84,15 @@ def link_key(
         with transaction.atomic():
             key = EncryptionKey.objects.create(
                 organization=organization, region=region, name=name, description=description,
-                key_arn=checklist.key_arn, status=KeyStatus.ROTATION_DISABLED if rotation_off else KeyStatus.HEALTHY,
+                key_ref=checklist.key_ref, status=KeyStatus.ROTATION_DISABLED if rotation_off else KeyStatus.HEALTHY,
                 last_checked_at=now, kms_metadata=checklist.metadata, linked_by=actor, linked_at=now,
             )
             KeyStatusChange.objects.create(key=key, status=key.status, detail="Linked after verification.")
             audit_record(actor=actor, organization=organization, action="encryption_key.linked", target=key,
-                         details={"region": region, "key_arn": key.key_arn, "checks": checklist.verdicts()})
+                         details={"region": region, "key_ref": key.key_ref, "checks": checklist.verdicts()})
     except IntegrityError:
         # Another link committed while this one was verified: of this region, or of this very key.
-        refuse_key_in_use(organization=organization, region=region, key_arn=checklist.key_arn)
+        refuse_key_in_use(organization=organization, region=region, key_ref=checklist.key_ref)
         raise KeyAlreadyLinked(f"A key is already linked for region {region}.") from None
     _invalidate_data_key_caches()
     return LinkedKey(key=key, checklist=checklist)
@@ -117,10 +117,10 @@ def unlink_key(*, key: EncryptionKey, actor: User) -> None:
     require(actor, Action.KEY_MANAGE, key.organization)
     with transaction.atomic():
         still_wrapped = DataKey.objects.filter(
-            organization=key.organization, region=key.region, wrapping_key_arn=key.key_arn, shredded_at__isnull=True
+            organization=key.organization, region=key.region, wrapping_key_ref=key.key_ref, shredded_at__isnull=True
         ).count()
         audit_record(actor=actor, organization=key.organization, action="encryption_key.unlinked", target=key,
-                     details={"region": key.region, "key_arn": key.key_arn, "data_keys_still_wrapped": still_wrapped})
+                     details={"region": key.region, "key_ref": key.key_ref, "data_keys_still_wrapped": still_wrapped})
         key.delete()
     _invalidate_data_key_caches()
 
@@ -140,7 +140,7 @@ def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> Health
     """Re-read the key's state in KMS and store it; `actor` None is the system (the check_keys command)."""
     if actor is not None:
         require(actor, Action.KEY_MANAGE, key.organization)
-    reading = health.read_key_health(key_arn=key.key_arn, organization_id=key.organization_id, region=key.region)
+    reading = health.read_key_health(key_ref=key.key_ref, organization_id=key.organization_id, region=key.region)
     return record_key_health(key=key, reading=reading, actor=actor)
 
 
@@ -158,7 +158,7 @@ def record_key_health(*, key: EncryptionKey, reading: health.KeyHealth, actor: U
             key.kms_metadata = reading.metadata
         key.save(update_fields=["status", "deletion_date", "last_error", "last_checked_at", "kms_metadata",
                                 "updated_at"])
-        details = {"status": key.status, "previous_status": previous, "key_arn": key.key_arn, "source": source}
+        details = {"status": key.status, "previous_status": previous, "key_ref": key.key_ref, "source": source}
         if previous != key.status:
             KeyStatusChange.objects.create(key=key, status=key.status, previous_status=previous,
                                            detail=reading.error[:500])
@@ -167,9 +167,9 @@ def record_key_health(*, key: EncryptionKey, reading: health.KeyHealth, actor: U
         if source != "data_path":  # a data-path observation is audited by its status change alone
             audit_record(actor=actor, organization=key.organization, action="encryption_key.checked", target=key,
                          details=details)
-    key_state.remember_status(key_arn=key.key_arn, key_id=key.pk, status=key.status)
+    key_state.remember_status(key_ref=key.key_ref, key_id=key.pk, status=key.status)
     if key.status in health.REVOKED:
-        keyring.data_key_cache().evict_wrapping_key(key.key_arn)
+        keyring.data_key_cache().evict_wrapping_key(key.key_ref)
         keyring.invalidate_everywhere()
     elif previous in health.REVOKED:
         keyring.invalidate_everywhere()  # drop cached failures: the key works again

@@ -56,17 +56,17 @@ def concurrency() -> int:
 def sweep_key_health(*, now: datetime | None = None) -> SweepResult:
     """Read every linked key and every platform key once (one DescribeKey each) and store what changed."""
     keys = list(EncryptionKey.objects.order_by("pk").only(
-        "pk", "key_arn", "organization_id", "status", "deletion_date", "kms_metadata"))
+        "pk", "key_ref", "organization_id", "status", "deletion_date", "kms_metadata"))
     platform = sorted(settings.PLATFORM_KMS_KEYS.items())
-    reads = [partial(health.read_key_state, key_arn=key.key_arn, organization_id=key.organization_id,
-                     rotation_enabled=key.kms_metadata.get("rotation_enabled")) for key in keys]
-    reads += [partial(health.read_key_state, key_arn=arn) for _, arn in platform]
+    reads = [partial(health.read_key_state, key_ref=key.key_ref, organization_id=key.organization_id,
+                     previous_metadata=key.kms_metadata) for key in keys]
+    reads += [partial(health.read_key_state, key_ref=arn) for _, arn in platform]
     readings = read_all(reads)
     now = now or timezone.now()
     result = SweepResult(keys=len(keys), platform_keys=len(platform))
     _store_customer_keys(keys, readings[:len(keys)], now=now, result=result)
     for (region, arn), reading in zip(platform, readings[len(keys):], strict=True):
-        result.changed += store_platform_key(region=region, key_arn=arn, reading=reading, now=now)
+        result.changed += store_platform_key(region=region, key_ref=arn, reading=reading, now=now)
     PlatformKeyHealth.objects.exclude(region__in=[region for region, _ in platform]).delete()  # no longer configured
     return result
 
@@ -110,21 +110,21 @@ def _same(key: EncryptionKey, reading: health.KeyHealth) -> bool:
             and (not reading.metadata or reading.metadata == key.kms_metadata))
 
 
-def store_platform_key(*, region: str, key_arn: str, reading: health.KeyHealth, now: datetime) -> bool:
+def store_platform_key(*, region: str, key_ref: str, reading: health.KeyHealth, now: datetime) -> bool:
     """Keep the reading of the platform key of `region`; True when its status changed (logged as a warning)."""
     row = PlatformKeyHealth.objects.filter(region=region).first()
-    previous = row.status if row is not None and row.key_arn == key_arn else None
+    previous = row.status if row is not None and row.key_ref == key_ref else None
     row = row or PlatformKeyHealth(region=region)
     changed = previous is not None and previous != reading.status
     if previous is None or changed:
         row.changed_at = now
-    row.key_arn, row.status, row.deletion_date = key_arn, reading.status, reading.deletion_date
+    row.key_ref, row.status, row.deletion_date = key_ref, reading.status, reading.deletion_date
     row.last_error, row.last_checked_at = reading.error[:500], now
     row.save()
     if changed or (previous is None and reading.status not in USABLE):
-        logger.warning("platform key of region %s (%s): %s → %s%s", region, key_arn, previous or "first reading",
+        logger.warning("platform key of region %s (%s): %s → %s%s", region, key_ref, previous or "first reading",
                        reading.status, f" ({reading.error})" if reading.error else "")
     if reading.status in health.REVOKED and previous not in health.REVOKED:
-        keyring.data_key_cache().evict_wrapping_key(key_arn)
+        keyring.data_key_cache().evict_wrapping_key(key_ref)
         keyring.invalidate_everywhere()
     return changed

@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from encryption_keys import health, selectors, services
 from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
 from encryption_keys.lifecycle import selectors as lifecycle_selectors
-from encryption_keys.verification import key_policy_json
+from encryption_keys.providers import access_statements, providers
 from konnect_admin import navigation
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
@@ -43,10 +43,11 @@ def key_list(request):
     keys = selectors.key_list(user=request.user, organization=organization)
     rows = [
         {"key": key, "inventory": selectors.data_key_inventory(
-            organization=organization, region=key.region, wrapping_key_arn=key.key_arn)}
+            organization=organization, region=key.region, wrapping_key_ref=key.key_ref)}
         for key in keys
     ]
     context = {"rows": rows, "can_manage": can(request.user, Action.KEY_MANAGE, organization),
+               "key_services": [provider.label for provider in providers()],
                "revocation_bound": health.revocation_bound_seconds()}
     return render_page(request, "encryption_keys/key_list.html", context)
 
@@ -56,7 +57,7 @@ def key_link(request):
     organization = _organization(request)
     require(request.user, Action.KEY_MANAGE, organization)
     form = LinkKeyForm(request.POST or None, organization=organization)
-    context = {"form": form, "policy": key_policy_json(organization),
+    context = {"form": form, "access_statements": access_statements(organization),
                "revocation_bound": health.revocation_bound_seconds()}
     status = _error_status(request) if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
@@ -69,7 +70,7 @@ def key_link(request):
         except services.KeyAlreadyLinked as error:
             form.add_error("region", str(error))
         except services.KeyInUse as error:
-            form.add_error("key_arn", str(error))
+            form.add_error("key_ref", str(error))
     return render_page(request, "encryption_keys/key_link.html", context, partial="connect", status=status)
 
 
@@ -82,13 +83,13 @@ def _detail_context(request, key) -> dict:
         "key": key,
         "history": key.status_changes.all()[:20],
         "inventory": selectors.data_key_inventory(organization=organization, region=key.region,
-                                                  wrapping_key_arn=key.key_arn),
+                                                  wrapping_key_ref=key.key_ref),
         "filters": filters,
         "calls": paginate(request, calls, per_page=USAGE_PAGE_SIZE),
         "can_manage": can(request.user, Action.KEY_MANAGE, organization),
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
-        "policy": key_policy_json(organization),
+        "access_statements": access_statements(organization, key_ref=key.key_ref),
         **_replacements_context(request, key),
     }
 
@@ -113,7 +114,7 @@ def key_replacements(request, pk):
     if not request.htmx:
         return redirect(reverse("encryption_key_detail", args=[key.pk]) + "#key-replacements")
     inventory = selectors.data_key_inventory(organization=key.organization, region=key.region,
-                                             wrapping_key_arn=key.key_arn)
+                                             wrapping_key_ref=key.key_ref)
     context = {"key": key, **_replacements_context(request, key), "inventory": inventory, "inventory_oob": True}
     return render(request, "encryption_keys/key_detail.html#replacements", context)
 
@@ -141,7 +142,7 @@ def key_unlink(request, pk):
         url = reverse("encryption_key_list")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     inventory = selectors.data_key_inventory(organization=key.organization, region=key.region,
-                                             wrapping_key_arn=key.key_arn)
+                                             wrapping_key_ref=key.key_ref)
     return render(request, "encryption_keys/key_unlink.html", {"key": key, "inventory": inventory})
 
 
@@ -153,14 +154,14 @@ def key_replace(request, pk):
         return render(request, "encryption_keys/key_replace.html", {"key": key, "unavailable": True}, status=503)
     replace_key, errors = service
     form = ReplaceKeyForm(request.POST or None, initial={"name": key.name, "description": key.description})
-    context = {"key": key, "form": form, "policy": key_policy_json(key.organization)}
+    context = {"key": key, "form": form, "access_statements": access_statements(key.organization)}
     if request.method == "POST" and form.is_valid():
-        if form.cleaned_data["key_arn"] == key.key_arn:
-            form.add_error("key_arn", "This key is already linked; enter the ARN of the new key.")
+        if form.cleaned_data["key_ref"] == key.key_ref:
+            form.add_error("key_ref", "This key is already linked; enter the reference of the new key.")
         else:
             try:
                 replace_key(organization=key.organization, region=key.region, actor=request.user,
-                            new_key_arn=form.cleaned_data["key_arn"], name=form.cleaned_data["name"],
+                            new_key_ref=form.cleaned_data["key_ref"], name=form.cleaned_data["name"],
                             description=form.cleaned_data["description"])
                 messages.success(request, "Key replaced: new data uses the new key; existing data keys are being "
                                           "re-wrapped. Keep the old key enabled until that finishes.")

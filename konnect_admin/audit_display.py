@@ -162,6 +162,7 @@ REFERENCES = {
 }
 LABELS = {
     "key_arn": "Key ARN", "old_key_arn": "Old key ARN", "new_key_arn": "New key ARN", "ip_address": "IP address",
+    "key_ref": "Key", "old_key_ref": "Old key", "new_key_ref": "New key",
     "data_key_id": "Data key", "pk": "Record", "via": "Via", "expires_at": "Expires", "at": "At",
     "duration_seconds": "Duration", "max_samples": "Samples at most", "rewrap_job": "Key replacement",
     "previous_status": "Previous status", "older_than_days": "Older than", "to_version": "To format version",

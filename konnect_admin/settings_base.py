@@ -141,7 +141,11 @@ SECURE_CSP = {
 }
 
 # --- Encryption ------------------------------------------------------------------------------------------
-# Local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (boto3's default chain).
+# The key services customers' keys may live in (encryption_keys/providers): dotted paths of KeyProvider classes;
+# a linked key's reference picks its provider.
+KEY_PROVIDERS = ["encryption_keys.providers.aws.AwsKmsProvider"]
+# AWS KMS: a local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (the AWS SDK's
+# default credential chain).
 KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")
 # Per-AWS-region endpoint overrides, `us-west-2=http://…,us-east-2=http://…` (failover tests, local replicas).
 KMS_ENDPOINT_URLS = env_mapping("KMS_ENDPOINT_URLS")
@@ -258,5 +262,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
+    "loggers": {"werkzeug": {"level": "WARNING"}},  # key providers quieten their SDKs themselves
 }

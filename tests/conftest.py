@@ -117,7 +117,8 @@ def platform_keys(kms_server):
 def local_kms(settings, kms_server, platform_keys):
     """This test talks to the local KMS server over HTTP (started once for the session, restarted if a test
     stopped it), with the platform keys and fresh in-process key caches."""
-    from encryption_keys import call_log, key_state, keyring, kms
+    from encryption_keys import call_log, key_state, keyring
+    from encryption_keys.providers.aws import kms
 
     settings.KMS_ENDPOINT_URL = kms_server.endpoint_url
     settings.KMS_ENDPOINT_URLS = {}

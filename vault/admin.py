@@ -45,7 +45,7 @@ class SecretAdmin(ReadOnlyAdmin):
     @admin.display(description="protecting KMS key")
     def protecting_key_arn(self, obj):
         row = DataKey.objects.filter(pk=obj.data_key_id).first() if obj.data_key_id else None
-        return row.wrapping_key_arn if row is not None else "—"
+        return row.wrapping_key_ref if row is not None else "—"
 
 
 @admin.register(Vault)

@@ -232,7 +232,7 @@ class ProtectionJob(models.Model):
     UNFINISHED = (ProtectionState.PENDING, ProtectionState.RUNNING)
 
     control_plane = models.ForeignKey(ControlPlane, on_delete=models.CASCADE, related_name="protection_jobs")
-    key_arn = models.CharField(max_length=2048, help_text="The CMEK linked when the job was submitted.")
+    key_ref = models.CharField(max_length=2048, help_text="The CMEK linked when the job was submitted.")
     state = models.CharField(max_length=16, choices=ProtectionState, default=ProtectionState.PENDING)
     pending = models.PositiveIntegerField(default=0, help_text="Data keys not under the CMEK when submitted.")
     rewrapped = models.PositiveIntegerField(default=0)
@@ -272,4 +272,4 @@ class ProtectionJob(models.Model):
         """The typed KMS error that stopped the job (title, message, whether a retry helps); None for any other."""
         if self.error_code not in ErrorCode:
             return None
-        return EnvelopeError(self.error_code, key_arn=self.key_arn)
+        return EnvelopeError(self.error_code, key_ref=self.key_ref)

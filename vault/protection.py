@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from django.utils import timezone
 
-from encryption_keys import keyring, kms
-from encryption_keys.envelope import EnvelopeError, ErrorCode
+from encryption_keys import keyring
+from encryption_keys.envelope import EnvelopeError
+from encryption_keys.lifecycle.rewrap import DECRYPT_ENCRYPT, rewrap_data_key
 from encryption_keys.models import DataKey, EncryptionKey, Purpose
 from konnect_admin.models import ControlPlane, User
 from konnect_admin.permissions import Action, require
@@ -70,7 +71,7 @@ class ProtectionSummary:
 
     @property
     def protected_by_cmek(self) -> bool:
-        return bool(self.protecting_arn and self.cmek and self.protecting_arn == self.cmek.key_arn)
+        return bool(self.protecting_arn and self.cmek and self.protecting_arn == self.cmek.key_ref)
 
     @property
     def key_label(self) -> str:
@@ -84,16 +85,16 @@ def protection_summary(control_plane: ControlPlane) -> ProtectionSummary:
     ).first()
     summary = ProtectionSummary(under_cmek=protection.under_cmek, cmek=cmek, protecting_arn=None)
     try:
-        summary.protecting_arn = protection.wrapping_key_override() or keyring.wrapping_key_arn(
+        summary.protecting_arn = protection.wrapping_key_override() or keyring.wrapping_key_ref(
             organization_id=control_plane.organization_id, region=control_plane.region
         )
     except EnvelopeError as error:
         summary.error = error.message
-    counts = vault_data_keys(control_plane).values("wrapping_key_arn").annotate(count=Count("id"))
+    counts = vault_data_keys(control_plane).values("wrapping_key_ref").annotate(count=Count("id"))
     summary.data_keys = [
-        {"arn": row["wrapping_key_arn"], "count": row["count"],
-         "is_cmek": cmek is not None and row["wrapping_key_arn"] == cmek.key_arn}
-        for row in counts.order_by("wrapping_key_arn")
+        {"arn": row["wrapping_key_ref"], "count": row["count"],
+         "is_cmek": cmek is not None and row["wrapping_key_ref"] == cmek.key_ref}
+        for row in counts.order_by("wrapping_key_ref")
     ]
     return summary
 
@@ -120,7 +121,7 @@ def linked_cmek(*, actor: User, control_plane: ControlPlane) -> EncryptionKey:
 def is_protected(control_plane: ControlPlane, cmek: EncryptionKey) -> bool:
     """Under the CMEK already, with every vault DEK wrapped by it: nothing to do."""
     return VaultProtection.for_control_plane(control_plane).under_cmek and not (
-        vault_data_keys(control_plane).exclude(wrapping_key_arn=cmek.key_arn).exists())
+        vault_data_keys(control_plane).exclude(wrapping_key_ref=cmek.key_ref).exists())
 
 
 def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane,
@@ -139,19 +140,19 @@ def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane,
         outcome.already_protected = True
         return outcome
     try:
-        _rewrap_all(control_plane, cmek.key_arn, outcome, on_progress)
+        _rewrap_all(control_plane, cmek.key_ref, outcome, on_progress)
         VaultProtection.objects.filter(pk=protection.pk).update(
             under_cmek=True, migrated_at=timezone.now(), migrated_by=actor
         )
         keyring.invalidate_everywhere()  # no writer keeps a lease on the platform-key scope
-        _rewrap_all(control_plane, cmek.key_arn, outcome, on_progress)  # DEKs a writer made before the switch
+        _rewrap_all(control_plane, cmek.key_ref, outcome, on_progress)  # DEKs a writer made before the switch
     except EnvelopeError as error:
         audit_record(actor=actor, organization=organization, action="vault.cmek_protection_failed",
                      target=control_plane, details={"code": error.code.value, "data_keys_rewrapped": outcome.rewrapped,
-                                                    "key_arn": cmek.key_arn})
+                                                    "key_ref": cmek.key_ref})
         raise
     audit_record(actor=actor, organization=organization, action="vault.protected_with_cmek", target=control_plane,
-                 details={"key_arn": cmek.key_arn, "data_keys_rewrapped": outcome.rewrapped,
+                 details={"key_ref": cmek.key_ref, "data_keys_rewrapped": outcome.rewrapped,
                           "decrypt_encrypt_fallbacks": outcome.fallbacks})
     keyring.invalidate_everywhere()
     logger.info("vault of control plane %s moved under its CMEK: %d data keys re-wrapped",
@@ -161,12 +162,12 @@ def vault_protect_with_cmek(*, actor: User, control_plane: ControlPlane,
 
 def _rewrap_all(control_plane: ControlPlane, destination_arn: str, outcome: ProtectionOutcome,
                 on_progress: Callable[[ProtectionOutcome], None] | None) -> None:
-    pending = vault_data_keys(control_plane).exclude(wrapping_key_arn=destination_arn)
+    pending = vault_data_keys(control_plane).exclude(wrapping_key_ref=destination_arn)
     for data_key_id in list(pending.values_list("pk", flat=True)):
         method = _rewrap(data_key_id, destination_arn)
         if method is not None:
             outcome.rewrapped += 1
-            outcome.fallbacks += method == "decrypt_encrypt"
+            outcome.fallbacks += method == DECRYPT_ENCRYPT
             if on_progress is not None:
                 on_progress(outcome)
 
@@ -178,23 +179,12 @@ def _rewrap(data_key_id, destination_arn: str) -> str | None:
     slow KMS must not stall every writer); the row is then stored by an UPDATE guarded by the wrapping it was read
     with, so each DEK moves once, whatever else runs."""
     row = DataKey.objects.filter(pk=data_key_id, shredded_at__isnull=True).first()
-    if row is None or not row.wrapped or row.wrapping_key_arn == destination_arn:
+    if row is None or not row.wrapped or row.wrapping_key_ref == destination_arn:
         return None
-    context = row.encryption_context()
-    try:
-        wrapped = kms.re_encrypt(source_arn=row.wrapping_key_arn, destination_arn=destination_arn,
-                                 wrapped=bytes(row.wrapped), context=context, organization_id=row.organization_id)
-        method = "re_encrypt"
-    except kms.KmsError as error:
-        if error.code is not ErrorCode.KEY_ACCESS_DENIED:
-            raise
-        plaintext = kms.decrypt(key_arn=row.wrapping_key_arn, wrapped=bytes(row.wrapped), context=context,
-                                organization_id=row.organization_id)
-        wrapped = kms.encrypt(key_arn=destination_arn, plaintext=plaintext, context=context,
-                              organization_id=row.organization_id)
-        del plaintext
-        method = "decrypt_encrypt"
+    wrapped, method = rewrap_data_key(source_ref=row.wrapping_key_ref, destination_ref=destination_arn,
+                                      wrapped=bytes(row.wrapped), context=row.encryption_context(),
+                                      organization_id=row.organization_id)
     moved = DataKey.objects.filter(
-        pk=data_key_id, shredded_at__isnull=True, wrapping_key_arn=row.wrapping_key_arn
-    ).update(wrapping_key_arn=destination_arn, wrapped=wrapped, rewrapped_at=timezone.now())
+        pk=data_key_id, shredded_at__isnull=True, wrapping_key_ref=row.wrapping_key_ref
+    ).update(wrapping_key_ref=destination_arn, wrapped=wrapped, rewrapped_at=timezone.now())
     return method if moved else None

@@ -49,8 +49,8 @@ def protection_job_submit(*, actor: User, control_plane: ControlPlane) -> Protec
     try:
         with transaction.atomic():
             job = ProtectionJob.objects.create(
-                control_plane=control_plane, key_arn=cmek.key_arn, actor=actor,
-                pending=vault_data_keys(control_plane).exclude(wrapping_key_arn=cmek.key_arn).count(),
+                control_plane=control_plane, key_ref=cmek.key_ref, actor=actor,
+                pending=vault_data_keys(control_plane).exclude(wrapping_key_ref=cmek.key_ref).count(),
             )
             _enqueue(job)
     except IntegrityError:  # one is queued or running: that one, not a second run

@@ -69,12 +69,12 @@ def with_protecting_keys(secrets, *, control_plane: ControlPlane) -> list[Secret
     rows = DataKey.objects.in_bulk([secret.data_key_id for secret in secrets if secret.data_key_id is not None])
     cmek_arn = EncryptionKey.objects.filter(
         organization_id=control_plane.organization_id, region=control_plane.region
-    ).values_list("key_arn", flat=True).first()
+    ).values_list("key_ref", flat=True).first()
     for secret in secrets:
         row = rows.get(secret.data_key_id)
         secret.protecting_key = None
         if row is not None and row.shredded_at is None:
-            secret.protecting_key = ProtectingKey(arn=row.wrapping_key_arn, is_cmek=row.wrapping_key_arn == cmek_arn)
+            secret.protecting_key = ProtectingKey(arn=row.wrapping_key_ref, is_cmek=row.wrapping_key_ref == cmek_arn)
     return secrets
 
 

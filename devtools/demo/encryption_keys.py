@@ -11,7 +11,7 @@ def link_demo_key(demo, log) -> None:
                                rotation=True)
     local_kms.replicate_key(arn, to_region="us-east-2")
     try:
-        linked = services.link_key(organization=organization, region="us", key_arn=arn, name="Acme US key",
+        linked = services.link_key(organization=organization, region="us", key_ref=arn, name="Acme US key",
                                    description="Customer-managed key for the US region (demo)", actor=admin)
     except services.KeyVerificationFailed as failure:
         log(f"Could not link the Acme demo key: {failure}")

@@ -1,7 +1,7 @@
 """Local AWS KMS for dev, demo and tests: moto's server on loopback + an AWS-fidelity layer.
 
 Never imported by application code paths: the app reaches it over HTTP through
-``encryption_keys.kms`` with ``KMS_ENDPOINT_URL``, exactly as it reaches AWS.
+``encryption_keys.providers.aws.kms`` with ``KMS_ENDPOINT_URL``, exactly as it reaches AWS.
 """
 
 from .admin import (

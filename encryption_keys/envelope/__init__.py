@@ -1,4 +1,4 @@
-"""Pure-Python envelope-encryption core: no Django, no boto3 (DESIGN.md §3, §5; bytes in docs/envelope.md).
+"""Pure-Python envelope-encryption core: no Django, no key-service SDK (DESIGN.md §3, §5; bytes in docs/envelope.md).
 
 Layers, one module each: ``errors`` (typed, coded failures), ``format`` (the binary envelope, v1 and v2),
 ``binding`` (what a value is bound to: the data key's scope and the row, i.e. the AAD), ``cipher``

@@ -30,7 +30,7 @@ class _Entry:
 
     cipher: DataKeyCipher | None
     error: EnvelopeError | None
-    wrapping_key_arn: str
+    wrapping_key_ref: str
     stored_at: float
     scope: KeyScope | None = None
 
@@ -99,18 +99,18 @@ class DataKeyCache:
             raise type(entry.error).from_error(entry.error)
         return entry.cipher
 
-    def put(self, cipher: DataKeyCipher, *, wrapping_key_arn: str) -> None:
+    def put(self, cipher: DataKeyCipher, *, wrapping_key_ref: str) -> None:
         """Cache ``cipher`` (replacing any failure for its DEK); no-op when ``ttl <= 0``."""
         if self.ttl <= 0:
             return
-        self._store(cipher.dek_id, _Entry(cipher, None, wrapping_key_arn, self._clock()))
+        self._store(cipher.dek_id, _Entry(cipher, None, wrapping_key_ref, self._clock()))
 
-    def put_failure(self, dek_id: uuid.UUID, error: EnvelopeError, *, wrapping_key_arn: str = "",
+    def put_failure(self, dek_id: uuid.UUID, error: EnvelopeError, *, wrapping_key_ref: str = "",
                     scope: KeyScope | None = None) -> None:
         """Remember that unwrapping ``dek_id`` (of ``scope``) failed; no-op when ``failure_ttl <= 0``."""
         if self.failure_ttl <= 0:
             return
-        self._store(dek_id, _Entry(None, error, wrapping_key_arn, self._clock(), scope))
+        self._store(dek_id, _Entry(None, error, wrapping_key_ref, self._clock(), scope))
 
     def evict(self, dek_id: uuid.UUID) -> bool:
         """Drop one DEK's entry; return whether there was one."""
@@ -119,7 +119,7 @@ class DataKeyCache:
 
     def evict_wrapping_key(self, arn: str) -> int:
         """Drop every entry (cipher or failure) wrapped by KMS key ``arn``; return the count."""
-        return self._drop_where(lambda entry: entry.wrapping_key_arn == arn)
+        return self._drop_where(lambda entry: entry.wrapping_key_ref == arn)
 
     def purge_expired(self) -> int:
         """Drop every expired entry; return how many were dropped."""

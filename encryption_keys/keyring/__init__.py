@@ -26,7 +26,7 @@ from encryption_keys.keyring.ring import (
     reset_for_tests,
 )
 from encryption_keys.keyring.scopes import EncryptionScope, control_plane_scope_ref, data_key_scope
-from encryption_keys.keyring.writers import LEASE_USES, active_cipher, wrapping_key_arn
+from encryption_keys.keyring.writers import LEASE_USES, active_cipher, wrapping_key_ref
 
 __all__ = [
     "GENERATION_CHECK_SECONDS",
@@ -44,5 +44,5 @@ __all__ = [
     "reset_for_tests",
     "reveal",
     "reveal_many",
-    "wrapping_key_arn",
+    "wrapping_key_ref",
 ]

@@ -25,7 +25,7 @@ GENERATION_CHECK_SECONDS = 0.25
 @dataclass(slots=True)
 class _Lease:
     cipher: DataKeyCipher
-    wrapping_key_arn: str
+    wrapping_key_ref: str
     encrypt_until: datetime
     remaining: int
     generation: int

@@ -16,7 +16,7 @@ class EncryptionScope:
     """Who a row's encrypted values belong to (what a model's `encryption_scope()` returns).
 
     Reads use only the identity — organization, region, purpose, scope reference (`key_scope`) — which a
-    model computes from the row and its parents without a query when they are loaded. `wrapping_key_arn`
+    model computes from the row and its parents without a query when they are loaded. `wrapping_key_ref`
     is a write-time choice (see `fields.write_scope`) and never part of the identity.
     """
 
@@ -24,9 +24,9 @@ class EncryptionScope:
     region: str
     purpose: str
     scope_ref: str
-    # An explicit wrapping key for new DEKs of this scope, instead of wrapping_key_arn() (the org's CMEK if
+    # An explicit wrapping key for new DEKs of this scope, instead of wrapping_key_ref() (the org's CMEK if
     # linked, else the platform key): vault secrets of a control plane created before the CMEK was linked.
-    wrapping_key_arn: str | None = None
+    wrapping_key_ref: str | None = None
 
     @property
     def key_scope(self) -> KeyScope:

@@ -14,12 +14,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from encryption_keys import key_state, kms
+from encryption_keys import key_state
 from encryption_keys.envelope import DataKeyCipher, DecryptionError, EncryptionUnavailable, ErrorCode
 from encryption_keys.keyring.readers import cipher_for
 from encryption_keys.keyring.ring import _Lease, keyring
 from encryption_keys.keyring.scopes import EncryptionScope, data_key_scope
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers import KeyServiceError, provider_for
 
 LEASE_USES = 1024
 
@@ -27,10 +28,10 @@ LEASE_USES = 1024
 # --- which key wraps a scope's DEKs ------------------------------------------------------------------
 
 
-def wrapping_key_arn(*, organization_id, region: str) -> str:
+def wrapping_key_ref(*, organization_id, region: str) -> str:
     """The organization's CMEK for the region if one is linked, else the platform key of the region."""
     arn = EncryptionKey.objects.filter(organization_id=organization_id, region=region).values_list(
-        "key_arn", flat=True
+        "key_ref", flat=True
     ).first()
     if arn:
         return arn
@@ -67,7 +68,7 @@ def active_cipher(scope: EncryptionScope) -> DataKeyCipher:
 
 def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
     ring = keyring()
-    arn = scope.wrapping_key_arn or wrapping_key_arn(organization_id=scope.organization_id, region=scope.region)
+    arn = scope.wrapping_key_ref or wrapping_key_ref(organization_id=scope.organization_id, region=scope.region)
     now = timezone.now()
     uses = min(LEASE_USES, settings.DATAKEY_MAX_USES)
     current = DataKey.objects.filter(
@@ -75,7 +76,7 @@ def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
         region=scope.region,
         purpose=scope.purpose,
         scope_ref=scope.scope_ref,
-        wrapping_key_arn=arn,
+        wrapping_key_ref=arn,
         shredded_at__isnull=True,
         retired_at__isnull=True,
         encrypt_until__gt=now,
@@ -92,7 +93,7 @@ def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
         encrypt_until = current.encrypt_until
     else:
         cipher, encrypt_until = _new_data_key(scope, arn, uses)
-    lease = _Lease(cipher=cipher, wrapping_key_arn=arn, encrypt_until=encrypt_until, remaining=uses,
+    lease = _Lease(cipher=cipher, wrapping_key_ref=arn, encrypt_until=encrypt_until, remaining=uses,
                    generation=generation, expires_at=time.monotonic() + ring.cache.ttl)
     if connection.in_atomic_block:
         lease.commit_hook = lambda: _publish(scope, lease)
@@ -118,7 +119,7 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
         region=scope.region,
         purpose=scope.purpose,
         scope_ref=scope.scope_ref,
-        wrapping_key_arn=arn,
+        wrapping_key_ref=arn,
         encrypt_until=timezone.now() + timedelta(seconds=settings.DATAKEY_LIFETIME_SECONDS),
         usage_count=uses,
     )
@@ -127,16 +128,16 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
     if failed is not None and time.monotonic() - failed[0] < ring.cache.failure_ttl:
         raise EncryptionUnavailable.from_error(failed[1])  # an outage must not multiply KMS traffic
     try:
-        plaintext, row.wrapped = kms.generate_data_key(
-            key_arn=arn, context=row.encryption_context(), organization_id=scope.organization_id
+        plaintext, row.wrapped = provider_for(arn).generate_data_key(
+            key_ref=arn, context=row.encryption_context(), organization_id=scope.organization_id
         )
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         ring.generate_failures[arn] = (time.monotonic(), error)
-        key_state.observed_failure(key_arn=arn, error=error, operation="GenerateDataKey")
+        key_state.observed_failure(key_ref=arn, error=error, operation="GenerateDataKey")
         raise EncryptionUnavailable.from_error(error) from None
     ring.generate_failures.pop(arn, None)
-    key_state.observed_success(key_arn=arn)
+    key_state.observed_success(key_ref=arn)
     row.save(force_insert=True)
     cipher = DataKeyCipher(row.id, plaintext, scope=data_key_scope(row))
-    keyring().cache.put(cipher, wrapping_key_arn=arn)
+    keyring().cache.put(cipher, wrapping_key_ref=arn)
     return cipher, row.encrypt_until

@@ -1,7 +1,7 @@
 """Key lifecycle: replacing a key by re-wrapping data keys, rotating and shredding data keys, upgrading
 v1 envelopes to v2 (reseal).
 
-    job = replace_key(organization=org, region="us", new_key_arn=arn, actor=user)
+    job = replace_key(organization=org, region="us", new_key_ref=arn, actor=user)
 
 The names are resolved lazily: `encryption_keys.models` imports `lifecycle.models` while Django loads
 models, and the services below need the models loaded.

@@ -22,7 +22,7 @@ class RewrapState(models.TextChoices):
 
 
 class RewrapJob(models.Model):
-    """Moving every data key of one organization and region from `old_key_arn` to `new_key_arn`.
+    """Moving every data key of one organization and region from `old_key_ref` to `new_key_ref`.
 
     `total` is the number of data keys found under the old key when the (latest) run started, `done`
     those re-wrapped so far, `failed` those the latest run could not re-wrap (see `failures`).
@@ -32,8 +32,8 @@ class RewrapJob(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="rewrap_jobs")
     region = models.CharField(max_length=2, choices=Region)
-    old_key_arn = models.CharField(max_length=2048)
-    new_key_arn = models.CharField(max_length=2048)
+    old_key_ref = models.CharField(max_length=2048)
+    new_key_ref = models.CharField(max_length=2048)
     state = models.CharField(max_length=24, choices=RewrapState, default=RewrapState.PENDING)
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
@@ -101,4 +101,4 @@ class RewrapFailure(models.Model):
     @property
     def error(self) -> EnvelopeError:
         """The typed error, for its title and what the customer can do."""
-        return EnvelopeError(self.code, key_arn=self.job.old_key_arn, detail=self.detail)
+        return EnvelopeError(self.code, key_ref=self.job.old_key_ref, detail=self.detail)

@@ -36,9 +36,9 @@ class KeyReplacementError(Exception):
         self.code = code
 
 
-def replace_key(*, organization: Organization, region: str, new_key_arn: str, name: str | None = None,
+def replace_key(*, organization: Organization, region: str, new_key_ref: str, name: str | None = None,
                 description: str | None = None, actor, start: bool = True) -> RewrapJob:
-    """Switch the organization's key for `region` to `new_key_arn` and re-wrap its data keys.
+    """Switch the organization's key for `region` to `new_key_ref` and re-wrap its data keys.
 
     `actor` None is the platform operator on a shell (the management command); a user must be an Org Admin.
     With `start=False` the caller runs `rewrap_data_keys(job)` itself.
@@ -48,18 +48,18 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
     if actor is not None:
         require(actor, Action.KEY_MANAGE, organization)
     key = linked_key(organization=organization, region=region)
-    new_key_arn = (new_key_arn or "").strip()
-    if new_key_arn == key.key_arn:
+    new_key_ref = (new_key_ref or "").strip()
+    if new_key_ref == key.key_ref:
         raise KeyReplacementError("This key is already the linked key for this region.", code="same_key")
-    _refuse_if_unfinished(organization, region, key.key_arn)
-    _refuse_key_in_use(organization, region, new_key_arn)
-    checklist = verify_key(organization=organization, region=region, key_arn=new_key_arn)
+    _refuse_if_unfinished(organization, region, key.key_ref)
+    _refuse_key_in_use(organization, region, new_key_ref)
+    checklist = verify_key(organization=organization, region=region, key_ref=new_key_ref)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
     try:
         job = _switch_key(organization, region, key, checklist, actor=actor, name=name, description=description)
     except IntegrityError:  # another organization linked the new key while it was verified
-        _refuse_key_in_use(organization, region, checklist.key_arn)
+        _refuse_key_in_use(organization, region, checklist.key_ref)
         raise
     _switch_writers()
     if start:
@@ -70,16 +70,16 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
 def _switch_key(organization, region, key, checklist, *, actor, name, description) -> RewrapJob:
     with transaction.atomic():
         key = EncryptionKey.objects.select_for_update().get(pk=key.pk)
-        _refuse_if_unfinished(organization, region, key.key_arn)
+        _refuse_if_unfinished(organization, region, key.key_ref)
         job = RewrapJob.objects.create(
-            organization=organization, region=region, old_key_arn=key.key_arn, new_key_arn=checklist.key_arn,
-            total=data_keys_under(organization_id=organization.pk, region=region, key_arn=key.key_arn).count(),
+            organization=organization, region=region, old_key_ref=key.key_ref, new_key_ref=checklist.key_ref,
+            total=data_keys_under(organization_id=organization.pk, region=region, key_ref=key.key_ref).count(),
             actor=actor if actor is not None and actor.pk else None,
         )
         _point_key_at(key, checklist, name=name, description=description)
         audit_record(
             actor=actor, organization=organization, action="encryption_key.replaced", target=key,
-            details={"region": region, "old_key_arn": job.old_key_arn, "new_key_arn": job.new_key_arn,
+            details={"region": region, "old_key_ref": job.old_key_ref, "new_key_ref": job.new_key_ref,
                      "rewrap_job": job.pk, "data_keys": job.total, "checks": checklist.verdicts()},
         )
     return job
@@ -93,7 +93,7 @@ def resume_rewrap(*, job: RewrapJob, actor, take_over: bool = False, start: bool
     if actor is not None:
         require(actor, Action.KEY_MANAGE, job.organization)
     current = EncryptionKey.objects.filter(organization_id=job.organization_id, region=job.region).first()
-    if current is None or current.key_arn != job.new_key_arn:
+    if current is None or current.key_ref != job.new_key_ref:
         raise KeyReplacementError(
             "The key this job re-wraps to is no longer the linked key; a later change superseded it.",
             code="superseded",
@@ -117,9 +117,9 @@ def linked_key(*, organization: Organization, region: str) -> EncryptionKey:
     return key
 
 
-def _refuse_key_in_use(organization: Organization, region: str, new_key_arn: str) -> None:
+def _refuse_key_in_use(organization: Organization, region: str, new_key_ref: str) -> None:
     try:
-        refuse_key_in_use(organization=organization, region=region, key_arn=new_key_arn)
+        refuse_key_in_use(organization=organization, region=region, key_ref=new_key_ref)
     except KeyInUse as in_use:
         raise KeyReplacementError(str(in_use), code=in_use.code) from None
 
@@ -135,7 +135,7 @@ def _refuse_if_unfinished(organization: Organization, region: str, current_arn: 
             f"(or resume it: manage.py rewrap_data_keys --resume {unfinished.pk}).",
             code="replacement_in_progress",
         )
-    interrupted = jobs.filter(state=RewrapState.FAILED, new_key_arn=current_arn).first()
+    interrupted = jobs.filter(state=RewrapState.FAILED, new_key_ref=current_arn).first()
     if interrupted is not None:
         raise KeyReplacementError(
             f"Re-wrap job #{interrupted.pk} of this region was interrupted; resume it before replacing the key again.",
@@ -145,7 +145,7 @@ def _refuse_if_unfinished(organization: Organization, region: str, current_arn: 
 
 def _point_key_at(key: EncryptionKey, checklist, *, name: str | None, description: str | None) -> None:
     now = timezone.now()
-    key.key_arn = checklist.key_arn
+    key.key_ref = checklist.key_ref
     if name is not None:
         key.name = name
     if description is not None:

@@ -38,4 +38,4 @@ def rewrap_failures(*, job: RewrapJob) -> QuerySet[RewrapFailure]:
 
 def data_keys_left_under_old_key(*, job: RewrapJob) -> int:
     """DEKs of the job's organization and region still wrapped by the replaced key."""
-    return data_keys_under(organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn).count()
+    return data_keys_under(organization_id=job.organization_id, region=job.region, key_ref=job.old_key_ref).count()

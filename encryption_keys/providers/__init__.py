@@ -1,7 +1,8 @@
 """Key providers: the registry (``settings.KEY_PROVIDERS``) and the look-ups every caller uses.
 
 ``provider_for(key_ref)`` answers for a stored or pasted reference; ``provider_named(name)`` for a stored
-provider name; ``parse_key_ref(text)`` validates what a person pasted (InvalidKeyRef says why).
+provider name; ``parse_key_ref(text)`` validates what a person pasted (InvalidKeyRef says why). ``remedy_for``,
+``access_statements``, ``key_identity`` and ``provider_name`` are the neutral look-ups pages and models use.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.providers.base import (
     AccessStatement,
     InvalidKeyRef,
@@ -18,11 +20,13 @@ from encryption_keys.providers.base import (
     KeyProvider,
     KeyRef,
     KeyServiceError,
+    ProviderNotConfigured,
 )
 
 __all__ = [
     "AccessStatement", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
-    "parse_key_ref", "provider_for", "provider_named", "providers", "reset",
+    "ProviderNotConfigured", "access_statements", "key_identity", "parse_key_ref", "provider_for", "provider_name",
+    "provider_named", "providers", "remedy_for", "reset",
 ]
 
 
@@ -57,3 +61,46 @@ def provider_for(key_ref: str) -> KeyProvider:
 
 def parse_key_ref(text: str) -> KeyRef:
     return provider_for(text).parse(text)
+
+
+def remedy_for(code, *, key_ref: str | None = None) -> str:
+    """What an Organization Admin does about ``code``: the remedy of the provider of ``key_ref`` when it has one
+    (its console, its commands), else the provider-neutral remedy of ``envelope.ERROR_CODES``."""
+    code = ErrorCode(code)
+    if key_ref:
+        try:
+            remedy = provider_for(key_ref).remedy(code)
+        except InvalidKeyRef:
+            remedy = ""
+        if remedy:
+            return remedy
+    return ERROR_CODES[code].remedy
+
+
+def access_statements(organization, *, key_ref: str | None = None) -> list[tuple[KeyProvider, AccessStatement]]:
+    """What the Org Admin grants the platform: for the provider of ``key_ref``, or for every provider (the link
+    and replace pages, before a key is chosen)."""
+    if key_ref:
+        try:
+            chosen = [provider_for(key_ref)]
+        except InvalidKeyRef:
+            chosen = list(providers())
+    else:
+        chosen = list(providers())
+    return [(provider, provider.access_statement(organization)) for provider in chosen]
+
+
+def key_identity(key_ref: str) -> str:
+    """Which key ``key_ref`` names (``KeyRef.identity``); text no provider recognises stands for itself."""
+    try:
+        return provider_for(key_ref).identity(key_ref)
+    except InvalidKeyRef:
+        return (key_ref or "").strip()
+
+
+def provider_name(key_ref: str) -> str:
+    """The name of the provider whose reference form ``key_ref`` is written in; "" when none is."""
+    try:
+        return provider_for(key_ref).name
+    except InvalidKeyRef:
+        return ""

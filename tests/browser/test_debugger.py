@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("local_kms")]
 def traced(page, org, org_admin, control_plane, cmek):
     """Acme with its CMEK linked, and a debug session on "payments" filled by the traffic simulator."""
     admin = org_admin
-    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_ref=cmek)
     session = services.session_create(actor=admin, control_plane=control_plane, name="checkout",
                                       duration_seconds=600, sampling_kind="expression",
                                       sampling_value='http.method == "POST" && http.path ^= "/orders"')

@@ -34,7 +34,7 @@ def test_org_admin_links_a_key_and_sees_the_checklist(page, browser_login):
     # A disabled key: Connect swaps in the checklist with the failure, in place (no navigation).
     kms_admin.disable_key(arn)
     page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
-    page.get_by_label("Amazon Resource Name (ARN)").fill(arn)
+    page.get_by_label("Key reference").fill(arn)
     page.get_by_label("Description").fill("Production key")
     page.get_by_label("Konnect region").select_option("us")
     page.get_by_role("button", name="Connect").click()
@@ -51,7 +51,7 @@ def test_org_admin_links_a_key_and_sees_the_checklist(page, browser_login):
     expect(page.locator(".encryption-keys-check")).to_have_count(10)
     expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
     key = EncryptionKey.objects.get(organization=org)
-    assert (key.key_arn, key.status, key.description) == (arn, KeyStatus.HEALTHY, "Production key")
+    assert (key.key_ref, key.status, key.description) == (arn, KeyStatus.HEALTHY, "Production key")
 
     page.get_by_role("link", name="Open the key page").click()
     expect(page.get_by_role("heading", name="Acme US")).to_be_visible()
@@ -79,7 +79,7 @@ def test_link_key_works_without_javascript(browser, live_server, transactional_d
         page.get_by_role("button", name="Log in").click()
         page.goto("/organization/encryption-keys/link/")
         page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
-        page.get_by_label("Amazon Resource Name (ARN)").fill(arn)
+        page.get_by_label("Key reference").fill(arn)
         page.get_by_label("Konnect region").select_option("us")
         page.get_by_role("button", name="Connect").click()
         expect(page.get_by_text("Key linked.")).to_be_visible()
@@ -87,4 +87,4 @@ def test_link_key_works_without_javascript(browser, live_server, transactional_d
         expect(page.get_by_role("button", name="Copy statements")).to_be_hidden()
     finally:
         context.close()
-    assert EncryptionKey.objects.filter(organization=org, key_arn=arn).exists()
+    assert EncryptionKey.objects.filter(organization=org, key_ref=arn).exists()

@@ -27,7 +27,7 @@ def customer_key() -> str:
 def test_replace_key_then_watch_the_rewrap_finish_live(page, browser_login, settings, org, cmek):
     settings.KEY_REWRAP_SETTLE_SECONDS = 0
     admin = factories.make_role_user(org, "org_admin")
-    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US key", actor=admin).key
+    key = services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US key", actor=admin).key
     for scope in range(3):
         SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", text=SECRET)
     second = customer_key()
@@ -35,12 +35,12 @@ def test_replace_key_then_watch_the_rewrap_finish_live(page, browser_login, sett
 
     page.goto(reverse("encryption_key_detail", args=[key.pk]))
     page.get_by_role("link", name="Replace key").click()
-    page.get_by_label("Amazon Resource Name (ARN)").fill(second)
+    page.get_by_label("Key reference").fill(second)
     page.get_by_role("button", name="Replace key").click()
     page.wait_for_url(re.compile(r"/organization/encryption-keys/(replacements/\d+|[0-9a-f-]{36})/$"))
     job = RewrapJob.objects.get()
     assert (job.state, job.done) == (RewrapState.COMPLETED, 3)
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {second}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {second}
 
     page.goto(reverse("rewrap_job_detail", args=[job.pk]))
     progress = page.locator("#rewrap-progress")
@@ -49,7 +49,7 @@ def test_replace_key_then_watch_the_rewrap_finish_live(page, browser_login, sett
     expect(progress.locator("progress")).to_have_attribute("value", "100")
 
     # A second replacement, recorded but not run yet: its page polls, and shows the run finishing without a reload.
-    third = replace_key(organization=org, region="us", new_key_arn=customer_key(), actor=admin, start=False)
+    third = replace_key(organization=org, region="us", new_key_ref=customer_key(), actor=admin, start=False)
     page.goto(reverse("rewrap_job_detail", args=[third.pk]))
     progress = page.locator("#rewrap-progress")
     expect(progress.get_by_text("Pending", exact=True)).to_be_visible()
@@ -79,14 +79,14 @@ def test_the_key_page_shows_a_replacement_run_by_a_worker_reach_100_percent(
     """The re-wrap runs in a real `db_worker` process on the live server's database (a file on SQLite, the
     test database on PostgreSQL); the key page's replacements region polls until the job is done."""
     admin = factories.make_role_user(org, "org_admin")
-    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US key", actor=admin).key
+    key = services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US key", actor=admin).key
     for scope in range(5):
         SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", text=SECRET)
     second = customer_key()
     browser_login(admin)
 
     page.goto(reverse("encryption_key_replace", args=[key.pk]))
-    page.get_by_label("Amazon Resource Name (ARN)").fill(second)
+    page.get_by_label("Key reference").fill(second)
     page.get_by_role("button", name="Replace key").click()
     page.wait_for_url(re.compile(rf"/organization/encryption-keys/{key.pk}/$"))
     job = RewrapJob.objects.get()
@@ -116,6 +116,6 @@ def test_the_key_page_shows_a_replacement_run_by_a_worker_reach_100_percent(
     seen = page.evaluate("window.progressSeen")
     assert seen and seen[-1] == 100 and seen == sorted(seen), seen  # it only ever moved forward, by polling
     assert page.evaluate("window.sameDocument") is True  # swapped in place, never reloaded
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {second}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {second}
     assert SECRET not in page.content()
     assert page.js_errors == []

@@ -133,7 +133,7 @@ def ingest(dp_client, debug_session):
 @pytest.fixture
 def linked_cmek(org, cmek):
     """The organization's CMEK for the US region, linked before any data is written."""
-    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_ref=cmek)
     return cmek
 
 

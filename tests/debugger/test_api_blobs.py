@@ -104,7 +104,7 @@ def test_limits_and_ids(dp_client, client):
 
 
 def test_a_blob_under_a_disabled_key_answers_a_typed_problem(dp_client, org, cmek):
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     put(dp_client)
     local_kms.disable_key(cmek)
     keyring.reset_for_tests()

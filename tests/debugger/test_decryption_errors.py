@@ -77,7 +77,7 @@ def test_disable_then_reenable_the_cmek(login, org_admin, debug_session, capture
 
 def test_pending_deletion_card_shows_the_date(login, org_admin, debug_session, captured, linked_cmek):
     deletion = local_kms.schedule_key_deletion(linked_cmek, days=7)
-    EncryptionKey.objects.filter(key_arn=linked_cmek).update(deletion_date=deletion)
+    EncryptionKey.objects.filter(key_ref=linked_cmek).update(deletion_date=deletion)
     fresh_reader()
     html = login(org_admin).get(urls(debug_session, captured)["panel"]).content.decode()
     assert card_code(html) == "key_pending_deletion"

@@ -43,13 +43,13 @@ def test_path_preview_drops_the_query_string():
 @pytest.mark.django_db
 def test_error_cards_name_the_key_and_the_way_out(org, settings):
     arn = "arn:aws:kms:us-west-2:123456789012:key/mrk-1"
-    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_arn=arn)
-    card = error_card(DecryptionError(ErrorCode.KEY_DISABLED, key_arn=arn), organization_id=org.pk, manages_keys=True)
+    EncryptionKey.objects.create(organization=org, region="us", name="Acme US key", key_ref=arn)
+    card = error_card(DecryptionError(ErrorCode.KEY_DISABLED, key_ref=arn), organization_id=org.pk, manages_keys=True)
     assert (card.code, card.title, card.retryable) == ("key_disabled", "Key disabled", False)
     assert card.key_label == "your customer-managed key “Acme US key”"
     assert f"readable again within {settings.DATAKEY_FAILURE_TTL} seconds" in card.action
-    platform = error_card(DecryptionError(ErrorCode.KMS_UNAVAILABLE, key_arn=settings.PLATFORM_KMS_KEYS["us"]),
+    platform = error_card(DecryptionError(ErrorCode.KMS_UNAVAILABLE, key_ref=settings.PLATFORM_KMS_KEYS["us"]),
                           organization_id=org.pk, manages_keys=True)
     assert platform.retryable and platform.key_label == "the platform key of this region"
     shredded = error_card(DecryptionError(ErrorCode.DATA_KEY_SHREDDED), organization_id=org.pk, manages_keys=False)
-    assert shredded.key_arn == "" and "cannot be recovered" in shredded.action
+    assert shredded.key_ref == "" and "cannot be recovered" in shredded.action

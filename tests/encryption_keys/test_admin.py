@@ -22,7 +22,7 @@ def operator(client):
 
 @pytest.fixture
 def data(org, org_admin, cmek, kms_calls):
-    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin).key
+    key = services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin).key
     SealedNote.objects.create(organization=org, text="plaintext-never-in-admin")
     kms_calls()  # flush the call log
     return key
@@ -43,14 +43,14 @@ def test_encryption_key_list_and_change_page_with_status_history(operator, data)
     page = operator.get(reverse("admin:encryption_keys_encryptionkey_change", args=[data.pk]))
     body = page.content.decode()
     assert page.status_code == 200
-    assert data.key_arn in body and "Linked after verification." in body  # the status-history inline
+    assert data.key_ref in body and "Linked after verification." in body  # the status-history inline
     assert 'name="name"' not in body  # read-only: changes go through the app (verification, audit)
 
 
 def test_data_key_list_and_change_page_never_show_the_wrapped_key(operator, data, cmek):
-    data_key = DataKey.objects.get(wrapping_key_arn=cmek)
+    data_key = DataKey.objects.get(wrapping_key_ref=cmek)
     listing = operator.get(reverse("admin:encryption_keys_datakey_changelist")).content.decode()
-    for column in ("Purpose", "Scope ref", "Wrapping key arn", "Encrypt until", "Usage count", "Shredded at"):
+    for column in ("Purpose", "Scope ref", "Wrapping key ref", "Encrypt until", "Usage count", "Shredded at"):
         assert column in listing
     assert str(data_key.pk) in listing and cmek in listing
     assert_no_key_material(listing, data_key)

@@ -134,7 +134,7 @@ def test_put_links_the_key_after_verification(client, org, org_admin, admin_auth
     key = EncryptionKey.objects.get()
     assert (key.organization, key.region, key.linked_by) == (org, "us", org_admin)
     assert AuditEvent.objects.filter(action="encryption_key.linked", actor=org_admin).count() == 1
-    assert kms_calls(organization=org, operation="GenerateDataKey", key_arn=cmek).count() == 1
+    assert kms_calls(organization=org, operation="GenerateDataKey", key_ref=cmek).count() == 1
 
 
 def test_put_with_a_failing_check_is_400_with_invalid_parameters(client, admin_auth, cmek, spec):
@@ -183,7 +183,7 @@ def test_non_admins_cannot_link_through_the_api(client, org, cmek, spec, role, k
 
 def test_put_with_the_same_arn_renames_without_kms_calls(client, admin_auth, linked, spec, kms_calls):
     before = kms_calls().count()
-    body = spec.validate(put(client, admin_auth, {"key_arn": linked.key_arn, "name": "Renamed"}),
+    body = spec.validate(put(client, admin_auth, {"key_arn": linked.key_ref, "name": "Renamed"}),
                          "/cmeks/{cmekId}", "put")
     assert body["name"] == "Renamed" and body["description"] == ""
     assert EncryptionKey.objects.get().name == "Renamed"
@@ -197,7 +197,7 @@ def test_put_with_another_arn_is_a_replacement(client, admin_auth, linked, spec,
     response = put(client, admin_auth, {"key_arn": other, "name": "New"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put", schema="BaseError")
     assert response.status_code == 409 and body["code"] == "replacement_unavailable"
-    assert EncryptionKey.objects.get().key_arn == linked.key_arn
+    assert EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
 def new_customer_key():
@@ -211,8 +211,8 @@ def test_put_with_another_arn_replaces_through_key_lifecycle(client, admin_auth,
     response = put(client, admin_auth, {"key_arn": new_arn, "name": "New key"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put")
     assert response.status_code == 200 and (body["key_arn"], body["name"]) == (new_arn, "New key")
-    assert EncryptionKey.objects.get().key_arn == new_arn
-    assert AuditEvent.objects.get(action="encryption_key.replaced").details["old_key_arn"] == linked.key_arn
+    assert EncryptionKey.objects.get().key_ref == new_arn
+    assert AuditEvent.objects.get(action="encryption_key.replaced").details["old_key_ref"] == linked.key_ref
 
 
 def test_put_replacement_with_a_failing_key_is_400(client, admin_auth, linked, spec):
@@ -221,7 +221,7 @@ def test_put_replacement_with_a_failing_key_is_400(client, admin_auth, linked, s
     response = put(client, admin_auth, {"key_arn": new_arn, "name": "New key"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put")
     assert response.status_code == 400 and body["invalid_parameters"][0]["reason"].startswith("Key enabled:")
-    assert EncryptionKey.objects.get().key_arn == linked.key_arn
+    assert EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
 def test_put_while_kms_is_unreachable_is_503_with_retry_after(client, admin_auth, cmek, spec, local_kms):
@@ -241,7 +241,7 @@ def test_put_while_kms_is_unreachable_is_503_with_retry_after(client, admin_auth
 def test_get_the_default_cmek(client, admin_auth, linked, spec):
     response = client.get(f"{BASE}/cmeks/default", headers=admin_auth)
     body = spec.validate(response, "/cmeks/{cmekId}", "get")
-    assert response.status_code == 200 and body["key_arn"] == linked.key_arn and body["id"] == "default"
+    assert response.status_code == 200 and body["key_arn"] == linked.key_ref and body["id"] == "default"
 
 
 def test_read_only_admin_reads_but_a_member_cannot(client, org, linked, spec):
@@ -257,7 +257,7 @@ def test_unknown_cmek_id_is_404_for_every_method(client, admin_auth, linked, spe
     spec.validate(get, "/cmeks/{cmekId}", "get")
     delete = client.delete(f"{BASE}/cmeks/other", headers=admin_auth)
     spec.validate(delete, "/cmeks/{cmekId}", "delete")
-    response = put(client, admin_auth, {"key_arn": linked.key_arn, "name": "x"}, cmek_id="other")
+    response = put(client, admin_auth, {"key_arn": linked.key_ref, "name": "x"}, cmek_id="other")
     spec.validate(response, "/cmeks/{cmekId}", "put", fallback="NotFound")
     assert get.status_code == delete.status_code == response.status_code == 404
     assert EncryptionKey.objects.get().name == "Acme US"
@@ -277,13 +277,13 @@ def test_another_organization_can_neither_see_nor_change_the_key(client, other_o
     spec.validate(response, "/cmeks/{cmekId}", "get")
     assert client.get(f"{BASE}/cmeks", headers=other).json()["data"] == []
     assert client.delete(f"{BASE}/cmeks/default", headers=other).status_code == 404
-    assert EncryptionKey.objects.filter(pk=linked.pk, key_arn=linked.key_arn, name="Acme US").exists()
+    assert EncryptionKey.objects.filter(pk=linked.pk, key_ref=linked.key_ref, name="Acme US").exists()
 
 
 @pytest.mark.parametrize("sibling", [False, True])
 def test_globex_cannot_link_acmes_key_or_its_replica_through_the_api(client, org, other_org, other_org_admin, linked,
                                                                      spec, sibling, kms_calls):
-    arn = linked.key_arn.replace(":us-west-2:", ":us-east-2:") if sibling else linked.key_arn
+    arn = linked.key_ref.replace(":us-west-2:", ":us-east-2:") if sibling else linked.key_ref
     response = put(client, bearer(other_org_admin, other_org), {"key_arn": arn, "name": "Globex US"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put", schema="BaseError")
     assert response.status_code == 409 and body["code"] == "key_owned_by_another_organization"
@@ -296,10 +296,10 @@ def test_globex_cannot_link_acmes_key_or_its_replica_through_the_api(client, org
 def test_globex_cannot_replace_its_key_with_acmes_through_the_api(client, other_org, other_org_admin, linked, spec):
     globex = bearer(other_org_admin, other_org)
     assert put(client, globex, {"key_arn": new_customer_key(), "name": "Globex US"}).status_code == 200
-    response = put(client, globex, {"key_arn": linked.key_arn, "name": "Globex US"})
+    response = put(client, globex, {"key_arn": linked.key_ref, "name": "Globex US"})
     body = spec.validate(response, "/cmeks/{cmekId}", "put", schema="BaseError")
     assert response.status_code == 409 and body["code"] == "key_owned_by_another_organization"
-    assert EncryptionKey.objects.get(organization=other_org).key_arn != linked.key_arn
+    assert EncryptionKey.objects.get(organization=other_org).key_ref != linked.key_ref
 
 
 # --- list ------------------------------------------------------------------------------------------------

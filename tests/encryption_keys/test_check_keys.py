@@ -24,7 +24,7 @@ def link(org, admin, region="us", aws=("us-west-2", "us-east-2"), name="Acme US"
     arn = kms_admin.create_key(region=aws[0], multi_region=True)
     for replica in aws[1:]:
         kms_admin.replicate_key(arn, to_region=replica)
-    return services.link_key(organization=org, region=region, key_arn=arn, name=name, actor=admin).key
+    return services.link_key(organization=org, region=region, key_ref=arn, name=name, actor=admin).key
 
 
 def test_nothing_to_check():
@@ -34,7 +34,7 @@ def test_nothing_to_check():
 def test_healthy_key_progress_and_summary(org, org_admin):
     key = link(org, org_admin)
     output = check_keys()
-    assert f"[1/1] Acme · US · Acme US ({key.key_arn}) … Healthy" in output
+    assert f"[1/1] Acme · US · Acme US ({key.key_ref}) … Healthy" in output
     assert "automatic rotation: on" in output
     assert "Checked 1 key: 1 usable, 0 unhealthy." in output
     assert "status changed" not in output
@@ -45,7 +45,7 @@ def test_disabled_key_flips_status_and_the_banner_appears(org, org_admin, login)
     key = link(org, org_admin)
     client = login(org_admin)
     assert "banner-error" not in client.get(reverse("dashboard")).content.decode()
-    kms_admin.disable_key(key.key_arn)
+    kms_admin.disable_key(key.key_ref)
     output = check_keys()
     assert "… Disabled" in output and "status changed: healthy → disabled" in output
     assert "Checked 1 key: 0 usable, 1 unhealthy." in output
@@ -57,7 +57,7 @@ def test_disabled_key_flips_status_and_the_banner_appears(org, org_admin, login)
 
 def test_pending_deletion_prints_the_date_and_days_left(org, org_admin):
     key = link(org, org_admin)
-    when = kms_admin.schedule_key_deletion(key.key_arn, days=14)
+    when = kms_admin.schedule_key_deletion(key.key_ref, days=14)
     output = check_keys()
     assert f"pending deletion on {when:%Y-%m-%d} (14 days left)" in output
     assert "automatic rotation: off" in output  # AWS reports rotation off while deletion is pending
@@ -65,7 +65,7 @@ def test_pending_deletion_prints_the_date_and_days_left(org, org_admin):
 
 def test_rotation_off_is_reported_but_usable(org, org_admin):
     key = link(org, org_admin)
-    kms_admin.set_key_rotation(key.key_arn, False)
+    kms_admin.set_key_rotation(key.key_ref, False)
     output = check_keys("--fail-on-unhealthy")
     assert "Automatic rotation off" in output and "automatic rotation: off" in output
     assert "1 usable, 0 unhealthy" in output
@@ -73,7 +73,7 @@ def test_rotation_off_is_reported_but_usable(org, org_admin):
 
 def test_fail_on_unhealthy_exits_non_zero(org, org_admin):
     key = link(org, org_admin)
-    kms_admin.disable_key(key.key_arn)
+    kms_admin.disable_key(key.key_ref)
     assert "1 unhealthy" in check_keys()  # without the flag: a summary, exit 0
     with pytest.raises(CommandError, match="1 key\\(s\\) not healthy: Acme/us: disabled"):
         check_keys("--fail-on-unhealthy")

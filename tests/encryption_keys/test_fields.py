@@ -166,11 +166,11 @@ def test_system_checks_reject_misuse():
 def test_wrapping_key_is_the_linked_cmek(org, cmek, kms_calls):
     from encryption_keys.models import EncryptionKey
 
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     SealedNote.objects.create(organization=org, text=SECRET)
-    assert DataKey.objects.get().wrapping_key_arn == cmek
+    assert DataKey.objects.get().wrapping_key_ref == cmek
     call = kms_calls(operation="GenerateDataKey").get()
-    assert call.key_arn == cmek
+    assert call.key_ref == cmek
     assert call.encryption_context == {
         "konnect:org": str(org.pk), "konnect:region": "us", "konnect:purpose": "debugger.payload",
         "konnect:datakey": str(DataKey.objects.get().pk),
@@ -179,5 +179,5 @@ def test_wrapping_key_is_the_linked_cmek(org, cmek, kms_calls):
 
 def test_without_cmek_the_platform_key_of_the_region_wraps(org, platform_keys):
     SealedNote.objects.create(organization=org, region="eu", text=SECRET)
-    assert DataKey.objects.get().wrapping_key_arn == platform_keys["eu"]
-    assert keyring.wrapping_key_arn(organization_id=org.pk, region="eu") == platform_keys["eu"]
+    assert DataKey.objects.get().wrapping_key_ref == platform_keys["eu"]
+    assert keyring.wrapping_key_ref(organization_id=org.pk, region="eu") == platform_keys["eu"]

@@ -21,7 +21,7 @@ SECRET = "state-follows-kms-0417"
 
 @pytest.fixture
 def linked(org, org_admin, cmek):
-    return services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin).key
+    return services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin).key
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_rolled_back_dek_is_not_reused(org):
 @pytest.fixture
 def linked_note(org, cmek):
     """A value under a DEK wrapped by the org's CMEK, read by a process with a cold cache."""
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     note = SealedNote.objects.create(organization=org, text=SECRET)
     fresh_reader()
     return SealedNote.objects.get(pk=note.pk)
@@ -114,7 +114,7 @@ def test_disabled_key(linked_note, cmek):
 
 def test_pending_deletion_key_shows_the_date(linked_note, cmek):
     deletion = local_kms.schedule_key_deletion(cmek, days=7)
-    EncryptionKey.objects.filter(key_arn=cmek).update(deletion_date=deletion)
+    EncryptionKey.objects.filter(key_ref=cmek).update(deletion_date=deletion)
     with pytest.raises(DecryptionError) as excinfo:
         SealedNote.objects.get(pk=linked_note.pk).text.reveal()
     assert excinfo.value.code == "key_pending_deletion"

@@ -27,8 +27,8 @@ def spec():
     return Spec(CMEK_SPEC)
 
 
-def link(organization, key_arn, region="us"):
-    return EncryptionKey.objects.create(organization=organization, region=region, name="customer key", key_arn=key_arn)
+def link(organization, key_ref, region="us"):
+    return EncryptionKey.objects.create(organization=organization, region=region, name="customer key", key_ref=key_ref)
 
 
 def system_account_token(organization, *, role=True, name="materials"):
@@ -83,7 +83,7 @@ def test_round_trip_matches_kongs_schemas_and_is_never_cached(client, spec, org,
 
     calls = list(kms_calls(organization=org).order_by("created_at", "id"))
     assert [call.operation for call in calls] == ["GenerateDataKey", "Decrypt", "GenerateDataKey"]
-    assert all(call.outcome == "ok" and call.key_arn == org.encryption_keys.get().key_arn for call in calls)
+    assert all(call.outcome == "ok" and call.key_ref == org.encryption_keys.get().key_ref for call in calls)
     assert all(call.encryption_context == {"konnect:org": str(org.pk), "konnect:region": "us",
                                            "konnect:purpose": "envelope.materials"} for call in calls)
     assert not DataKey.objects.exists(), "materials are the caller's: nothing is stored"
@@ -198,7 +198,7 @@ def test_malformed_wrapped_keys_are_400(client, spec, auth, linked, wrapped):
 
 
 def test_a_disabled_key_is_a_problem_not_a_500(client, auth, linked):
-    kms_admin.disable_key(linked.key_arn)
+    kms_admin.disable_key(linked.key_ref)
     response = encrypt(client, auth)
     assert response.status_code == 409 and response.json()["code"] == "key_disabled"
     assert_no_store(response)

@@ -9,10 +9,12 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from devtools import local_kms as kms_admin
-from encryption_keys import geos, services
+from encryption_keys import services
 from encryption_keys.lifecycle import KeyReplacementError, replace_key, rewrap_data_keys
 from encryption_keys.models import EncryptionKey
-from encryption_keys.verification import Verdict, key_policy_statements, verify_key
+from encryption_keys.providers.aws import arns as geos
+from encryption_keys.providers.aws.checks import key_policy_statements
+from encryption_keys.verification import Verdict, verify_key
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +22,7 @@ OWNED = "key_owned_by_another_organization"
 
 
 def link(org, admin, arn, region="us"):
-    return services.link_key(organization=org, region=region, key_arn=arn, name=f"{org.name} key", actor=admin)
+    return services.link_key(organization=org, region=region, key_ref=arn, name=f"{org.name} key", actor=admin)
 
 
 def customer_key(policy=None, region="us-west-2", replica="us-east-2"):
@@ -42,7 +44,7 @@ def refused(call, code=OWNED) -> str:
 
 
 def test_globex_cannot_link_acmes_key_and_kms_is_asked_nothing(org, other_org, other_org_admin, acme_key, kms_calls):
-    message = refused(lambda: link(other_org, other_org_admin, acme_key.key_arn))
+    message = refused(lambda: link(other_org, other_org_admin, acme_key.key_ref))
     assert "another organization" in message and "Acme" not in message and str(org.pk) not in message
     assert not EncryptionKey.objects.filter(organization=other_org).exists()
     assert kms_calls(organization=other_org).count() == 0  # not even a DescribeKey on Acme's key for Globex
@@ -56,7 +58,7 @@ def test_globex_cannot_link_a_multi_region_sibling_of_acmes_key(org, org_admin, 
     sibling = parsed.in_region("us-east-2" if acme_links == "us-west-2" else "us-west-2")
     refused(lambda: link(other_org, other_org_admin, sibling))
     eu_sibling = parsed.in_region("eu-central-1")  # a replica Acme made in another geo is still Acme's key
-    refused(lambda: services.link_key(organization=other_org, region="eu", key_arn=eu_sibling, name="k",
+    refused(lambda: services.link_key(organization=other_org, region="eu", key_ref=eu_sibling, name="k",
                                       actor=other_org_admin))
 
 
@@ -64,9 +66,9 @@ def test_globex_cannot_replace_its_key_with_acmes(org, other_org, other_org_admi
     link(other_org, other_org_admin, customer_key())
     before = kms_calls(organization=other_org).count()
     with pytest.raises(KeyReplacementError) as refusal:
-        replace_key(organization=other_org, region="us", new_key_arn=acme_key.key_arn, actor=other_org_admin)
+        replace_key(organization=other_org, region="us", new_key_ref=acme_key.key_ref, actor=other_org_admin)
     assert refusal.value.code == OWNED and "Acme" not in str(refusal.value)
-    assert EncryptionKey.objects.get(organization=other_org).key_arn != acme_key.key_arn
+    assert EncryptionKey.objects.get(organization=other_org).key_ref != acme_key.key_ref
     assert kms_calls(organization=other_org).count() == before
 
 
@@ -75,16 +77,16 @@ def test_after_unlinking_the_key_still_protects_acmes_data_so_globex_cannot_take
 ):
     SealedNote.objects.create(organization=org, text="card 4111")  # a data key wrapped by Acme's key
     services.unlink_key(key=acme_key, actor=org_admin)
-    refused(lambda: link(other_org, other_org_admin, acme_key.key_arn))
-    assert link(org, org_admin, acme_key.key_arn).key.organization == org  # Acme may link its own key again
+    refused(lambda: link(other_org, other_org_admin, acme_key.key_ref))
+    assert link(org, org_admin, acme_key.key_ref).key.organization == org  # Acme may link its own key again
 
 
 def test_the_old_key_of_a_replacement_stays_acmes_until_every_data_key_is_rewrapped(
     org, org_admin, other_org, other_org_admin, acme_key
 ):
     SealedNote.objects.create(organization=org, text="card 4111")
-    old_arn = acme_key.key_arn
-    job = replace_key(organization=org, region="us", new_key_arn=customer_key(), actor=org_admin, start=False)
+    old_arn = acme_key.key_ref
+    job = replace_key(organization=org, region="us", new_key_ref=customer_key(), actor=org_admin, start=False)
     refused(lambda: link(other_org, other_org_admin, old_arn))  # re-wrap not run yet: old key wraps Acme's data
     rewrap_data_keys(job)
     assert link(other_org, other_org_admin, old_arn).key.organization == other_org  # nothing of Acme's left under it
@@ -104,10 +106,10 @@ def test_nobody_links_the_platform_key(org, org_admin, platform_keys, kms_calls)
 
 
 def test_the_database_refuses_a_second_link_of_one_key_or_its_sibling(org, other_org, cmek):
-    EncryptionKey.objects.create(organization=org, region="us", name="a", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="a", key_ref=cmek)
     sibling = geos.parse_key_arn(cmek).in_region("us-east-2")
     with pytest.raises(IntegrityError), transaction.atomic():
-        EncryptionKey.objects.create(organization=other_org, region="us", name="b", key_arn=sibling)
+        EncryptionKey.objects.create(organization=other_org, region="us", name="b", key_ref=sibling)
     assert EncryptionKey.objects.get().key_identity == f"aws:123456789012:{geos.parse_key_arn(cmek).key_id}"
 
 
@@ -162,4 +164,4 @@ def test_globex_round_trip_on_acmes_key_is_denied_by_the_key_policy(other_org, o
     assert str(other_org.pk) in round_trip.explanation
     assert kms_calls(organization=other_org, operation="GenerateDataKey").get().outcome == "key_access_denied"
     assert not EncryptionKey.objects.exists()
-    assert verify_key(organization=other_org, region="us", key_arn=acme_policy_key).failures == [round_trip]
+    assert verify_key(organization=other_org, region="us", key_ref=acme_policy_key).failures == [round_trip]

@@ -16,7 +16,7 @@ SECRET = "card 4111-1111-1111-1111"
 
 
 def link(org, admin, arn, region="us", name="Acme US"):
-    return services.link_key(organization=org, region=region, key_arn=arn, name=name, description="d", actor=admin)
+    return services.link_key(organization=org, region=region, key_ref=arn, name=name, description="d", actor=admin)
 
 
 @pytest.fixture
@@ -28,13 +28,13 @@ def test_link_stores_the_key_its_metadata_history_and_an_audit_row(org, org_admi
     result = link(org, org_admin, cmek)
     key = EncryptionKey.objects.get(organization=org, region="us")
     assert key == result.key and result.checklist.ok
-    assert (key.key_arn, key.name, key.status, key.linked_by) == (cmek, "Acme US", KeyStatus.HEALTHY, org_admin)
+    assert (key.key_ref, key.name, key.status, key.linked_by) == (cmek, "Acme US", KeyStatus.HEALTHY, org_admin)
     assert key.linked_at is not None and key.last_checked_at is not None
     assert key.kms_metadata["multi_region"] is True and key.kms_metadata["replica_regions"] == ["us-east-2", "us-west-2"]
     assert list(key.status_changes.values_list("status", flat=True)) == [KeyStatus.HEALTHY]
     event = AuditEvent.objects.get(action="encryption_key.linked")
     assert (event.organization, event.actor, event.target_id) == (org, org_admin, str(key.pk))
-    assert event.details["key_arn"] == cmek and event.details["checks"]["round_trip"] == "pass"
+    assert event.details["key_ref"] == cmek and event.details["checks"]["round_trip"] == "pass"
 
 
 def test_link_with_rotation_off_is_allowed_but_flagged(org, org_admin, cmek):
@@ -77,12 +77,12 @@ def test_one_key_per_org_and_region(org, org_admin, linked):
 
 def test_after_linking_new_data_keys_are_wrapped_by_the_cmek(org, org_admin, cmek, platform_keys, kms_calls):
     before = SealedNote.objects.create(organization=org, text=SECRET)
-    assert DataKey.objects.get().wrapping_key_arn == platform_keys["us"]
+    assert DataKey.objects.get().wrapping_key_ref == platform_keys["us"]
     link(org, org_admin, cmek)
     after = SealedNote.objects.create(organization=org, text=SECRET)
-    new_dek = DataKey.objects.get(wrapping_key_arn=cmek)
+    new_dek = DataKey.objects.get(wrapping_key_ref=cmek)
     assert DataKey.objects.count() == 2
-    [generate] = [call for call in kms_calls(operation="GenerateDataKey", key_arn=cmek)
+    [generate] = [call for call in kms_calls(operation="GenerateDataKey", key_ref=cmek)
                   if call.encryption_context.get("konnect:datakey") == str(new_dek.pk)]
     assert generate.encryption_context == {
         "konnect:org": str(org.pk), "konnect:region": "us", "konnect:purpose": "debugger.payload",
@@ -92,14 +92,14 @@ def test_after_linking_new_data_keys_are_wrapped_by_the_cmek(org, org_admin, cme
     keyring.reset_for_tests()  # a fresh reader unwraps both DEKs through KMS
     assert SealedNote.objects.get(pk=before.pk).text.reveal() == SECRET
     assert SealedNote.objects.get(pk=after.pk).text.reveal() == SECRET
-    assert [call.encryption_context for call in kms_calls(operation="Decrypt", key_arn=cmek)
+    assert [call.encryption_context for call in kms_calls(operation="Decrypt", key_ref=cmek)
             if call.encryption_context.get("konnect:datakey") == str(new_dek.pk)] == [generate.encryption_context]
 
 
 def test_other_organizations_are_not_affected_by_a_link(org, other_org, org_admin, cmek, platform_keys):
     link(org, org_admin, cmek)
     SealedNote.objects.create(organization=other_org, text=SECRET)
-    assert DataKey.objects.get(organization=other_org).wrapping_key_arn == platform_keys["us"]
+    assert DataKey.objects.get(organization=other_org).wrapping_key_ref == platform_keys["us"]
 
 
 def test_unlink_sends_new_data_back_to_the_platform_key_and_keeps_old_data_readable(
@@ -109,12 +109,12 @@ def test_unlink_sends_new_data_back_to_the_platform_key_and_keeps_old_data_reada
     services.unlink_key(key=linked, actor=org_admin)
     assert not EncryptionKey.objects.exists()
     SealedNote.objects.create(organization=org, text=SECRET)
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {cmek, platform_keys["us"]}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {cmek, platform_keys["us"]}
     keyring.reset_for_tests()
     assert SealedNote.objects.get(pk=under_cmek.pk).text.reveal() == SECRET
     event = AuditEvent.objects.get(action="encryption_key.unlinked")
     assert event.actor == org_admin and event.details == {
-        "region": "us", "key_arn": cmek, "data_keys_still_wrapped": 1}
+        "region": "us", "key_ref": cmek, "data_keys_still_wrapped": 1}
 
 
 def test_read_only_admin_cannot_unlink(org, linked):

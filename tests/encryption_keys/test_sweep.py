@@ -25,12 +25,12 @@ def link(org, actor=None, *, region="us"):
     arn = local_kms.create_key(region="us-west-2", description=f"key of {org.name}", multi_region=True)
     local_kms.replicate_key(arn, to_region="us-east-2")
     actor = actor or factories.make_role_user(org, "org_admin")
-    return services.link_key(organization=org, region=region, key_arn=arn, name=f"{org.name} US", actor=actor).key
+    return services.link_key(organization=org, region=region, key_ref=arn, name=f"{org.name} US", actor=actor).key
 
 
 def sweep_calls(kms_calls, before):
     """(operation, key ARN) of every KMS call logged since `before` (the id of the last earlier call)."""
-    return sorted(kms_calls(id__gt=before).values_list("operation", "key_arn"))
+    return sorted(kms_calls(id__gt=before).values_list("operation", "key_ref"))
 
 
 def last_call_id(kms_calls):
@@ -84,7 +84,7 @@ def test_a_sweep_makes_exactly_one_describe_key_call_per_key(orgs_with_keys, kms
 
     platform = sorted(settings.PLATFORM_KMS_KEYS.values())
     assert sweep_calls(kms_calls, before) == sorted(
-        [("DescribeKey", key.key_arn) for key in orgs_with_keys] + [("DescribeKey", arn) for arn in platform])
+        [("DescribeKey", key.key_ref) for key in orgs_with_keys] + [("DescribeKey", arn) for arn in platform])
     assert outcome == {"keys": 3, "platform_keys": len(platform), "changed": 0, "rechecked": 0}
     for key in EncryptionKey.objects.all():
         assert key.status == KeyStatus.HEALTHY and key.last_checked_at >= started
@@ -92,27 +92,27 @@ def test_a_sweep_makes_exactly_one_describe_key_call_per_key(orgs_with_keys, kms
     assert not KeyStatusChange.objects.filter(created_at__gte=started).exists()
     assert not AuditEvent.objects.filter(action__in=["encryption_key.checked", "encryption_key.status_changed"],
                                          created_at__gte=started).exists()
-    assert {(row.region, row.key_arn, row.status) for row in PlatformKeyHealth.objects.all()} == {
+    assert {(row.region, row.key_ref, row.status) for row in PlatformKeyHealth.objects.all()} == {
         (region, arn, KeyStatus.HEALTHY) for region, arn in settings.PLATFORM_KMS_KEYS.items()}
 
 
 def test_the_sweep_keeps_the_rotation_flag_of_the_last_full_check(org, org_admin, kms_calls):
     key = link(org, org_admin)
-    local_kms.set_key_rotation(key.key_arn, False)
+    local_kms.set_key_rotation(key.key_ref, False)
     assert services.check_key_health(key=key, actor=org_admin).key.status == KeyStatus.ROTATION_DISABLED
-    local_kms.set_key_rotation(key.key_arn, True)  # the sweep does not read rotation: "Check now" will see it
+    local_kms.set_key_rotation(key.key_ref, True)  # the sweep does not read rotation: "Check now" will see it
     before = last_call_id(kms_calls)
 
     sweep.sweep_key_health()
 
     key.refresh_from_db()
     assert (key.status, key.kms_metadata["rotation_enabled"]) == (KeyStatus.ROTATION_DISABLED, False)
-    assert ("GetKeyRotationStatus", key.key_arn) not in sweep_calls(kms_calls, before)
+    assert ("GetKeyRotationStatus", key.key_ref) not in sweep_calls(kms_calls, before)
 
 
 def test_a_disabled_key_changes_once_through_record_key_health_and_a_full_check_clears_it(org, org_admin, kms_calls):
     key = link(org, org_admin)
-    local_kms.disable_key(key.key_arn)
+    local_kms.disable_key(key.key_ref)
 
     assert sweep_key_health.call()["changed"] == 1
     sweep_key_health.call()  # still disabled: nothing more to record
@@ -124,7 +124,7 @@ def test_a_disabled_key_changes_once_through_record_key_health_and_a_full_check_
     changed = events("encryption_key.status_changed", key)
     assert [(e.details["status"], e.details["source"], e.actor_id) for e in changed] == [("disabled", "sweep", None)]
 
-    local_kms.enable_key(key.key_arn)
+    local_kms.enable_key(key.key_ref)
     before = last_call_id(kms_calls)
     outcome = sweep_key_health.call()  # DescribeKey says Enabled: the full check (here run at once) confirms it
 
@@ -134,7 +134,7 @@ def test_a_disabled_key_changes_once_through_record_key_health_and_a_full_check_
     assert list(history.values_list("previous_status", "status")) == [("disabled", "healthy"), ("healthy", "disabled")]
     assert [e.details["source"] for e in events("encryption_key.status_changed", key).order_by("created_at")] == [
         "sweep", "check"]
-    calls = [operation for operation, arn in sweep_calls(kms_calls, before) if arn == key.key_arn]
+    calls = [operation for operation, arn in sweep_calls(kms_calls, before) if arn == key.key_ref]
     assert sorted(calls) == ["Decrypt", "DescribeKey", "DescribeKey", "GenerateDataKey", "GetKeyRotationStatus"]
 
 
@@ -151,7 +151,7 @@ def test_a_key_refused_on_the_data_path_is_not_cleared_by_describe_key_alone(org
 
 def test_pending_deletion_keeps_the_deletion_date_for_the_banner(org, org_admin):
     key = link(org, org_admin)
-    deletion = local_kms.schedule_key_deletion(key.key_arn, days=9)
+    deletion = local_kms.schedule_key_deletion(key.key_ref, days=9)
 
     sweep.sweep_key_health()
 
@@ -162,7 +162,7 @@ def test_pending_deletion_keeps_the_deletion_date_for_the_banner(org, org_admin)
 
 def test_a_policy_that_drops_the_platform_reads_as_access_denied(org, org_admin):
     key = link(org, org_admin)
-    local_kms.put_key_policy(key.key_arn, {"Version": "2012-10-17", "Statement": [
+    local_kms.put_key_policy(key.key_ref, {"Version": "2012-10-17", "Statement": [
         {"Sid": "SomeoneElse", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:role/other"},
          "Action": "kms:*", "Resource": "*"}]})  # the platform's statements removed
 
@@ -175,7 +175,7 @@ def test_a_policy_that_drops_the_platform_reads_as_access_denied(org, org_admin)
 
 def test_a_key_deleted_in_kms_reads_as_not_found(org, org_admin):
     key = link(org, org_admin)
-    local_kms.delete_key_material_or_key(key.key_arn)
+    local_kms.delete_key_material_or_key(key.key_ref)
 
     sweep.sweep_key_health()
 
@@ -208,7 +208,7 @@ def platform_key(settings):
 def test_a_disabled_platform_key_is_marked_and_logged_and_healthy_again_once_enabled(platform_key, caplog):
     sweep.sweep_key_health()
     first = PlatformKeyHealth.objects.get(region="us")
-    assert (first.key_arn, first.status) == (platform_key, KeyStatus.HEALTHY)
+    assert (first.key_ref, first.status) == (platform_key, KeyStatus.HEALTHY)
 
     local_kms.disable_key(platform_key)
     with caplog.at_level(logging.WARNING, logger="encryption_keys.sweep"):

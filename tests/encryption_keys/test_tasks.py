@@ -6,10 +6,11 @@ from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
 from devtools import local_kms
-from encryption_keys import keyring, kms, services
+from encryption_keys import keyring, services
 from encryption_keys.lifecycle import replace_key
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey
+from encryption_keys.providers.aws import kms
 from encryption_keys.tasks import rewrap_job
 from tests.testapp.models import SealedNote
 
@@ -28,10 +29,10 @@ def new_cmek(org):
 @pytest.fixture
 def sealed(org, org_admin, cmek, django_processes):
     """One data key per scope under the org's linked key; {title: plaintext}."""
-    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin).key
+    key = services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin).key
     for scope in range(SCOPES):
         SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", title=f"n{scope}", text=f"value {scope}")
-    assert DataKey.objects.filter(wrapping_key_arn=cmek).count() == SCOPES
+    assert DataKey.objects.filter(wrapping_key_ref=cmek).count() == SCOPES
     return key, {f"n{scope}": f"value {scope}" for scope in range(SCOPES)}
 
 
@@ -39,9 +40,9 @@ def assert_all_moved_once_and_readable(job_id, old, new, expected):
     job = RewrapJob.objects.get(pk=job_id)
     # `done` grows by the rows each guarded UPDATE moved: a data key moved twice would count twice.
     assert (job.state, job.done, job.failed, job.total) == (RewrapState.COMPLETED, SCOPES, 0, SCOPES)
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {new}
     for data_key in DataKey.objects.all():  # the stored bytes open under the new key, not the old
-        kms.decrypt(key_arn=new, wrapped=data_key.wrapped, context=data_key.encryption_context(),
+        kms.decrypt(key_ref=new, wrapped=data_key.wrapped, context=data_key.encryption_context(),
                     organization_id=data_key.organization_id)
     local_kms.disable_key(old)  # nothing may still need the old key
     keyring.reset_for_tests()
@@ -56,11 +57,11 @@ def finished(job_id):
 def test_replacement_from_the_page_is_enqueued_and_completes_in_a_worker_process(
         login, org_admin, sealed, new_cmek, django_processes, kms_gate):
     key, expected = sealed
-    old = key.key_arn
+    old = key.key_ref
     gate = kms_gate("ReEncrypt", allow=SCOPES)
 
     response = login(org_admin).post(reverse("encryption_key_replace", args=[key.pk]),
-                                     {"name": "Acme US", "key_arn": new_cmek, "description": "", "region": "us"})
+                                     {"name": "Acme US", "key_ref": new_cmek, "description": "", "region": "us"})
 
     assert response.status_code in (200, 302)
     job = RewrapJob.objects.get()
@@ -82,9 +83,9 @@ def test_replacement_from_the_page_is_enqueued_and_completes_in_a_worker_process
 def test_worker_killed_mid_job_then_another_worker_finishes_it(org, org_admin, sealed, new_cmek, django_processes,
                                                                kms_gate):
     key, expected = sealed
-    old = key.key_arn
+    old = key.key_ref
     gate = kms_gate("ReEncrypt", allow=3)
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     django_processes.worker("doomed", **WORKER)
     django_processes.wait_until(lambda: gate.held == 1 and RewrapJob.objects.get(pk=job.pk).done == 3,
                                 what="3 data keys were re-wrapped and the 4th call is in flight")
@@ -112,9 +113,9 @@ def test_worker_killed_mid_job_then_another_worker_finishes_it(org, org_admin, s
 def test_two_workers_racing_on_one_job_rewrap_each_data_key_once(org, org_admin, sealed, new_cmek, django_processes,
                                                                  kms_gate):
     key, expected = sealed
-    old = key.key_arn
+    old = key.key_ref
     gate = kms_gate("ReEncrypt", allow=0)  # the first run holds the job while the other worker tries it
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     rewrap_job.enqueue(job.pk)  # the same job twice: a double submit, or a recovery racing a slow worker
     assert DBTaskResult.objects.filter(task_path="encryption_keys.tasks.rewrap_job").count() == 2
 
@@ -145,10 +146,10 @@ def test_a_worker_presumed_dead_stops_at_its_next_heartbeat_and_leaves_the_job_t
     from encryption_keys.lifecycle import lease, rewrap_data_keys
 
     settings.KEY_REWRAP_CONCURRENCY = settings.KEY_REWRAP_COMMIT_EVERY = 1  # a heartbeat after each data key
-    services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin)
+    services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin)
     for scope in range(3):
         SealedNote.objects.create(organization=org, scope_ref=f"s{scope}", text=f"value {scope}")
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     assert lease.claim(job.pk, owner="slow") and not lease.claim(job.pk, owner="successor")  # held
     RewrapJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now())  # it stopped renewing
     assert lease.claim(job.pk, owner="successor")

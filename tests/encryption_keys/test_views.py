@@ -20,19 +20,19 @@ SECRET = "do-not-show-me-0451"
 
 
 def form_data(arn, **extra):
-    return {"name": "Acme US", "key_arn": arn, "description": "prod", "region": "us", **extra}
+    return {"name": "Acme US", "key_ref": arn, "description": "prod", "region": "us", **extra}
 
 
 @pytest.fixture
 def linked(org, org_admin, cmek):
-    return services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin).key
+    return services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin).key
 
 
 @pytest.fixture
 def other_key(other_org, other_org_admin):
     arn = kms_admin.create_key(region="us-west-2", multi_region=True)
     kms_admin.replicate_key(arn, to_region="us-east-2")
-    return services.link_key(organization=other_org, region="us", key_arn=arn, name="Globex", actor=other_org_admin).key
+    return services.link_key(organization=other_org, region="us", key_ref=arn, name="Globex", actor=other_org_admin).key
 
 
 # --- list ---------------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def test_list_shows_status_last_check_and_what_the_key_protects(login, org, org_
     SealedNote.objects.create(organization=org, scope_ref="session-1", text=SECRET)
     SealedNote.objects.create(organization=org, scope_ref="session-2", text=SECRET)
     body = login(org_admin).get(reverse("encryption_key_list")).content.decode()
-    assert "Acme US" in body and linked.key_arn in body
+    assert "Acme US" in body and linked.key_ref in body
     assert 'class="badge encryption-keys-healthy">Healthy' in body
     assert "ago</time>" in body  # last check
     assert "Debugger payload captures: 2 data keys (2 debug sessions)" in body
@@ -94,7 +94,7 @@ def test_org_settings_menu_and_dashboard_card(login, org_admin, linked):
 def test_link_form_shows_the_policy_statement_to_copy(login, org, org_admin, settings):
     settings.PLATFORM_KMS_PRINCIPAL = "arn:aws:iam::999988887777:role/konnect"
     body = login(org_admin).get(reverse("encryption_key_link")).content.decode()
-    for label in ("Name", "Amazon Resource Name (ARN)", "Description", "Konnect region"):
+    for label in ("Name", "Key reference", "arn:aws:kms:&lt;aws-region&gt;", "Description", "Konnect region"):
         assert label in body
     assert "arn:aws:iam::999988887777:role/konnect" in body
     assert f"&quot;kms:EncryptionContext:konnect:org&quot;: &quot;{org.pk}&quot;" in body
@@ -110,7 +110,7 @@ def test_connect_full_page_links_and_shows_the_checklist(login, org, org_admin, 
     assert "<html" in body and "Key linked." in body
     assert body.count('data-verdict="pass"') == 10
     assert reverse("encryption_key_detail", args=[key.pk]) in body
-    assert (key.name, key.description, key.region, key.key_arn) == ("Acme US", "prod", "us", cmek)
+    assert (key.name, key.description, key.region, key.key_ref) == ("Acme US", "prod", "us", cmek)
 
 
 def test_connect_with_htmx_swaps_in_only_the_checklist(login, org, org_admin, cmek):
@@ -131,7 +131,7 @@ def test_failed_verification_htmx_is_422_with_the_checklist_and_the_form(login, 
     assert 'data-check="key_state" data-verdict="fail"' in body
     assert 'data-check="round_trip" data-verdict="not_run"' in body and ">Not run</span>" in body
     assert "Enable the key in AWS KMS." in body
-    assert 'name="key_arn"' in body and cmek in body  # the form stays, filled in
+    assert 'name="key_ref"' in body and cmek in body  # the form stays, filled in
     assert not EncryptionKey.objects.exists()
 
 
@@ -155,13 +155,13 @@ def test_a_second_key_for_the_region_is_a_form_error(login, org_admin, linked):
     response = login(org_admin).post(reverse("encryption_key_link"), form_data(other), headers=HTMX)
     assert response.status_code == 422
     assert "A key is already linked for this region" in response.content.decode()
-    assert EncryptionKey.objects.get().key_arn == linked.key_arn
+    assert EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
 @pytest.mark.parametrize("headers", [HTMX, {}])
 def test_globex_linking_acmes_key_is_a_form_error_naming_no_one(login, org, other_org, other_org_admin, linked,
                                                                  headers, kms_calls):
-    response = login(other_org_admin).post(reverse("encryption_key_link"), form_data(linked.key_arn, name="Globex US"),
+    response = login(other_org_admin).post(reverse("encryption_key_link"), form_data(linked.key_ref, name="Globex US"),
                                                   headers=headers)
     body = response.content.decode()
     assert response.status_code == (422 if headers else 400)
@@ -173,11 +173,11 @@ def test_globex_linking_acmes_key_is_a_form_error_naming_no_one(login, org, othe
 
 def test_globex_replacing_its_key_with_acmes_is_a_form_error(login, org, other_org_admin, linked, other_key):
     url = reverse("encryption_key_replace", args=[other_key.pk])
-    response = login(other_org_admin).post(url, form_data(linked.key_arn, name="Globex US"), headers=HTMX)
+    response = login(other_org_admin).post(url, form_data(linked.key_ref, name="Globex US"), headers=HTMX)
     body = response.content.decode()
     assert response.status_code == 422
     assert "already in use by another organization" in body and "Acme" not in body
-    assert EncryptionKey.objects.get(pk=other_key.pk).key_arn == other_key.key_arn
+    assert EncryptionKey.objects.get(pk=other_key.pk).key_ref == other_key.key_ref
 
 
 @pytest.mark.parametrize("role", ["org_admin_read_only", "cp_admin_team", "member"])
@@ -193,7 +193,7 @@ def test_non_admins_cannot_link_through_the_form(login, org, cmek, role, kms_cal
 def test_detail_shows_metadata_history_inventory_and_usage_log(login, org, org_admin, linked):
     SealedNote.objects.create(organization=org, text=SECRET)
     body = login(org_admin).get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()
-    assert linked.key_arn in body and "SYMMETRIC_DEFAULT" in body and "us-east-2, us-west-2" in body
+    assert linked.key_ref in body and "SYMMETRIC_DEFAULT" in body and "us-east-2, us-west-2" in body
     assert "Automatic rotation</dt><dd class=\"encryption-keys-rotation\">on" in body
     assert "Linked after verification." in body  # status history
     assert 'data-purpose="debugger.payload"' in body and "<td>1 debug session</td>" in body
@@ -208,7 +208,7 @@ def test_read_only_admin_sees_the_key_page_without_actions(login, org, linked):
     response = login(factories.make_role_user(org, "org_admin_read_only")).get(
         reverse("encryption_key_detail", args=[linked.pk]))
     body = response.content.decode()
-    assert response.status_code == 200 and linked.key_arn in body
+    assert response.status_code == 200 and linked.key_ref in body
     assert "Check now" not in body and reverse("encryption_key_unlink", args=[linked.pk]) not in body
 
 
@@ -310,7 +310,7 @@ def test_another_organizations_key_is_404_everywhere(login, org_admin, other_key
 def test_unlink_confirmation_states_the_consequences(login, org_admin, linked):
     body = login(org_admin).get(reverse("encryption_key_unlink", args=[linked.pk])).content.decode()
     assert "encrypted under the <strong>platform key</strong>" in body
-    assert "stays encrypted under it" in body and linked.key_arn in body
+    assert "stays encrypted under it" in body and linked.key_ref in body
     assert EncryptionKey.objects.filter(pk=linked.pk).exists()  # GET changes nothing
 
 
@@ -320,7 +320,7 @@ def test_unlink_full_page_and_htmx(login, org, org_admin, linked):
     assert response.status_code == 302 and response["Location"] == reverse("encryption_key_list")
     assert not EncryptionKey.objects.exists()
     assert AuditEvent.objects.filter(action="encryption_key.unlinked", actor=org_admin).count() == 1
-    again = services.link_key(organization=org, region="us", key_arn=linked.key_arn, name="again", actor=org_admin).key
+    again = services.link_key(organization=org, region="us", key_ref=linked.key_ref, name="again", actor=org_admin).key
     response = client.post(reverse("encryption_key_unlink", args=[again.pk]), headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("encryption_key_list")
 
@@ -337,7 +337,7 @@ def test_replace_without_the_lifecycle_module_is_a_clear_503(login, org_admin, l
     assert response.status_code == 503
     assert "Key replacement is not available" in response.content.decode()
     response = login(org_admin).post(reverse("encryption_key_replace", args=[linked.pk]), form_data("x"))
-    assert response.status_code == 503 and EncryptionKey.objects.get().key_arn == linked.key_arn
+    assert response.status_code == 503 and EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
 def test_replace_routes_to_the_lifecycle_service(login, org, org_admin, linked, monkeypatch):
@@ -348,12 +348,12 @@ def test_replace_routes_to_the_lifecycle_service(login, org, org_admin, linked, 
     client = login(org_admin)
     url = reverse("encryption_key_replace", args=[linked.pk])
     assert "Replace key" in client.get(url).content.decode()
-    same = client.post(url, form_data(linked.key_arn), headers=HTMX)
+    same = client.post(url, form_data(linked.key_ref), headers=HTMX)
     assert same.status_code == 422 and "already linked" in same.content.decode() and calls == []
     new_arn = "arn:aws:kms:us-west-2:123456789012:key/mrk-0123456789abcdef0123456789abcdef"
     response = client.post(url, form_data(new_arn), headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("encryption_key_detail", args=[linked.pk])
-    assert calls == [{"organization": org, "region": "us", "actor": org_admin, "new_key_arn": new_arn,
+    assert calls == [{"organization": org, "region": "us", "actor": org_admin, "new_key_ref": new_arn,
                       "name": "Acme US", "description": "prod"}]
 
 
@@ -362,7 +362,7 @@ def test_replace_through_the_key_lifecycle_module(login, org_admin, linked):
     kms_admin.replicate_key(new_arn, to_region="us-east-2")
     response = login(org_admin).post(reverse("encryption_key_replace", args=[linked.pk]), form_data(new_arn))
     assert response.status_code == 302 and response["Location"] == reverse("encryption_key_detail", args=[linked.pk])
-    assert EncryptionKey.objects.get().key_arn == new_arn
+    assert EncryptionKey.objects.get().key_ref == new_arn
     assert AuditEvent.objects.filter(action="encryption_key.replaced", actor=org_admin).count() == 1
 
 
@@ -370,7 +370,7 @@ def test_replace_shows_the_checklist_when_verification_fails(login, org, org_adm
     from encryption_keys.verification import verify_key
 
     def replace_key(**kwargs):
-        raise services.KeyVerificationFailed(verify_key(organization=org, region="us", key_arn=kwargs["new_key_arn"]))
+        raise services.KeyVerificationFailed(verify_key(organization=org, region="us", key_ref=kwargs["new_key_ref"]))
 
     lifecycle = types.ModuleType("encryption_keys.lifecycle")
     lifecycle.replace_key = replace_key
@@ -420,6 +420,6 @@ def test_unreachable_kms_is_a_warning_banner(login, org_admin, linked, local_kms
 
 
 def test_no_banner_for_another_organizations_key(login, org_admin, other_key, other_org):
-    kms_admin.disable_key(other_key.key_arn)
+    kms_admin.disable_key(other_key.key_ref)
     services.check_key_health(key=other_key)
     assert "banner-error" not in login(org_admin).get(reverse("dashboard")).content.decode()

@@ -39,10 +39,10 @@ def build_tenant(name: str, cmek_arn: str) -> dict:
     vault_value = leaks.plant(f"{name.lower()}-vault-s3cr3t-{secrets.token_hex(4)}")  # shown to nobody, ever
     secret = Secret.objects.create(store=store, key="db-password", value=vault_value)
     vault = Vault.objects.create(control_plane=cp, prefix=f"{name.lower()}-vault", config_store=store)
-    key = EncryptionKey.objects.create(organization=org, region="us", name=f"{name} key", key_arn=cmek_arn)
-    job = RewrapJob.objects.create(organization=org, region="us", old_key_arn=cmek_arn, new_key_arn=cmek_arn,
+    key = EncryptionKey.objects.create(organization=org, region="us", name=f"{name} key", key_ref=cmek_arn)
+    job = RewrapJob.objects.create(organization=org, region="us", old_key_ref=cmek_arn, new_key_ref=cmek_arn,
                                    actor=admin)
-    protection_job = ProtectionJob.objects.create(control_plane=cp, key_arn=cmek_arn, actor=admin, state="completed")
+    protection_job = ProtectionJob.objects.create(control_plane=cp, key_ref=cmek_arn, actor=admin, state="completed")
     pat, pat_text = tokens.personal_access_token_create(user=admin, organization=org, name="t")
     dp_token, dp_text = tokens.data_plane_token_create(actor=admin, control_plane=cp, name="dp")
     blobs.blob_put(organization=org, region="us", key="dp-blob", data=f"dp {marker}".encode(), content_type="text/html",

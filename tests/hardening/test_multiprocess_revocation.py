@@ -98,7 +98,7 @@ class CounterWatch(threading.Thread):
 def test_check_keys_in_a_third_process_makes_both_web_processes_refuse_within_a_second(
     django_processes, redis_cache, org, org_admin, cmek,
 ):
-    EncryptionKey.objects.create(organization=org, region="us", name="customer key", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="customer key", key_ref=cmek)
     control_plane = platform.control_plane_create(organization=org, actor=org_admin, name="payments", region="us")
     store = services.config_store_create(actor=org_admin, control_plane=control_plane, name="payments")
     value = leaks.plant("multiprocess-revocation-s3cr3t")

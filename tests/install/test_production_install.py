@@ -242,7 +242,7 @@ def run_in_browser(browser, *, expect, install: Install, base_url: str, mail_dir
     arn = kms_admin.create_key(region="us-west-2", description="Acme CMEK", multi_region=True, policy=policy)
     kms_admin.replicate_key(arn, to_region="us-east-2", policy=policy)
     first.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
-    first.get_by_label("Amazon Resource Name (ARN)").fill(arn)
+    first.get_by_label("Key reference").fill(arn)
     first.get_by_label("Konnect region").select_option("us")
     first.get_by_role("button", name="Connect").click()
     expect(first.get_by_text("Key linked.")).to_be_visible()

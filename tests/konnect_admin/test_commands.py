@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from encryption_keys import kms
+from encryption_keys.providers.aws import kms
 from konnect_admin.settings_checks import only_prints_help
 from tests.konnect_admin.test_settings import PRODUCTION_ENV
 
@@ -135,8 +135,8 @@ def test_a_kms_call_without_credentials_is_a_configuration_error_not_a_key_error
     assert kms.configuration_problem() == kms.NO_CREDENTIALS_MESSAGE
     arn = "arn:aws:kms:us-west-2:210987654321:key/0123456789abcdef0123456789abcdef"
     with pytest.raises(kms.KmsNotConfigured, match="set AWS credentials .* or KMS_ENDPOINT_URL"):
-        kms.describe_key(key_arn=arn)
-    assert [call.outcome for call in kms_calls(key_arn=arn)] == ["not_configured"]
+        kms.describe_key(key_ref=arn)
+    assert [call.outcome for call in kms_calls(key_ref=arn)] == ["not_configured"]
     kms.reset_clients()
 
 

@@ -27,7 +27,7 @@ def resolutions(control_plane, *, days_ago: float, count: int = 1) -> None:
 
 def kms_calls(organization, *, days_ago: float, count: int = 1) -> None:
     KmsCall.objects.bulk_create(
-        KmsCall(organization=organization, key_arn="arn:aws:kms:us-west-2:111122223333:key/x", operation="Decrypt",
+        KmsCall(organization=organization, key_ref="arn:aws:kms:us-west-2:111122223333:key/x", operation="Decrypt",
                 outcome="ok", latency_ms=1.0, created_at=timezone.now() - timedelta(days=days_ago))
         for _ in range(count)
     )

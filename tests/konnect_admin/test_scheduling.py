@@ -77,7 +77,7 @@ def test_two_schedulers_running_enqueue_each_due_run_once(django_processes):
 
 def test_the_schedule_turns_a_key_disabled_in_kms_to_disabled_within_one_interval(org, org_admin, cmek,
                                                                                   django_processes):
-    key = services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US", actor=org_admin).key
+    key = services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US", actor=org_admin).key
     checked = key.last_checked_at
     interval = 3
     django_processes.worker("worker")

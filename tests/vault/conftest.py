@@ -99,7 +99,7 @@ def link_cmek(cmek):
 
     def _link(organization, region="us"):
         return EncryptionKey.objects.create(organization=organization, region=region, name="customer key",
-                                            key_arn=cmek)
+                                            key_ref=cmek)
 
     return _link
 

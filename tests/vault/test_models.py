@@ -40,7 +40,7 @@ def test_encryption_scope_is_one_dek_per_config_store(org, org_admin, control_pl
     scope = first.encryption_scope()
     assert (scope.organization_id, scope.region, scope.purpose, scope.scope_ref) == (
         org.pk, "us", "vault.secret", f"{control_plane.pk}/{store.pk}")
-    assert scope.wrapping_key_arn is None  # the read identity: no query for the write-time key choice
+    assert scope.wrapping_key_ref is None  # the read identity: no query for the write-time key choice
     assert first.encryption_wrapping_key() == platform_keys["us"]
     assert set(DataKey.objects.values_list("scope_ref", "purpose")) == {
         (f"{control_plane.pk}/{store.pk}", "vault.secret"), (f"{control_plane.pk}/{other.pk}", "vault.secret")}
@@ -53,7 +53,7 @@ def test_admin_site_shows_metadata_never_values(login, org_admin, store):
     operator = User.objects.create_superuser(email="ops@konnect.test", password="x-very-long-password")
     client = login(operator)
     change = client.get(reverse("admin:vault_secret_change", args=[secret.pk])).content.decode()
-    assert "stripe" in change and DataKey.objects.get().wrapping_key_arn in change
+    assert "stripe" in change and DataKey.objects.get().wrapping_key_ref in change
     assert MARKER not in change and "[encrypted]" not in change and 'name="value"' not in change
     assert client.get(reverse("admin:vault_secret_add")).status_code == 403
     listing = client.get(reverse("admin:vault_secret_changelist")).content.decode()

@@ -33,7 +33,7 @@ def plaintexts(control_plane):
 
 def vault_arns(control_plane):
     return set(DataKey.objects.filter(scope_ref__in=[s.scope_ref for s in control_plane.config_stores.all()])
-               .values_list("wrapping_key_arn", flat=True))
+               .values_list("wrapping_key_ref", flat=True))
 
 
 def test_control_plane_created_after_linking_is_under_the_cmek(org, org_admin, link_cmek, cmek, platform_keys):
@@ -106,12 +106,12 @@ def test_protect_with_cmek_rewraps_every_dek_and_keeps_every_plaintext(org, org_
     assert {s.pk: s.value.envelope for s in Secret.objects.all()} == envelopes
     keyring.reset_for_tests()
     assert plaintexts(control_plane) == before
-    assert kms_calls(operation="Decrypt", key_arn=cmek, outcome="ok").count() == 2
+    assert kms_calls(operation="Decrypt", key_ref=cmek, outcome="ok").count() == 2
     # New secrets go under the CMEK too.
     services.secret_create(actor=org_admin, store=first, key="new", value="fresh")
     assert vault_arns(control_plane) == {cmek}
     event = AuditEvent.objects.get(action="vault.protected_with_cmek")
-    assert event.details["data_keys_rewrapped"] == 2 and event.details["key_arn"] == cmek
+    assert event.details["data_keys_rewrapped"] == 2 and event.details["key_ref"] == cmek
 
 
 def test_protect_with_cmek_is_idempotent(org, org_admin, control_plane, link_cmek, kms_calls):
@@ -138,7 +138,7 @@ def test_refused_reencrypt_falls_back_to_decrypt_and_encrypt(org, org_admin, con
     outcome = vault_protect_with_cmek(actor=org_admin, control_plane=control_plane)
     assert outcome.rewrapped == 1 and outcome.fallbacks == 1
     assert kms_calls(operation="ReEncrypt", outcome="key_access_denied").count() == 1
-    assert kms_calls(operation="Encrypt", key_arn=cmek, outcome="ok").count() == 1
+    assert kms_calls(operation="Encrypt", key_ref=cmek, outcome="ok").count() == 1
     assert vault_arns(control_plane) == {cmek}
     keyring.reset_for_tests()
     assert plaintexts(control_plane) == before

@@ -35,7 +35,7 @@ def older_vault(org, org_admin, control_plane, link_cmek, platform_keys):
 def vault_arns(control_plane):
     from vault.protection import vault_data_keys
 
-    return set(vault_data_keys(control_plane).values_list("wrapping_key_arn", flat=True))
+    return set(vault_data_keys(control_plane).values_list("wrapping_key_ref", flat=True))
 
 
 def finished(job_id):
@@ -141,7 +141,7 @@ def test_refusals_are_answered_in_the_request_and_queue_nothing(login, org, org_
 @pytest.mark.django_db
 def test_the_job_page_is_scoped_to_its_control_plane_and_organization(login, org, org_admin, other_org,
                                                                        older_vault, cmek):
-    job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="completed")
+    job = ProtectionJob.objects.create(control_plane=older_vault, key_ref=cmek, actor=org_admin, state="completed")
     sibling = factories.make_control_plane(org, name="sibling")
     assert login(org_admin).get(job_url(job)).status_code == 200
     # Another control plane's URL with this job's id, and another organization's admin: 404.
@@ -155,7 +155,7 @@ def test_the_job_page_is_scoped_to_its_control_plane_and_organization(login, org
 
 @pytest.mark.django_db
 def test_a_job_whose_worker_died_is_handed_to_a_worker_by_the_next_submit(org_admin, older_vault, cmek):
-    job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="running",
+    job = ProtectionJob.objects.create(control_plane=older_vault, key_ref=cmek, actor=org_admin, state="running",
                                        lease_owner="host:1:dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
     # The test settings run the task at enqueue (immediate backend): the submit resumes that job, not a new one.
     assert protection_job_submit(actor=org_admin, control_plane=older_vault).pk == job.pk
@@ -168,7 +168,7 @@ def test_a_job_whose_worker_died_is_handed_to_a_worker_by_the_next_submit(org_ad
 def test_the_scheduled_recovery_hands_a_job_whose_worker_died_to_a_worker(org_admin, older_vault, cmek):
     from vault.tasks import resume_stalled_protections
 
-    dead = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="running",
+    dead = ProtectionJob.objects.create(control_plane=older_vault, key_ref=cmek, actor=org_admin, state="running",
                                         lease_owner="host:1:dead", lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert resume_stalled_protections.call() == [dead.pk]  # the immediate backend runs the job it enqueues
     dead.refresh_from_db()
@@ -179,7 +179,7 @@ def test_the_scheduled_recovery_hands_a_job_whose_worker_died_to_a_worker(org_ad
 @pytest.mark.django_db
 def test_a_job_held_by_a_live_worker_is_not_run_again(org_admin, older_vault, cmek):
     held = timezone.now() + timedelta(minutes=1)
-    job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=org_admin, state="running",
+    job = ProtectionJob.objects.create(control_plane=older_vault, key_ref=cmek, actor=org_admin, state="running",
                                        lease_owner="host:1:alive", lease_expires_at=held)
     assert protection_job_submit(actor=org_admin, control_plane=older_vault).pk == job.pk
     job.refresh_from_db()
@@ -194,7 +194,7 @@ def test_a_job_held_by_a_live_worker_is_not_run_again(org_admin, older_vault, cm
 def test_a_job_whose_admin_was_deleted_stops_with_a_reason_and_moves_nothing(login, org_admin, older_vault, cmek):
     from vault.tasks import protect_vault_job
 
-    job = ProtectionJob.objects.create(control_plane=older_vault, key_arn=cmek, actor=None)
+    job = ProtectionJob.objects.create(control_plane=older_vault, key_ref=cmek, actor=None)
     protect_vault_job.enqueue(job.pk)  # the test settings run it here (immediate backend)
     job.refresh_from_db()
     assert (job.state, job.error_code, job.lease_owner) == ("failed", "permission_denied", "")

@@ -91,12 +91,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Using the KMS at {settings.KMS_ENDPOINT_URL}")
             return
         from devtools.local_kms import LocalKmsServer, create_platform_keys
-        from encryption_keys import kms
+        from encryption_keys import providers
 
         self.kms_server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
         settings.KMS_ENDPOINT_URL = self.kms_server.endpoint_url
         settings.PLATFORM_KMS_KEYS = create_platform_keys(DEMO_PLATFORM_KEYS)
-        kms.reset_clients()
+        providers.reset()
         self.stdout.write(f"Local KMS server on {self.kms_server.endpoint_url} (in this process)")
 
     def reset_database(self, *, allow_flush: bool) -> None:

@@ -47,8 +47,8 @@ class Command(BaseCommand):
             job = RewrapJob.objects.filter(pk=resume, organization=organization, region=region).first()
             if job is None:
                 raise CommandError(f"No re-wrap job #{resume} for {organization.name} in region {region}.")
-            if to_arn and to_arn.strip() != job.new_key_arn:
-                raise CommandError(f"Job #{job.pk} re-wraps to {job.new_key_arn}, not {to_arn}.")
+            if to_arn and to_arn.strip() != job.new_key_ref:
+                raise CommandError(f"Job #{job.pk} re-wraps to {job.new_key_ref}, not {to_arn}.")
             return self.resume(job, yes=yes)
         if not to_arn:
             raise CommandError("Give --to-arn (the new key) or --resume JOB_ID.")
@@ -56,15 +56,15 @@ class Command(BaseCommand):
 
     def replace(self, organization, region, to_arn, *, yes):
         try:
-            old_arn = linked_key(organization=organization, region=region).key_arn
+            old_arn = linked_key(organization=organization, region=region).key_ref
         except KeyReplacementError as error:
             raise CommandError(str(error)) from None
         if not yes:
             try:  # what --yes would refuse first, and before asking KMS about another organization's key
-                refuse_key_in_use(organization=organization, region=region, key_arn=to_arn)
+                refuse_key_in_use(organization=organization, region=region, key_ref=to_arn)
             except KeyInUse as in_use:
                 raise CommandError(str(in_use)) from None
-            checklist = verify_key(organization=organization, region=region, key_arn=to_arn)
+            checklist = verify_key(organization=organization, region=region, key_ref=to_arn)
             self.print_checklist(checklist)
             self.plan(organization, region, old_arn, to_arn)
             if not checklist.ok:
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             self.stdout.write("Dry run: nothing changed. Re-run with --yes to replace the key.")
             return
         try:
-            job = replace_key(organization=organization, region=region, new_key_arn=to_arn, actor=None, start=False)
+            job = replace_key(organization=organization, region=region, new_key_ref=to_arn, actor=None, start=False)
         except KeyVerificationFailed as failed:
             self.print_checklist(failed.checklist)
             raise CommandError("The new key fails verification; nothing was replaced.") from None
@@ -82,11 +82,11 @@ class Command(BaseCommand):
         self.run(job)
 
     def resume(self, job, *, yes):
-        left = data_keys_under(organization_id=job.organization_id, region=job.region, key_arn=job.old_key_arn).count()
+        left = data_keys_under(organization_id=job.organization_id, region=job.region, key_ref=job.old_key_ref).count()
         self.stdout.write(f"Job #{job.pk} ({job.get_state_display().lower()}): {job.done} data keys re-wrapped, "
-                          f"{left} still under {job.old_key_arn}.")
+                          f"{left} still under {job.old_key_ref}.")
         if not yes:
-            self.stdout.write(f"Would re-wrap {left} data keys to {job.new_key_arn}; KMS calls: {KMS_PLAN}.")
+            self.stdout.write(f"Would re-wrap {left} data keys to {job.new_key_ref}; KMS calls: {KMS_PLAN}.")
             self.stdout.write("Dry run: nothing changed. Re-run with --yes to resume.")
             return
         if not job.is_finished:
@@ -98,7 +98,7 @@ class Command(BaseCommand):
         self.run(job)
 
     def plan(self, organization, region, old_arn, to_arn):
-        ids = list(data_keys_under(organization_id=organization.pk, region=region, key_arn=old_arn)
+        ids = list(data_keys_under(organization_id=organization.pk, region=region, key_ref=old_arn)
                    .values_list("pk", flat=True))
         records = count_records(ids, organization_id=organization.pk)
         self.stdout.write(f"Would switch {organization.name} ({region}) from {old_arn} to {to_arn}.")
@@ -133,7 +133,7 @@ class Command(BaseCommand):
         if job.failed:
             for failure in job.failures.all():
                 self.stdout.write(f"  {failure.data_key_id}: {failure.code} {failure.detail}")
-            raise CommandError(f"{job.failed} data keys could not be re-wrapped and stay under {job.old_key_arn}. "
+            raise CommandError(f"{job.failed} data keys could not be re-wrapped and stay under {job.old_key_ref}. "
                                f"Restore access to that key, then: --resume {job.pk} --yes.")
 
     def summary(self, job, started):

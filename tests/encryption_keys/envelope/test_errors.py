@@ -72,7 +72,7 @@ def test_unknown_code_is_rejected():
 
 def test_pending_deletion_message_contains_the_date():
     when = datetime(2031, 7, 4, 12, 30, tzinfo=UTC)
-    error = DecryptionError(ErrorCode.KEY_PENDING_DELETION, key_arn=ARN, deletion_date=when)
+    error = DecryptionError(ErrorCode.KEY_PENDING_DELETION, key_ref=ARN, deletion_date=when)
     assert "scheduled for deletion on 2031-07-04," in error.message
 
 
@@ -93,8 +93,8 @@ def test_str_is_code_title_and_detail():
 
 def test_fields_are_kept():
     when = datetime(2031, 1, 2, tzinfo=UTC)
-    error = EncryptionUnavailable("kms_unavailable", key_arn=ARN, deletion_date=when, detail="timeout")
-    assert (error.code, error.key_arn, error.deletion_date, error.detail) == (
+    error = EncryptionUnavailable("kms_unavailable", key_ref=ARN, deletion_date=when, detail="timeout")
+    assert (error.code, error.key_ref, error.deletion_date, error.detail) == (
         ErrorCode.KMS_UNAVAILABLE,
         ARN,
         when,
@@ -105,12 +105,12 @@ def test_fields_are_kept():
 def test_from_error_copies_fields_into_another_class():
     when = datetime(2031, 1, 2, tzinfo=UTC)
     original = EncryptionUnavailable(
-        "key_pending_deletion", key_arn=ARN, deletion_date=when, detail="KMSInvalidState"
+        "key_pending_deletion", key_ref=ARN, deletion_date=when, detail="KMSInvalidState"
     )
     copy = DecryptionError.from_error(original)
     assert type(copy) is DecryptionError
     assert copy is not original
-    assert (copy.code, copy.key_arn, copy.deletion_date, copy.detail) == (
+    assert (copy.code, copy.key_ref, copy.deletion_date, copy.detail) == (
         ErrorCode.KEY_PENDING_DELETION,
         ARN,
         when,

@@ -19,7 +19,7 @@ def no_settle_sweep(settings):
 @pytest.fixture
 def linked_key(org, org_admin, cmek) -> EncryptionKey:
     """The org's US key, linked through the real Link flow (verification checklist included)."""
-    return services.link_key(organization=org, region="us", key_arn=cmek, name="primary", actor=org_admin).key
+    return services.link_key(organization=org, region="us", key_ref=cmek, name="primary", actor=org_admin).key
 
 
 @pytest.fixture

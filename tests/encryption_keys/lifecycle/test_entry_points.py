@@ -22,11 +22,11 @@ def notes(org, linked_key):
 
 def test_replace_form_runs_the_replacement(org, org_admin, linked_key, new_cmek, notes, login):
     response = login(org_admin).post(reverse("encryption_key_replace", args=[linked_key.pk]),
-                                     {"name": "second", "key_arn": new_cmek, "description": ""})
+                                     {"name": "second", "key_ref": new_cmek, "description": ""})
     assert response.status_code == 302
     job = RewrapJob.objects.get()
     assert (job.state, job.done, job.actor) == (RewrapState.COMPLETED, 3, org_admin)
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {new_cmek}
 
 
 def test_put_cmek_with_a_new_arn_replaces_the_key(org, org_admin, linked_key, new_cmek, notes):
@@ -37,16 +37,16 @@ def test_put_cmek_with_a_new_arn_replaces_the_key(org, org_admin, linked_key, ne
     assert response.status_code == 200, response.content
     assert response.json()["key_arn"] == new_cmek
     job = RewrapJob.objects.get()
-    assert (job.state, job.old_key_arn, job.new_key_arn) == (RewrapState.COMPLETED, linked_key.key_arn, new_cmek)
+    assert (job.state, job.old_key_ref, job.new_key_ref) == (RewrapState.COMPLETED, linked_key.key_ref, new_cmek)
     assert EncryptionKey.objects.get().name == "rotated"
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {new_cmek}
 
 
 def test_put_cmek_while_a_replacement_runs_is_409(org, org_admin, linked_key, new_cmek, notes):
     from devtools import local_kms
     from encryption_keys.lifecycle import replace_key
 
-    replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     _token, text = tokens.personal_access_token_create(user=org_admin, organization=org, name="terraform")
     third = local_kms.create_key(region="us-west-2", multi_region=True)
     response = Client(HTTP_AUTHORIZATION=f"Bearer {text}").put(

@@ -4,8 +4,9 @@ import pytest
 
 from devtools import local_kms
 from devtools.local_kms import LocalKmsServer
-from encryption_keys import keyring, kms
+from encryption_keys import keyring
 from encryption_keys.models import EncryptionKey
+from encryption_keys.providers.aws import kms
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
@@ -29,28 +30,28 @@ def reveal(pk):
 
 def test_reads_and_writes_fail_over_to_the_replica(org, cmek, two_regions, kms_calls):
     west, _east = two_regions
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     before = SealedNote.objects.create(organization=org, scope_ref="before", text="written before the outage")
     west.stop()
     try:
         assert reveal(before.pk) == "written before the outage"
         during = SealedNote.objects.create(organization=org, scope_ref="during", text="written during the outage")
         assert reveal(during.pk) == "written during the outage"
-        assert kms_calls(operation="GenerateDataKey", aws_region="us-east-2", outcome="ok", key_arn=cmek).count() == 1
-        assert kms_calls(operation="Decrypt", aws_region="us-east-2", outcome="ok", key_arn=cmek).count() == 2
-        assert kms_calls(operation="Decrypt", aws_region="us-west-2", outcome="kms_unavailable").count() == 2
-        assert kms_calls(operation="GenerateDataKey", aws_region="us-west-2", outcome="kms_unavailable").count() == 1
+        assert kms_calls(operation="GenerateDataKey", location="us-east-2", outcome="ok", key_ref=cmek).count() == 1
+        assert kms_calls(operation="Decrypt", location="us-east-2", outcome="ok", key_ref=cmek).count() == 2
+        assert kms_calls(operation="Decrypt", location="us-west-2", outcome="kms_unavailable").count() == 2
+        assert kms_calls(operation="GenerateDataKey", location="us-west-2", outcome="kms_unavailable").count() == 1
     finally:
         west.start()
     # What the replica wrapped, the primary opens: no data is tied to the region that answered.
     assert reveal(during.pk) == "written during the outage"
-    assert kms_calls(operation="Decrypt").first().aws_region == "us-west-2"
+    assert kms_calls(operation="Decrypt").first().location == "us-west-2"
 
 
 def test_a_single_region_key_does_not_fail_over(org, two_regions, kms_calls):
     west, _east = two_regions
     single = local_kms.create_key(region="us-west-2", multi_region=False)
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=single)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=single)
     note = SealedNote.objects.create(organization=org, text="single region")
     west.stop()
     try:
@@ -59,7 +60,7 @@ def test_a_single_region_key_does_not_fail_over(org, two_regions, kms_calls):
     finally:
         west.start()
     assert not result.ok and result.error.code == "kms_unavailable"
-    assert set(kms_calls(operation="Decrypt").values_list("aws_region", "outcome")) == {("us-west-2", "kms_unavailable")}
+    assert set(kms_calls(operation="Decrypt").values_list("location", "outcome")) == {("us-west-2", "kms_unavailable")}
 
 
 def test_replacement_rewraps_through_the_replica_region(org, org_admin, two_regions, cmek, new_cmek, kms_calls):
@@ -70,9 +71,9 @@ def test_replacement_rewraps_through_the_replica_region(org, org_admin, two_regi
     from encryption_keys.services import link_key
 
     west, _east = two_regions
-    link_key(organization=org, region="us", key_arn=cmek, name="k", actor=org_admin)
+    link_key(organization=org, region="us", key_ref=cmek, name="k", actor=org_admin)
     note = SealedNote.objects.create(organization=org, text="kept")
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     west.stop()
     try:
         job = resume_rewrap(job=job, actor=org_admin, take_over=True)

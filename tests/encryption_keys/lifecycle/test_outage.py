@@ -33,7 +33,7 @@ def row_counts() -> dict[str, int]:
 def world(org, org_admin, cmek, login):
     """The org's CMEK linked, a control plane with a debug session holding two traces, a config store with a
     secret; a browser session, a data-plane client and an API client."""
-    services.link_key(organization=org, region="us", key_arn=cmek, name="Acme US key", actor=org_admin)
+    services.link_key(organization=org, region="us", key_ref=cmek, name="Acme US key", actor=org_admin)
     control_plane = factories.make_control_plane(org, name="checkout")
     session = debugger_services.session_create(actor=org_admin, control_plane=control_plane, duration_seconds=600)
     _token, dp_token = tokens.data_plane_token_create(actor=org_admin, control_plane=control_plane, name="dp")

@@ -52,7 +52,7 @@ def section(html: str, element_id: str) -> str:
 
 def test_the_key_page_polls_a_running_replacement_until_it_finishes(org, org_admin, linked_key, new_cmek, notes,
                                                                      login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     client = login(org_admin)
 
     html = client.get(key_page(linked_key)).content.decode()
@@ -110,15 +110,15 @@ def test_the_replacements_region_is_scoped_and_needs_key_rights(login, org, org_
 
 
 def test_history_lists_each_replacement_old_to_new_with_counts(org, org_admin, linked_key, new_cmek, notes, login):
-    first_arn = linked_key.key_arn
+    first_arn = linked_key.key_ref
     local_kms.disable_key(first_arn)  # the first replacement cannot re-wrap: 3 failures
     try:
-        first = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+        first = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     finally:
         local_kms.enable_key(first_arn)
     assert (first.state, first.failed) == (RewrapState.COMPLETED_WITH_FAILURES, 3)
     third_arn = another_key()
-    second = replace_key(organization=org, region="us", new_key_arn=third_arn, actor=None)
+    second = replace_key(organization=org, region="us", new_key_ref=third_arn, actor=None)
 
     html = login(org_admin).get(key_page(linked_key)).content.decode()
     rows = re.findall(r'<tr data-job="(\d+)">(.*?)</tr>', section(html, "key-replacements"), re.S)
@@ -136,13 +136,13 @@ def test_history_lists_each_replacement_old_to_new_with_counts(org, org_admin, l
 def test_linked_is_the_first_link_and_replaced_the_latest_replacement(org, org_admin, linked_key, new_cmek, login):
     linked_on = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     EncryptionKey.objects.filter(pk=linked_key.pk).update(linked_at=linked_on, created_at=linked_on)
-    first = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    first = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     RewrapJob.objects.filter(pk=first.pk).update(created_at=datetime(2026, 2, 3, 4, 5, tzinfo=UTC))
     admin_two = factories.make_role_user(org, "org_admin")
-    latest = replace_key(organization=org, region="us", new_key_arn=another_key(), actor=admin_two)
+    latest = replace_key(organization=org, region="us", new_key_ref=another_key(), actor=admin_two)
 
     key = EncryptionKey.objects.get()
-    assert key.pk == linked_key.pk and key.key_arn == latest.new_key_arn  # one row; its ARN moves on
+    assert key.pk == linked_key.pk and key.key_ref == latest.new_key_ref  # one row; its ARN moves on
     assert key.linked_at == linked_on and key.linked_by == org_admin
     html = login(org_admin).get(key_page(key)).content.decode()
     assert f"<dt>Linked</dt><dd>2026-01-02 03:04 by {org_admin.email}</dd>" in html
@@ -153,9 +153,9 @@ def test_linked_is_the_first_link_and_replaced_the_latest_replacement(org, org_a
 
 
 def test_a_key_linked_again_after_unlinking_has_no_earlier_replacements(org, org_admin, linked_key, new_cmek, login):
-    replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     services.unlink_key(key=EncryptionKey.objects.get(), actor=org_admin)
-    again = services.link_key(organization=org, region="us", key_arn=another_key(), name="again", actor=org_admin).key
+    again = services.link_key(organization=org, region="us", key_ref=another_key(), name="again", actor=org_admin).key
     html = login(org_admin).get(key_page(again)).content.decode()
     assert "has not been replaced" in html and "<dt>Replaced</dt>" not in html
     assert RewrapJob.objects.count() == 1  # still on the organization's list of replacements
@@ -166,8 +166,8 @@ def test_a_key_linked_again_after_unlinking_has_no_earlier_replacements(org, org
 
 
 def make_jobs(org, count, *, region="us", **fields):
-    return [RewrapJob.objects.create(organization=org, region=region, old_key_arn=f"arn:old:{n}",
-                                     new_key_arn=f"arn:new:{n}", **fields) for n in range(count)]
+    return [RewrapJob.objects.create(organization=org, region=region, old_key_ref=f"arn:old:{n}",
+                                     new_key_ref=f"arn:new:{n}", **fields) for n in range(count)]
 
 
 def job_rows(html):
@@ -176,7 +176,7 @@ def job_rows(html):
 
 def test_the_list_shows_the_organizations_replacements_newest_first(org, org_admin, linked_key, new_cmek, notes,
                                                                      login):
-    done = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    done = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     running = make_jobs(org, 1, region="eu", state=RewrapState.RUNNING, total=4, done=1)[0]
     html = login(org_admin).get(reverse("rewrap_job_list")).content.decode()
     assert job_rows(html) == [running.pk, done.pk]

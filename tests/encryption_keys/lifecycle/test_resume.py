@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from devtools import local_kms as kms_admin
-from encryption_keys import keyring, kms
+from encryption_keys import keyring
 from encryption_keys.lifecycle import (
     KeyReplacementError,
     RewrapInterrupted,
@@ -14,6 +14,7 @@ from encryption_keys.lifecycle import (
 )
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey
+from encryption_keys.providers.aws import kms
 from konnect_admin.models import AuditEvent
 from tests.testapp.models import SealedNote
 
@@ -32,7 +33,7 @@ def notes(org, linked_key):
 
 
 def wrapped_under(old, new) -> tuple[int, int]:
-    arns = list(DataKey.objects.values_list("wrapping_key_arn", flat=True))
+    arns = list(DataKey.objects.values_list("wrapping_key_ref", flat=True))
     assert set(arns) <= {old, new}, "a DEK is under neither key"
     return arns.count(old), arns.count(new)
 
@@ -46,7 +47,7 @@ def reveal_all():
 def assert_each_data_key_opens_under_its_recorded_key():
     """The wrapped bytes of every DEK decrypt under the ARN its row names (no half-moved DEK)."""
     for data_key in DataKey.objects.all():
-        kms.decrypt(key_arn=data_key.wrapping_key_arn, wrapped=data_key.wrapped,
+        kms.decrypt(key_ref=data_key.wrapping_key_ref, wrapped=data_key.wrapped,
                     context=data_key.encryption_context(), organization_id=data_key.organization_id)
 
 
@@ -55,8 +56,8 @@ def test_kms_lost_mid_rewrap_then_resume_finishes(org, org_admin, linked_key, ne
                                                   settings, in_flight):
     settings.KEY_REWRAP_CONCURRENCY = in_flight
     settings.KEY_REWRAP_COMMIT_EVERY = 1  # crash points between single DEKs
-    old = linked_key.key_arn
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    old = linked_key.key_ref
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     seen = []
 
     def crash_after_three(progress_job):
@@ -82,7 +83,7 @@ def test_kms_lost_mid_rewrap_then_resume_finishes(org, org_admin, linked_key, ne
     assert reveal_all() == notes  # half-way, everything is still readable
     assert AuditEvent.objects.filter(action="encryption_key.rewrap_interrupted", target_id=str(job.pk)).exists()
     with pytest.raises(KeyReplacementError) as refused:  # its DEKs would be stranded under the first key
-        replace_key(organization=org, region="us", new_key_arn=kms_admin.create_key(region="us-west-2"), actor=org_admin)
+        replace_key(organization=org, region="us", new_key_ref=kms_admin.create_key(region="us-west-2"), actor=org_admin)
     assert refused.value.code == "replacement_interrupted"
 
     job = resume_rewrap(job=job, actor=org_admin)
@@ -100,8 +101,8 @@ class Killed(BaseException):
 
 def test_killed_process_then_resume_command(org, org_admin, linked_key, new_cmek, notes, capsys, settings):
     settings.KEY_REWRAP_COMMIT_EVERY = 1  # crash points between single DEKs
-    old = linked_key.key_arn
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    old = linked_key.key_ref
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
 
     def kill_after_five(progress_job):
         if progress_job.done == 5:
@@ -129,7 +130,7 @@ def test_killed_process_then_resume_command(org, org_admin, linked_key, new_cmek
 
 
 def test_rerunning_a_completed_job_changes_nothing(org, org_admin, linked_key, new_cmek, notes, kms_calls):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     wrapped = dict(DataKey.objects.values_list("pk", "wrapped"))
     job = rewrap_data_keys(job)
     assert (job.state, job.done) == (RewrapState.COMPLETED, SCOPES)
@@ -140,15 +141,15 @@ def test_rerunning_a_completed_job_changes_nothing(org, org_admin, linked_key, n
 
 
 def test_a_superseded_job_cannot_be_resumed(org, org_admin, linked_key, new_cmek, notes):
-    kms_admin.disable_key(linked_key.key_arn)
+    kms_admin.disable_key(linked_key.key_ref)
     try:
-        first = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+        first = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     finally:
-        kms_admin.enable_key(linked_key.key_arn)
+        kms_admin.enable_key(linked_key.key_ref)
     assert first.state == RewrapState.COMPLETED_WITH_FAILURES
     third = kms_admin.create_key(region="us-west-2", multi_region=True)
     kms_admin.replicate_key(third, to_region="us-east-2")
-    replace_key(organization=org, region="us", new_key_arn=third, actor=org_admin)
+    replace_key(organization=org, region="us", new_key_ref=third, actor=org_admin)
     with pytest.raises(KeyReplacementError) as excinfo:
         resume_rewrap(job=RewrapJob.objects.get(pk=first.pk), actor=org_admin)
     assert excinfo.value.code == "superseded"
@@ -159,8 +160,8 @@ def test_kms_lost_mid_batch_moves_whole_transactions_only(org, org_admin, linked
     """With several DEKs per transaction, a crash keeps the committed batches and none of the open one."""
     settings.KEY_REWRAP_CONCURRENCY = 1
     settings.KEY_REWRAP_COMMIT_EVERY = 3
-    old = linked_key.key_arn
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    old = linked_key.key_ref
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     calls = []
 
     def stop_during_second_batch(progress_job):
@@ -193,8 +194,8 @@ def test_kms_lost_between_an_answers_headers_and_body_interrupts_then_resume_fin
     marked failed or audited as interrupted). Here the 4th ReEncrypt's answer is cut, every time."""
     settings.KEY_REWRAP_CONCURRENCY = 1
     settings.KEY_REWRAP_COMMIT_EVERY = 1
-    old = linked_key.key_arn
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    old = linked_key.key_ref
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
 
     with kms_cutting_answer(operation="ReEncrypt", nth=4), pytest.raises(RewrapInterrupted) as excinfo:
         rewrap_data_keys(job)
@@ -219,13 +220,13 @@ def test_a_cut_answer_to_a_reader_or_writer_is_unreachable_and_fails_over(org, c
     the call goes to the replica region (before: a KeyError, 'Plaintext', from an empty 'success')."""
     context = {"scope": "cut"}
     if operation == "Decrypt":
-        wrapped = kms.encrypt(key_arn=cmek, plaintext=b"k" * 32, context=context, organization_id=org.pk)
+        wrapped = kms.encrypt(key_ref=cmek, plaintext=b"k" * 32, context=context, organization_id=org.pk)
         with kms_cutting_answer(operation=operation, nth=1):
-            plaintext = kms.decrypt(key_arn=cmek, wrapped=wrapped, context=context, organization_id=org.pk)
+            plaintext = kms.decrypt(key_ref=cmek, wrapped=wrapped, context=context, organization_id=org.pk)
         assert plaintext == b"k" * 32
     else:
         with kms_cutting_answer(operation=operation, nth=1):
-            plaintext, wrapped = kms.generate_data_key(key_arn=cmek, context=context, organization_id=org.pk)
-        assert kms.decrypt(key_arn=cmek, wrapped=wrapped, context=context, organization_id=org.pk) == plaintext
-    calls = kms_calls(operation=operation).order_by("created_at").values_list("aws_region", "outcome")
+            plaintext, wrapped = kms.generate_data_key(key_ref=cmek, context=context, organization_id=org.pk)
+        assert kms.decrypt(key_ref=cmek, wrapped=wrapped, context=context, organization_id=org.pk) == plaintext
+    calls = kms_calls(operation=operation).order_by("created_at").values_list("location", "outcome")
     assert list(calls)[:2] == [("us-west-2", "kms_unavailable"), ("us-east-2", "ok")]

@@ -19,7 +19,7 @@ SECRET = "revocable value"
 
 @pytest.fixture
 def note(org, org_admin, cmek):
-    services.link_key(organization=org, region="us", key_arn=cmek, name="k", actor=org_admin)
+    services.link_key(organization=org, region="us", key_ref=cmek, name="k", actor=org_admin)
     return SealedNote.objects.create(organization=org, text=SECRET)
 
 

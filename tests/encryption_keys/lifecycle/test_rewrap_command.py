@@ -28,12 +28,12 @@ def run(*args):
 
 def test_dry_run_says_what_would_happen_and_changes_nothing(org, linked_key, new_cmek, notes, kms_calls):
     out, _ = run("--org", org.name, "--region", "us", "--to-arn", new_cmek)
-    assert f"Would switch {org.name} (us) from {linked_key.key_arn} to {new_cmek}." in out
+    assert f"Would switch {org.name} (us) from {linked_key.key_ref} to {new_cmek}." in out
     assert "Data keys to re-wrap: 4. KMS calls: 4 × ReEncrypt per data key" in out
     assert "Records protected by them: 20 (testapp.SealedNote 20); records rewritten: 0." in out
     assert "[   pass] Key enabled" in out and "Dry run: nothing changed" in out
     assert not RewrapJob.objects.exists()
-    assert EncryptionKey.objects.get().key_arn == linked_key.key_arn
+    assert EncryptionKey.objects.get().key_ref == linked_key.key_ref
     assert kms_calls(operation="ReEncrypt").count() == 0
 
 
@@ -42,10 +42,10 @@ def test_replacing_with_another_organizations_key_is_refused(other_org, linked_k
     """The operator's shell is no way around ownership: Globex's key cannot be switched to Acme's, dry run or not."""
     globex_key = local_kms.create_key(region="us-west-2", multi_region=True)
     local_kms.replicate_key(globex_key, to_region="us-east-2")
-    EncryptionKey.objects.create(organization=other_org, region="us", name="Globex", key_arn=globex_key)
+    EncryptionKey.objects.create(organization=other_org, region="us", name="Globex", key_ref=globex_key)
     with pytest.raises(CommandError, match="already in use by another organization"):
-        run("--org", other_org.name, "--region", "us", "--to-arn", linked_key.key_arn, *yes)
-    assert EncryptionKey.objects.get(organization=other_org).key_arn == globex_key
+        run("--org", other_org.name, "--region", "us", "--to-arn", linked_key.key_ref, *yes)
+    assert EncryptionKey.objects.get(organization=other_org).key_ref == globex_key
     assert not RewrapJob.objects.exists() and kms_calls(organization=other_org).count() == 0
 
 
@@ -55,18 +55,18 @@ def test_yes_replaces_with_progress_and_summary(org, linked_key, new_cmek, notes
     assert job.state == RewrapState.COMPLETED and job.actor is None
     assert f"Job #{job.pk}: completed. Re-wrapped 4 of 4 data keys, failed 0. KMS calls: ReEncrypt 4, Decrypt 0, Encrypt 0." in out
     assert "[##############################] 4/4 data keys" in err
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {new_cmek}
 
 
 def test_stranded_data_keys_exit_non_zero_and_are_listed(org, linked_key, new_cmek, notes):
-    local_kms.disable_key(linked_key.key_arn)
+    local_kms.disable_key(linked_key.key_ref)
     try:
         with pytest.raises(CommandError, match="4 data keys could not be re-wrapped") as excinfo:
             out = io.StringIO()
             call_command("rewrap_data_keys", "--org", org.name, "--region", "us", "--to-arn", new_cmek, "--yes",
                          stdout=out, stderr=io.StringIO())
     finally:
-        local_kms.enable_key(linked_key.key_arn)
+        local_kms.enable_key(linked_key.key_ref)
     job = RewrapJob.objects.get()
     assert f"--resume {job.pk} --yes" in str(excinfo.value)
     listing = out.getvalue()
@@ -95,12 +95,12 @@ def test_kms_down_refuses_to_switch_the_key(org, linked_key, new_cmek, notes, lo
 def test_resume_dry_run_and_mismatched_arn(org, org_admin, linked_key, new_cmek, notes):
     from encryption_keys.lifecycle import replace_key
 
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     out, _ = run("--org", org.name, "--region", "us", "--resume", str(job.pk))
     assert "4 still under" in out and "Would re-wrap 4 data keys" in out
     assert RewrapJob.objects.get().state == RewrapState.PENDING
     with pytest.raises(CommandError, match="re-wraps to"):
-        run("--org", org.name, "--region", "us", "--resume", str(job.pk), "--to-arn", linked_key.key_arn)
+        run("--org", org.name, "--region", "us", "--resume", str(job.pk), "--to-arn", linked_key.key_ref)
     with pytest.raises(CommandError, match="No re-wrap job"):
         run("--org", org.name, "--region", "eu", "--resume", str(job.pk))
 

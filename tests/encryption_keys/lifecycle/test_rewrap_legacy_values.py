@@ -46,12 +46,12 @@ def test_v1_and_v2_values_read_after_vault_protection_and_key_replacement(cmek, 
     before_values, before_envelopes = readable(rows), stored(rows)
     assert {envelope[0] for envelope in before_envelopes.values()} == {1, 2}
 
-    services.link_key(organization=tenant.org, region="us", key_arn=cmek, name="primary", actor=tenant.admin)
+    services.link_key(organization=tenant.org, region="us", key_ref=cmek, name="primary", actor=tenant.admin)
     assert vault_protect_with_cmek(actor=tenant.admin, control_plane=tenant.cp).rewrapped == 1  # the store's DEK
-    assert DataKey.objects.get(pk=reload(tenant.secret).value.data_key_id).wrapping_key_arn == cmek
-    job = replace_key(organization=tenant.org, region="us", new_key_arn=new_cmek, actor=tenant.admin)
+    assert DataKey.objects.get(pk=reload(tenant.secret).value.data_key_id).wrapping_key_ref == cmek
+    job = replace_key(organization=tenant.org, region="us", new_key_ref=new_cmek, actor=tenant.admin)
     assert job.state == RewrapState.COMPLETED
-    assert DataKey.objects.get(pk=reload(tenant.secret).value.data_key_id).wrapping_key_arn == new_cmek
+    assert DataKey.objects.get(pk=reload(tenant.secret).value.data_key_id).wrapping_key_ref == new_cmek
 
     assert stored(rows) == before_envelopes  # no value was rewritten
     assert readable(rows) == before_values

@@ -90,7 +90,7 @@ def test_reencrypt_scope_under_a_fresh_key_then_shred_the_old(org, settings, kms
 
 
 def test_reencrypt_keeps_old_keys_when_a_value_is_unreadable(org, org_admin, cmek):
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     write(org, "s", 3)
     before = values()
     local_kms.disable_key(cmek)
@@ -159,7 +159,7 @@ def test_command_reencrypt_with_progress(org):
 
 
 def test_command_incomplete_reencrypt_exits_non_zero(org, cmek):
-    EncryptionKey.objects.create(organization=org, region="us", name="k", key_arn=cmek)
+    EncryptionKey.objects.create(organization=org, region="us", name="k", key_ref=cmek)
     write(org, "s", 2)
     local_kms.disable_key(cmek)
     keyring.reset_for_tests()

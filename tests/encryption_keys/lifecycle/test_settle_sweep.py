@@ -23,20 +23,20 @@ def test_settle_sweep_catches_a_data_key_made_under_the_old_key_after_the_last_b
 
     from django.db import connection
 
-    from encryption_keys import kms
     from encryption_keys.lifecycle import rewrap as rewrap_module
     from encryption_keys.lifecycle import rewrap_data_keys
+    from encryption_keys.providers.aws import kms
 
     settings.KEY_REWRAP_SETTLE_SECONDS = 60  # never over before the run's first passes end; the wait takes no time
-    services.link_key(organization=org, region="us", key_arn=cmek, name="k", actor=org_admin)
+    services.link_key(organization=org, region="us", key_ref=cmek, name="k", actor=org_admin)
     SealedNote.objects.create(organization=org, scope_ref="early", text="early")
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     straggler, waits = {}, []
 
     def lagging_writer():  # GenerateDataKey under the old key, then insert the DEK row
         row = DataKey(organization=org, region="us", purpose="debugger.payload", scope_ref="late",
-                      wrapping_key_arn=cmek, encrypt_until=job.created_at)
-        _plaintext, row.wrapped = kms.generate_data_key(key_arn=cmek, context=row.encryption_context(),
+                      wrapping_key_ref=cmek, encrypt_until=job.created_at)
+        _plaintext, row.wrapped = kms.generate_data_key(key_ref=cmek, context=row.encryption_context(),
                                                         organization_id=org.pk)
         row.save(force_insert=True)
         straggler["pk"] = row.pk
@@ -58,5 +58,5 @@ def test_settle_sweep_catches_a_data_key_made_under_the_old_key_after_the_last_b
     job = rewrap_data_keys(job)
     assert len(waits) == 1 and 0 < waits[0] <= 60  # the run found nothing, then waited out the rest
     assert job.state == RewrapState.COMPLETED and (job.done, job.total) == (2, 2)
-    assert DataKey.objects.get(pk=straggler["pk"]).wrapping_key_arn == new_cmek
+    assert DataKey.objects.get(pk=straggler["pk"]).wrapping_key_ref == new_cmek
     assert RewrapJob.objects.get(pk=job.pk).done == 2

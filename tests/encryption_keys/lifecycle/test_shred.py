@@ -150,7 +150,7 @@ def test_command_shreds_a_config_store(org, control_plane):
 
     store = ConfigStore.objects.create(control_plane=control_plane, name="payments")
     DataKey.objects.create(organization=org, region="us", purpose="vault.secret", scope_ref=store.scope_ref,
-                           wrapping_key_arn="arn:aws:kms:us-west-2:123456789012:key/x", wrapped=b"w",
+                           wrapping_key_ref="arn:aws:kms:us-west-2:123456789012:key/x", wrapped=b"w",
                            encrypt_until=timezone.now())
     out = run("--org", org.name, "--config-store", str(store.pk), "--yes")
     assert "Shredded 1 data keys of config store" in out

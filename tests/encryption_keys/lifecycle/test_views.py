@@ -26,7 +26,7 @@ def url(job):
 
 
 def test_running_job_polls_every_second(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     client = login(org_admin)
 
     page = client.get(url(job))
@@ -34,7 +34,7 @@ def test_running_job_polls_every_second(org, org_admin, linked_key, new_cmek, no
     html = page.content.decode()
     assert "<html" in html and "Key replacement #" in html
     assert 'hx-trigger="every 1s"' in html and f'hx-get="{url(job)}"' in html
-    assert linked_key.key_arn in html and new_cmek in html
+    assert linked_key.key_ref in html and new_cmek in html
     assert '<progress value="0" max="100"' in html
 
     fragment = client.get(url(job), headers=HTMX)
@@ -48,7 +48,7 @@ def test_running_job_polls_every_second(org, org_admin, linked_key, new_cmek, no
 
 
 def test_finished_job_stops_polling_and_shows_the_outcome(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     assert job.state == RewrapState.COMPLETED
     body = login(org_admin).get(url(job), headers=HTMX).content.decode()
     assert "hx-trigger" not in body
@@ -59,18 +59,18 @@ def test_finished_job_stops_polling_and_shows_the_outcome(org, org_admin, linked
 
 
 def test_progress_shows_the_share_done(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.RUNNING, done=2, total=3)
     body = login(org_admin).get(url(job), headers=HTMX).content.decode()
     assert '<progress value="67" max="100"' in body and 'hx-trigger="every 1s"' in body
 
 
 def test_failures_are_listed_and_retry_moves_them(org, org_admin, linked_key, new_cmek, notes, login):
-    local_kms.disable_key(linked_key.key_arn)
+    local_kms.disable_key(linked_key.key_ref)
     try:
-        job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin)
+        job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin)
     finally:
-        local_kms.enable_key(linked_key.key_arn)
+        local_kms.enable_key(linked_key.key_ref)
     client = login(org_admin)
     html = client.get(url(job)).content.decode()
     assert "Completed with failures" in html
@@ -85,11 +85,11 @@ def test_failures_are_listed_and_retry_moves_them(org, org_admin, linked_key, ne
     assert response.status_code == 302 and response["Location"] == url(job)
     job.refresh_from_db()
     assert (job.state, job.done, job.failed) == (RewrapState.COMPLETED, 3, 0)
-    assert set(DataKey.objects.values_list("wrapping_key_arn", flat=True)) == {new_cmek}
+    assert set(DataKey.objects.values_list("wrapping_key_ref", flat=True)) == {new_cmek}
 
 
 def test_interrupted_job_offers_resume(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.FAILED, last_error="kms_unavailable: Key service unavailable")
     html = login(org_admin).get(url(job)).content.decode()
     assert "The re-wrap stopped before the end" in html and "kms_unavailable" in html
@@ -97,7 +97,7 @@ def test_interrupted_job_offers_resume(org, org_admin, linked_key, new_cmek, not
 
 
 def test_read_only_admin_sees_the_page_but_cannot_resume(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.FAILED)
     client = login(factories.make_role_user(org, "org_admin_read_only"))
     html = client.get(url(job)).content.decode()
@@ -107,20 +107,20 @@ def test_read_only_admin_sees_the_page_but_cannot_resume(org, org_admin, linked_
 
 
 def test_members_without_key_rights_get_403(org, org_admin, linked_key, new_cmek, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     client = login(factories.make_role_user(org, "cp_admin"))
     assert client.get(url(job)).status_code == 403
 
 
 def test_other_organizations_job_is_404(org, org_admin, other_org_admin, linked_key, new_cmek, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     client = login(other_org_admin)
     assert client.get(url(job)).status_code == 404
     assert client.post(reverse("rewrap_job_resume", args=[job.pk])).status_code == 404
 
 
 def test_resume_refusal_is_a_message_not_an_error(org, org_admin, linked_key, new_cmek, notes, login):
-    job = replace_key(organization=org, region="us", new_key_arn=new_cmek, actor=org_admin, start=False)
+    job = replace_key(organization=org, region="us", new_key_ref=new_cmek, actor=org_admin, start=False)
     client = login(org_admin)
     response = client.post(reverse("rewrap_job_resume", args=[job.pk]), follow=True)
     assert response.status_code == 200

@@ -1,10 +1,12 @@
 """The one door to AWS KMS: clients, typed errors, multi-region failover, and a record of every call.
 
-Nothing else in the project imports boto3.
+Nothing outside ``encryption_keys/providers/aws/`` imports boto3; everything else reaches KMS through
+``AwsKmsProvider`` (the key-provider seam).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -13,11 +15,14 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from encryption_keys import call_log
-from encryption_keys.envelope import EnvelopeError, ErrorCode
-from encryption_keys.geos import aws_region_of, failover_arns
+from encryption_keys.envelope import ErrorCode
+from encryption_keys.providers.aws.arns import aws_region_of, failover_arns
+from encryption_keys.providers.base import KeyServiceError, ProviderNotConfigured
+
+# The SDK's INFO lines (credential lookups, retries) are noise in the platform's log; its warnings are kept.
+logging.getLogger("botocore").setLevel(logging.WARNING)
 
 _ERROR_CODES = {
     "DisabledException": ErrorCode.KEY_DISABLED,
@@ -50,7 +55,7 @@ NO_CREDENTIALS_MESSAGE = (
 )
 
 
-class KmsNotConfigured(ImproperlyConfigured):
+class KmsNotConfigured(ProviderNotConfigured):
     """No KMS call can succeed until the operator sets what the message names; not a key's health, so it is not a
     KmsError (a key's status never changes for it)."""
 
@@ -64,12 +69,15 @@ def configuration_problem() -> str | None:
     return None
 
 
-class KmsError(EnvelopeError):
-    """A KMS call failed; `aws_code` is KMS's own error name (for operators), `code` ours."""
+class KmsError(KeyServiceError):
+    """A KMS call failed; `aws_code` (the seam's `provider_code`) is KMS's own error name, `code` ours."""
 
     def __init__(self, code, *, aws_code: str = "", **kwargs):
-        super().__init__(code, **kwargs)
-        self.aws_code = aws_code
+        super().__init__(code, provider_code=aws_code, **kwargs)
+
+    @property
+    def aws_code(self) -> str:
+        return self.provider_code
 
 
 _clients: dict[tuple[str, str | None], Any] = {}
@@ -129,7 +137,7 @@ def reset_clients() -> None:
         _clients.clear()
 
 
-def _to_error(exc: Exception, key_arn: str) -> KmsError:
+def _to_error(exc: Exception, key_ref: str) -> KmsError:
     if isinstance(exc, botocore.exceptions.ClientError):
         aws_code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -137,15 +145,15 @@ def _to_error(exc: Exception, key_arn: str) -> KmsError:
         if code is None:
             code = ErrorCode.KEY_ACCESS_DENIED
         message = exc.response.get("Error", {}).get("Message", "")
-        return KmsError(code, aws_code=aws_code, key_arn=key_arn, detail=f"{aws_code}: {message}"[:300])
-    return KmsError(ErrorCode.KMS_UNAVAILABLE, aws_code=type(exc).__name__, key_arn=key_arn, detail=type(exc).__name__)
+        return KmsError(code, aws_code=aws_code, key_ref=key_ref, detail=f"{aws_code}: {message}"[:300])
+    return KmsError(ErrorCode.KMS_UNAVAILABLE, aws_code=type(exc).__name__, key_ref=key_ref, detail=type(exc).__name__)
 
 
-def _call(operation: str, key_arn: str, *, organization_id=None, context: dict | None = None,
+def _call(operation: str, key_ref: str, *, organization_id=None, context: dict | None = None,
           key_param: str = "KeyId", context_param: str | None = "EncryptionContext", failover: bool = True,
           **params):
-    """Call `operation` with `key_arn`; for a multi-region key, fail over to its replicas when KMS is unreachable."""
-    candidates = failover_arns(key_arn) if failover else [key_arn]
+    """Call `operation` with `key_ref`; for a multi-region key, fail over to its replicas when KMS is unreachable."""
+    candidates = failover_arns(key_ref) if failover else [key_ref]
     last_error: KmsError | None = None
     for arn in candidates:
         region = aws_region_of(arn)
@@ -159,7 +167,7 @@ def _call(operation: str, key_arn: str, *, organization_id=None, context: dict |
             request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
             return response
         except (botocore.exceptions.ClientError, *_UNREACHABLE) as exc:
-            last_error = _to_error(exc, key_arn)
+            last_error = _to_error(exc, key_ref)
             outcome = last_error.code.value
             if isinstance(exc, botocore.exceptions.ClientError):
                 request_id = exc.response.get("ResponseMetadata", {}).get("RequestId", "")
@@ -171,8 +179,8 @@ def _call(operation: str, key_arn: str, *, organization_id=None, context: dict |
         finally:
             call_log.record(
                 organization_id=organization_id,
-                key_arn=key_arn,
-                aws_region=region,
+                key_ref=key_ref,
+                location=region,
                 operation=_OPERATION_NAMES.get(operation, operation),
                 encryption_context=context or {},
                 outcome=outcome,
@@ -192,19 +200,19 @@ _OPERATION_NAMES = {
 }
 
 
-def generate_data_key(*, key_arn: str, context: dict[str, str], organization_id=None) -> tuple[bytes, bytes]:
+def generate_data_key(*, key_ref: str, context: dict[str, str], organization_id=None) -> tuple[bytes, bytes]:
     """A fresh AES-256 data key: (plaintext, wrapped)."""
-    response = _call("generate_data_key", key_arn, organization_id=organization_id, context=context, KeySpec="AES_256")
+    response = _call("generate_data_key", key_ref, organization_id=organization_id, context=context, KeySpec="AES_256")
     return response["Plaintext"], response["CiphertextBlob"]
 
 
-def decrypt(*, key_arn: str, wrapped: bytes, context: dict[str, str], organization_id=None) -> bytes:
-    response = _call("decrypt", key_arn, organization_id=organization_id, context=context, CiphertextBlob=bytes(wrapped))
+def decrypt(*, key_ref: str, wrapped: bytes, context: dict[str, str], organization_id=None) -> bytes:
+    response = _call("decrypt", key_ref, organization_id=organization_id, context=context, CiphertextBlob=bytes(wrapped))
     return response["Plaintext"]
 
 
-def encrypt(*, key_arn: str, plaintext: bytes, context: dict[str, str], organization_id=None) -> bytes:
-    response = _call("encrypt", key_arn, organization_id=organization_id, context=context, Plaintext=plaintext)
+def encrypt(*, key_ref: str, plaintext: bytes, context: dict[str, str], organization_id=None) -> bytes:
+    response = _call("encrypt", key_ref, organization_id=organization_id, context=context, Plaintext=plaintext)
     return response["CiphertextBlob"]
 
 
@@ -227,9 +235,9 @@ def re_encrypt(*, source_arn: str, destination_arn: str, wrapped: bytes, context
     return response["CiphertextBlob"]
 
 
-def describe_key(*, key_arn: str, organization_id=None) -> dict:
-    return _call("describe_key", key_arn, organization_id=organization_id)["KeyMetadata"]
+def describe_key(*, key_ref: str, organization_id=None) -> dict:
+    return _call("describe_key", key_ref, organization_id=organization_id)["KeyMetadata"]
 
 
-def get_key_rotation_status(*, key_arn: str, organization_id=None) -> bool:
-    return bool(_call("get_key_rotation_status", key_arn, organization_id=organization_id)["KeyRotationEnabled"])
+def get_key_rotation_status(*, key_ref: str, organization_id=None) -> bool:
+    return bool(_call("get_key_rotation_status", key_ref, organization_id=organization_id)["KeyRotationEnabled"])
