@@ -25,6 +25,7 @@ import binascii
 import json
 import re
 
+import requests
 from django.core.exceptions import ImproperlyConfigured
 
 from encryption_keys.envelope import ERROR_CODES, ErrorCode
@@ -232,9 +233,19 @@ class TransitProvider(KeyProvider):
 
     # --- what the checklist asks beyond the data path ----------------------------------------------------
     def server_health(self, server: TransitServer, *, key_ref: str, organization_id=None) -> dict:
-        """``sys/health`` (unauthenticated, so it proves the server answers whatever the credentials)."""
-        return logged(server, "sys.health", key_ref, lambda: new_client(server).sys.read_health_status(
-            method="GET", standby_ok=True), organization_id=organization_id)
+        """``sys/health`` (unauthenticated, so it proves the server answers whatever the credentials): its
+        JSON, which says ``sealed`` and ``initialized`` (a sealed server answers 503 with the same body)."""
+
+        def read():
+            answer = new_client(server).sys.read_health_status(method="GET", standby_ok=True)
+            if isinstance(answer, requests.Response):
+                try:
+                    return answer.json()
+                except ValueError:
+                    raise requests.exceptions.HTTPError(f"sys/health answered {answer.status_code}") from None
+            return answer
+
+        return logged(server, "sys.health", key_ref, read, organization_id=organization_id)
 
     def authenticate(self, server: TransitServer, *, key_ref: str, organization_id=None) -> dict:
         """Prove the configured method works: an AppRole login, or the configured token's own lookup."""

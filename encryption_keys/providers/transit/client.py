@@ -8,6 +8,7 @@ request goes), maps failures to our ``ErrorCode`` and records the call in the ke
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from encryption_keys.envelope import ErrorCode
 from encryption_keys.providers.base import KeyServiceError
 from encryption_keys.providers.transit.servers import TransitServer
 
+_MULTI_ERROR = re.compile(r"\d+ errors? occurred:")
 #: Seconds before an AppRole token's expiry at which the platform logs in again.
 RENEW_MARGIN_SECONDS = 30
 
@@ -42,8 +44,13 @@ _UNAVAILABLE = (
 
 
 def provider_text(error: hvac.exceptions.VaultError) -> str:
-    """The server's own error words (never a request's data: Transit does not echo plaintext)."""
-    return "; ".join(str(e) for e in error.errors or []) or type(error).__name__
+    """The server's own error words (never a request's data: Transit does not echo plaintext), without Go's
+    multi-error framing ("1 error occurred:\n\t* permission denied")."""
+    words = []
+    for text in error.errors or []:
+        lines = [line.strip().removeprefix("* ") for line in str(text).splitlines()]
+        words += [line for line in lines if line and not _MULTI_ERROR.fullmatch(line)]
+    return "; ".join(words) or type(error).__name__
 
 
 def to_error(exc: Exception, key_ref: str) -> KeyServiceError:
