@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import hvac
 import hvac.exceptions
 import requests
+import requests.adapters
 from django.conf import settings
 
 from encryption_keys import call_log
@@ -113,7 +114,16 @@ class Connections:
 
 def new_client(server: TransitServer) -> hvac.Client:
     timeout = (float(settings.TRANSIT_CONNECT_TIMEOUT), float(settings.TRANSIT_READ_TIMEOUT))
+    session = requests.Session()
+    # As many kept connections as calls a process puts in flight (a health sweep, a re-wrap), and no retries:
+    # a failure is reported at once as kms_unavailable, the caller decides.
+    pool = max(10, *(int(getattr(settings, name, 1)) for name in ("KEY_HEALTH_SWEEP_CONCURRENCY",
+                                                                   "KEY_REWRAP_CONCURRENCY")))
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return hvac.Client(
+        session=session,
         url=server.address,
         token=server.token if server.auth_method == "token" else "",  # never VAULT_TOKEN or ~/.vault-token
         verify=server.ca_bundle or True,
