@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
@@ -129,3 +131,38 @@ class OpenBaoDevServer:
         role_id = self.root.auth.approle.read_role_id(role)["data"]["role_id"]
         secret_id = self.root.auth.approle.generate_secret_id(role)["data"]["secret_id"]
         return role_id, secret_id
+
+
+@dataclass
+class TransitKey:
+    """A Transit key on a dev server, its policy written from the provider's own `access_statement`."""
+
+    server: OpenBaoDevServer
+    name: str
+    ref: str
+    settings: object
+    org: object
+
+    def configure(self, **auth):
+        """Configure the platform (TRANSIT_SERVERS) to call this server with `auth` (default: a fresh token
+        carrying this key's policy); a fresh provider."""
+        from encryption_keys.providers.transit import TransitProvider
+
+        auth = auth or {"method": "token", "token": self.server.token(self.name)}
+        self.settings.TRANSIT_SERVERS = [{"address": self.server.address, "regions": ["us", "eu"], "auth": auth}]
+        return TransitProvider()
+
+    def context(self, **overrides) -> dict[str, str]:
+        return {"konnect:org": str(self.org.pk), "konnect:region": "us", "konnect:purpose": "debugger.payload",
+                "konnect:datakey": str(uuid.uuid4()), **overrides}
+
+
+def link(server: OpenBaoDevServer, settings, org, **key_options) -> TransitKey:
+    """A new key (`key_options`: create_key's) and a policy named after it granting what the platform asks."""
+    from encryption_keys.providers.transit import TransitProvider
+
+    name = f"k-{uuid.uuid4().hex[:12]}"
+    server.create_key(name, **key_options)
+    ref = f"transit+{server.address}/transit/keys/{name}"
+    server.write_policy(name, TransitProvider().access_statement(org, key_ref=ref).text)
+    return TransitKey(server, name, ref, settings, org)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
@@ -16,35 +15,7 @@ from encryption_keys.models import KeyStatus
 from encryption_keys.providers.base import KeyServiceError
 from encryption_keys.providers.transit import TransitProvider
 from encryption_keys.verification import Verdict
-from tests.openbao import OpenBaoDevServer
-
-
-@dataclass
-class Linked:
-    """A Transit key on the dev server and the platform configured to use it."""
-
-    server: OpenBaoDevServer
-    name: str
-    ref: str
-    settings: object
-    org: object
-
-    def configure(self, **auth) -> TransitProvider:
-        auth = auth or {"method": "token", "token": self.server.token(self.name)}
-        self.settings.TRANSIT_SERVERS = [{"address": self.server.address, "regions": ["us", "eu"], "auth": auth}]
-        return TransitProvider()
-
-    def context(self, **overrides) -> dict[str, str]:
-        return {"konnect:org": str(self.org.pk), "konnect:region": "us", "konnect:purpose": "debugger.payload",
-                "konnect:datakey": str(uuid.uuid4()), **overrides}
-
-
-def link(server, settings, org, **key_options) -> Linked:
-    name = f"k-{uuid.uuid4().hex[:12]}"
-    server.create_key(name, **key_options)
-    ref = f"transit+{server.address}/transit/keys/{name}"
-    server.write_policy(name, TransitProvider().access_statement(org, key_ref=ref).text)
-    return Linked(server, name, ref, settings, org)
+from tests.openbao import OpenBaoDevServer, link
 
 
 @pytest.fixture
