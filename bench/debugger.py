@@ -136,8 +136,8 @@ class _App:
         from django.conf import settings
         from django.core.management import call_command
 
-        from encryption_keys import kms
         from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
+        from encryption_keys.providers.aws import kms
 
         self.kms = LocalKmsServer().start()
         settings.KMS_ENDPOINT_URL = self.kms.endpoint_url

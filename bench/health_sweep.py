@@ -55,7 +55,8 @@ def _django(database_url: str) -> KmsProcess:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from encryption_keys import keyring, kms
+    from encryption_keys import keyring
+    from encryption_keys.providers.aws import kms
 
     server = KmsProcess(latency_ms=LATENCY_MS)
     settings.KMS_ENDPOINT_URL = server.endpoint_url
@@ -165,7 +166,8 @@ def _linked_keys(server: KmsProcess, organizations: int) -> list[str]:
 def _median_describe_latency(arns: list[str]) -> float:
     """Median seconds of one DescribeKey through kms.py, one call at a time (the first, which opens the
     connection, is not counted)."""
-    from encryption_keys import call_log, kms
+    from encryption_keys import call_log
+    from encryption_keys.providers.aws import kms
 
     kms.describe_key(key_arn=arns[0])
     samples = []

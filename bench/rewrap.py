@@ -79,7 +79,8 @@ def _django(database_url: str):
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from encryption_keys import keyring, kms
+    from encryption_keys import keyring
+    from encryption_keys.providers.aws import kms
 
     global _kms
     server = _kms = KmsProcess()

@@ -1,7 +1,8 @@
 """How a coded envelope error is shown: to an API client (problem+json) and to a person (the error card).
 
 Both read `envelope.ERROR_CODES`, the one home of each code's copy, per-role advice, HTTP status and
-retryability; nothing here holds copy of its own except the sentence joining the card's parts.
+retryability, and the remedy of the key's provider when the key is known (`providers.remedy_for`); nothing
+here holds copy of its own except the sentence joining the card's parts.
 The card is rendered by one include, `encryption_keys/includes/error_card.html`, used by the Debugger
 payload panel and the vault secret pages.
 """
@@ -18,6 +19,7 @@ from django.http import HttpResponse
 
 from encryption_keys.envelope import EnvelopeError, ErrorCode
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers import remedy_for
 from konnect_admin.problems import problem_response
 
 
@@ -66,6 +68,8 @@ def error_card(error: EnvelopeError, *, organization_id, manages_keys: bool, dat
         key_arn = DataKey.objects.filter(pk=data_key_id).values_list("wrapping_key_arn", flat=True).first() or ""
     facts = error.facts
     action = facts.action_for(manages_keys=manages_keys)
+    if action == facts.remedy:  # the key's provider says it in its own words (its console, its commands)
+        action = remedy_for(error.code, key_ref=key_arn)
     if facts.recoverable:
         action += f" Once that is done, the data is readable again within {max(settings.DATAKEY_FAILURE_TTL, 1)} seconds."
     return ErrorCard(

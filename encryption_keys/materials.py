@@ -21,9 +21,10 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from encryption_keys import key_state, kms
+from encryption_keys import key_state
 from encryption_keys.envelope import ErrorCode
 from encryption_keys.models import EncryptionKey
+from encryption_keys.providers import KeyServiceError, provider_for
 from konnect_admin.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -97,10 +98,10 @@ def encryption_material(*, organization: Organization, region: str, cmek_id: str
     """A fresh AES-256 data key from GenerateDataKey: both halves base64-encoded, as Kong's schema says."""
     key = _wrapping_key(organization=organization, region=region, cmek_id=cmek_id)
     try:
-        plaintext, wrapped = kms.generate_data_key(
-            key_arn=key.key_arn, context=encryption_context(organization_id=organization.pk, region=region),
+        plaintext, wrapped = provider_for(key.key_arn).generate_data_key(
+            key_ref=key.key_arn, context=encryption_context(organization_id=organization.pk, region=region),
             organization_id=organization.pk)
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         # No caller input reached KMS: a key-state error here is about the key (key_state.py).
         key_state.observed_failure(key_arn=key.key_arn, error=error, operation="GenerateDataKey")
         raise
@@ -125,10 +126,11 @@ def decryption_material(*, organization: Organization, region: str, encrypted_da
                                field="encrypted_data_key")
     key = _wrapping_key(organization=organization, region=region, cmek_id=EncryptionKey.API_ID)
     try:
-        plaintext = kms.decrypt(key_arn=key.key_arn, wrapped=wrapped,
-                                context=encryption_context(organization_id=organization.pk, region=region),
-                                organization_id=organization.pk)
-    except kms.KmsError as error:
+        plaintext = provider_for(key.key_arn).decrypt(
+            key_ref=key.key_arn, wrapped=wrapped,
+            context=encryption_context(organization_id=organization.pk, region=region),
+            organization_id=organization.pk)
+    except KeyServiceError as error:
         if error.code not in _NOT_THIS_ORGANIZATIONS or not key.is_usable:
             raise
         raise MaterialsRefused(

@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from encryption_keys.geos import key_identity
+from encryption_keys.providers import key_identity
 from konnect_admin.models import Organization, Region
 
 
@@ -38,7 +38,7 @@ class EncryptionKey(models.Model):
     name = models.CharField(max_length=100)
     description = models.CharField(max_length=1000, blank=True)
     key_arn = models.CharField(max_length=2048)
-    # Which KMS key this is in any region (geos.KeyArn.identity): one link per key in the installation, so
+    # Which key this is however addressed (KeyRef.identity, by the key's provider): one link per key in the installation, so
     # another organization can never link it, nor a multi-region sibling of it. Kept in step by save().
     key_identity = models.CharField(max_length=2048, editable=False)
     status = models.CharField(max_length=24, choices=KeyStatus, default=KeyStatus.HEALTHY)

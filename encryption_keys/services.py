@@ -75,7 +75,7 @@ def link_key(
     if EncryptionKey.objects.filter(organization=organization, region=region).exists():
         raise KeyAlreadyLinked(f"A key is already linked for region {region}.")
     refuse_key_in_use(organization=organization, region=region, key_arn=key_arn)
-    checklist = verify_key(organization=organization, region=region, key_arn=key_arn)
+    checklist = verify_key(organization=organization, region=region, key_ref=key_arn)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
     now = timezone.now()
@@ -140,7 +140,7 @@ def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> Health
     """Re-read the key's state in KMS and store it; `actor` None is the system (the check_keys command)."""
     if actor is not None:
         require(actor, Action.KEY_MANAGE, key.organization)
-    reading = health.read_key_health(key_arn=key.key_arn, organization_id=key.organization_id, region=key.region)
+    reading = health.read_key_health(key_ref=key.key_arn, organization_id=key.organization_id, region=key.region)
     return record_key_health(key=key, reading=reading, actor=actor)
 
 

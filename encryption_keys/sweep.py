@@ -58,9 +58,9 @@ def sweep_key_health(*, now: datetime | None = None) -> SweepResult:
     keys = list(EncryptionKey.objects.order_by("pk").only(
         "pk", "key_arn", "organization_id", "status", "deletion_date", "kms_metadata"))
     platform = sorted(settings.PLATFORM_KMS_KEYS.items())
-    reads = [partial(health.read_key_state, key_arn=key.key_arn, organization_id=key.organization_id,
-                     rotation_enabled=key.kms_metadata.get("rotation_enabled")) for key in keys]
-    reads += [partial(health.read_key_state, key_arn=arn) for _, arn in platform]
+    reads = [partial(health.read_key_state, key_ref=key.key_arn, organization_id=key.organization_id,
+                     previous_metadata=key.kms_metadata) for key in keys]
+    reads += [partial(health.read_key_state, key_ref=arn) for _, arn in platform]
     readings = read_all(reads)
     now = now or timezone.now()
     result = SweepResult(keys=len(keys), platform_keys=len(platform))

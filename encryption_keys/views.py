@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from encryption_keys import health, selectors, services
 from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
 from encryption_keys.lifecycle import selectors as lifecycle_selectors
-from encryption_keys.verification import key_policy_json
+from encryption_keys.providers import access_statements
 from konnect_admin import navigation
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
@@ -56,7 +56,7 @@ def key_link(request):
     organization = _organization(request)
     require(request.user, Action.KEY_MANAGE, organization)
     form = LinkKeyForm(request.POST or None, organization=organization)
-    context = {"form": form, "policy": key_policy_json(organization),
+    context = {"form": form, "access_statements": access_statements(organization),
                "revocation_bound": health.revocation_bound_seconds()}
     status = _error_status(request) if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
@@ -88,7 +88,7 @@ def _detail_context(request, key) -> dict:
         "can_manage": can(request.user, Action.KEY_MANAGE, organization),
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
-        "policy": key_policy_json(organization),
+        "access_statements": access_statements(organization, key_ref=key.key_arn),
         **_replacements_context(request, key),
     }
 
@@ -153,7 +153,7 @@ def key_replace(request, pk):
         return render(request, "encryption_keys/key_replace.html", {"key": key, "unavailable": True}, status=503)
     replace_key, errors = service
     form = ReplaceKeyForm(request.POST or None, initial={"name": key.name, "description": key.description})
-    context = {"key": key, "form": form, "policy": key_policy_json(key.organization)}
+    context = {"key": key, "form": form, "access_statements": access_statements(key.organization)}
     if request.method == "POST" and form.is_valid():
         if form.cleaned_data["key_arn"] == key.key_arn:
             form.add_error("key_arn", "This key is already linked; enter the ARN of the new key.")

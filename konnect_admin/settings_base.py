@@ -149,7 +149,11 @@ SECURE_CSP = {
 }
 
 # --- Encryption ------------------------------------------------------------------------------------------
-# Local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (boto3's default chain).
+# The key services customers' keys may live in (encryption_keys/providers): dotted paths of KeyProvider classes;
+# a linked key's reference picks its provider.
+KEY_PROVIDERS = ["encryption_keys.providers.aws.AwsKmsProvider"]
+# AWS KMS: a local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (the AWS SDK's
+# default credential chain).
 KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")
 # Per-AWS-region endpoint overrides, `us-west-2=http://…,us-east-2=http://…` (failover tests, local replicas).
 KMS_ENDPOINT_URLS = env_mapping("KMS_ENDPOINT_URLS")

@@ -89,7 +89,8 @@ def platform_keys(kms_server):
 @pytest.fixture(autouse=True)
 def local_kms(request, settings, kms_server, platform_keys):
     """Every test talks to the local KMS server over HTTP, with fresh in-process key caches."""
-    from encryption_keys import call_log, key_state, keyring, kms
+    from encryption_keys import call_log, key_state, keyring
+    from encryption_keys.providers.aws import kms
 
     settings.KMS_ENDPOINT_URL = kms_server.endpoint_url
     settings.KMS_ENDPOINT_URLS = {}

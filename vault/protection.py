@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from django.utils import timezone
 
-from encryption_keys import keyring, kms
-from encryption_keys.envelope import EnvelopeError, ErrorCode
+from encryption_keys import keyring
+from encryption_keys.envelope import EnvelopeError
+from encryption_keys.lifecycle.rewrap import DECRYPT_ENCRYPT, rewrap_data_key
 from encryption_keys.models import DataKey, EncryptionKey, Purpose
 from konnect_admin.models import ControlPlane, User
 from konnect_admin.permissions import Action, require
@@ -166,7 +167,7 @@ def _rewrap_all(control_plane: ControlPlane, destination_arn: str, outcome: Prot
         method = _rewrap(data_key_id, destination_arn)
         if method is not None:
             outcome.rewrapped += 1
-            outcome.fallbacks += method == "decrypt_encrypt"
+            outcome.fallbacks += method == DECRYPT_ENCRYPT
             if on_progress is not None:
                 on_progress(outcome)
 
@@ -180,20 +181,9 @@ def _rewrap(data_key_id, destination_arn: str) -> str | None:
     row = DataKey.objects.filter(pk=data_key_id, shredded_at__isnull=True).first()
     if row is None or not row.wrapped or row.wrapping_key_arn == destination_arn:
         return None
-    context = row.encryption_context()
-    try:
-        wrapped = kms.re_encrypt(source_arn=row.wrapping_key_arn, destination_arn=destination_arn,
-                                 wrapped=bytes(row.wrapped), context=context, organization_id=row.organization_id)
-        method = "re_encrypt"
-    except kms.KmsError as error:
-        if error.code is not ErrorCode.KEY_ACCESS_DENIED:
-            raise
-        plaintext = kms.decrypt(key_arn=row.wrapping_key_arn, wrapped=bytes(row.wrapped), context=context,
-                                organization_id=row.organization_id)
-        wrapped = kms.encrypt(key_arn=destination_arn, plaintext=plaintext, context=context,
-                              organization_id=row.organization_id)
-        del plaintext
-        method = "decrypt_encrypt"
+    wrapped, method = rewrap_data_key(source_ref=row.wrapping_key_arn, destination_ref=destination_arn,
+                                      wrapped=bytes(row.wrapped), context=row.encryption_context(),
+                                      organization_id=row.organization_id)
     moved = DataKey.objects.filter(
         pk=data_key_id, shredded_at__isnull=True, wrapping_key_arn=row.wrapping_key_arn
     ).update(wrapping_key_arn=destination_arn, wrapped=wrapped, rewrapped_at=timezone.now())

@@ -49,7 +49,8 @@ class CodeFacts:
     message: str  # may contain "{when}", filled with " on <date>" or ""
     retryable: bool
     retry_hint: str
-    #: What an Organization Admin (who manages the key) does. Provider-specific remedies stay AWS for now.
+    #: What an Organization Admin (who manages the key) does, in provider-neutral words; a key provider's
+    #: ``remedy()`` replaces it with its own (its console, its commands) when the key is known.
     remedy: str
     #: What any other role does (a Debug Session Creator, a Vault Admin…); "" when it is the remedy (nobody can act).
     ask: str = ""
@@ -82,7 +83,7 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         ),
         retryable=False,
         retry_hint="after the customer re-enables the key",
-        remedy="Re-enable the key in AWS KMS (console: Key actions → Enable, or aws kms enable-key).",
+        remedy="Re-enable the key in the key service that holds it.",
         ask="Ask an Organization Admin of your organization to re-enable the encryption key.",
         key_status="disabled",
         recoverable=True,
@@ -97,8 +98,8 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         retryable=False,
         retry_hint="only if the customer cancels the key deletion",
         remedy=(
-            "Cancel the key deletion in AWS KMS (aws kms cancel-key-deletion) and re-enable the key before the "
-            "deletion date; after it, the data is gone for good."
+            "Cancel the key deletion in the key service and re-enable the key before the deletion date; after it, "
+            "the data is gone for good."
         ),
         ask=(
             "Ask an Organization Admin of your organization to cancel the key deletion before the deletion date; "
@@ -116,8 +117,8 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         retryable=False,
         retry_hint="after the customer fixes the key policy",
         remedy=(
-            "Restore the platform's statement in the key policy (Organization settings → Encryption keys shows "
-            "the statement to copy)."
+            "Restore the platform's access to the key in the key service (Organization settings → Encryption keys "
+            "shows what to grant)."
         ),
         ask="Ask an Organization Admin of your organization to restore the platform's access in the key policy.",
         key_status="access_denied",
@@ -131,7 +132,7 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         ),
         retryable=False,
         retry_hint="no — the data is lost",
-        remedy="Nothing can bring this data back: the key no longer exists in AWS KMS.",
+        remedy="Nothing can bring this data back: the key no longer exists in the key service.",
         key_status="not_found",
     ),
     ErrorCode.KMS_UNAVAILABLE: CodeFacts(
@@ -143,8 +144,8 @@ ERROR_CODES: dict[ErrorCode, CodeFacts] = {
         retryable=True,
         retry_hint="yes, automatically",
         remedy=(
-            "Try again in a moment: it is usually temporary. If it lasts, check the AWS Health Dashboard for KMS "
-            "in the key's region."
+            "Try again in a moment: it is usually temporary. If it lasts, check the status of the key service "
+            "where the key lives."
         ),
         key_status="unreachable",
     ),

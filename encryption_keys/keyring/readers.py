@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import prefetch_related_objects
 
-from encryption_keys import key_state, kms
+from encryption_keys import key_state
 from encryption_keys.envelope import (
     DataKeyCipher,
     DecryptionError,
@@ -21,6 +21,7 @@ from encryption_keys.envelope import (
 from encryption_keys.keyring.ring import keyring
 from encryption_keys.keyring.scopes import data_key_scope
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers import KeyServiceError, provider_for
 
 
 @dataclass(slots=True)
@@ -65,14 +66,14 @@ def _unwrap(row: DataKey | None, data_key_id: uuid.UUID) -> DataKeyCipher:
         raise DecryptionError(ErrorCode.DATA_KEY_SHREDDED, detail=f"data key {data_key_id} was destroyed")
     cache = keyring().cache
     try:
-        plaintext = kms.decrypt(
-            key_arn=row.wrapping_key_arn,
+        plaintext = provider_for(row.wrapping_key_arn).decrypt(
+            key_ref=row.wrapping_key_arn,
             wrapped=row.wrapped,
             context=row.encryption_context(),
             organization_id=row.organization_id,
         )
-    except kms.KmsError as kms_error:
-        error = DecryptionError.from_error(kms_error)
+    except KeyServiceError as service_error:
+        error = DecryptionError.from_error(service_error)
         if error.code is ErrorCode.KEY_PENDING_DELETION and error.deletion_date is None:
             error.deletion_date = (
                 EncryptionKey.objects.filter(key_arn=row.wrapping_key_arn).values_list("deletion_date", flat=True).first()

@@ -14,12 +14,13 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from encryption_keys import key_state, kms
+from encryption_keys import key_state
 from encryption_keys.envelope import DataKeyCipher, DecryptionError, EncryptionUnavailable, ErrorCode
 from encryption_keys.keyring.readers import cipher_for
 from encryption_keys.keyring.ring import _Lease, keyring
 from encryption_keys.keyring.scopes import EncryptionScope, data_key_scope
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers import KeyServiceError, provider_for
 
 LEASE_USES = 1024
 
@@ -127,10 +128,10 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
     if failed is not None and time.monotonic() - failed[0] < ring.cache.failure_ttl:
         raise EncryptionUnavailable.from_error(failed[1])  # an outage must not multiply KMS traffic
     try:
-        plaintext, row.wrapped = kms.generate_data_key(
-            key_arn=arn, context=row.encryption_context(), organization_id=scope.organization_id
+        plaintext, row.wrapped = provider_for(arn).generate_data_key(
+            key_ref=arn, context=row.encryption_context(), organization_id=scope.organization_id
         )
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         ring.generate_failures[arn] = (time.monotonic(), error)
         key_state.observed_failure(key_arn=arn, error=error, operation="GenerateDataKey")
         raise EncryptionUnavailable.from_error(error) from None

@@ -53,7 +53,7 @@ def replace_key(*, organization: Organization, region: str, new_key_arn: str, na
         raise KeyReplacementError("This key is already the linked key for this region.", code="same_key")
     _refuse_if_unfinished(organization, region, key.key_arn)
     _refuse_key_in_use(organization, region, new_key_arn)
-    checklist = verify_key(organization=organization, region=region, key_arn=new_key_arn)
+    checklist = verify_key(organization=organization, region=region, key_ref=new_key_arn)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
     try:

@@ -1,8 +1,10 @@
-"""Re-wrapping data keys from a replaced KMS key to its successor.
+"""Re-wrapping data keys from a replaced key to its successor.
 
-KMS calls are proportional to data keys, never to records: each DEK is re-wrapped inside KMS with
-`ReEncrypt` (its plaintext never leaves KMS), or with Decrypt + Encrypt where the key policies refuse
-ReEncrypt. No record is rewritten; the envelope names the DEK, not the KMS key.
+Key-service calls are proportional to data keys, never to records: each DEK is re-wrapped by
+`rewrap_data_key` — inside the key service where it can (AWS ReEncrypt, Transit rewrap: the plaintext never
+leaves it), else by a decrypt with the source key's provider and an encrypt with the destination's (a policy
+refusing ReEncrypt, or a move between key services). No record is rewritten; the envelope names the DEK, not
+the key.
 
 The DEKs of a batch move in one transaction, each guarded by `wrapping_key_arn == old`, so a crash leaves
 each DEK under exactly one of the two keys, and a re-run (which selects what is still under the old key)
@@ -23,10 +25,11 @@ from django.db import connection, transaction
 from django.db.models import BinaryField, Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from encryption_keys import call_log, keyring, kms
+from encryption_keys import call_log, keyring
 from encryption_keys.envelope import EnvelopeError, ErrorCode
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState
 from encryption_keys.models import DataKey
+from encryption_keys.providers import KeyServiceError, provider_for
 from konnect_admin.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -185,7 +188,7 @@ def _start_call(job: RewrapJob, data_key: DataKey, pool: ThreadPoolExecutor | No
     future: Future = Future()
     try:
         future.set_result(_rewrapped(job, data_key))
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         future.set_exception(error)
     return future
 
@@ -204,7 +207,7 @@ def _collect_outcome(job: RewrapJob, data_key: DataKey, call: Future | None, rew
         return
     try:
         rewrapped.append((data_key, call.result()))
-    except kms.KmsError as error:
+    except KeyServiceError as error:
         if error.code is ErrorCode.KMS_UNAVAILABLE:
             raise  # nothing is wrong with this DEK: stop the run, a resume finishes it
         _record_failure(job, data_key, error)
@@ -230,21 +233,42 @@ def _store_rewrapped(job: RewrapJob, rewrapped: list[tuple[DataKey, bytes]]) -> 
 
 def _rewrapped(job: RewrapJob, data_key: DataKey) -> bytes:
     """The DEK wrapped by the new key, under the same encryption context."""
-    context = data_key.encryption_context()
-    organization_id = data_key.organization_id
+    wrapped, _ = rewrap_data_key(source_ref=job.old_key_arn, destination_ref=job.new_key_arn,
+                                 wrapped=bytes(data_key.wrapped), context=data_key.encryption_context(),
+                                 organization_id=data_key.organization_id)
+    return wrapped
+
+
+#: How `rewrap_data_key` moved a data key: inside the key service, or through the platform's memory.
+REWRAPPED_IN_SERVICE = "rewrap"
+DECRYPT_ENCRYPT = "decrypt_encrypt"
+
+
+def rewrap_data_key(*, source_ref: str, destination_ref: str, wrapped: bytes, context: dict[str, str],
+                    organization_id) -> tuple[bytes, str]:
+    """One wrapped data key re-wrapped from ``source_ref`` to ``destination_ref`` under the same context, and how.
+
+    The one re-wrap of the platform (key replacement and vault protection alike). The destination's provider
+    re-wraps inside its service when it can; when it cannot do this pair (None: another key service) or its
+    policy refuses (``key_access_denied``: a key policy may grant Decrypt/Encrypt but not ReEncrypt*), the
+    data key is decrypted by the source's provider and encrypted by the destination's, its plaintext dropped at
+    once. Raises KeyServiceError."""
+    source, destination = provider_for(source_ref), provider_for(destination_ref)
     try:
-        return kms.re_encrypt(
-            source_arn=job.old_key_arn, destination_arn=job.new_key_arn, wrapped=data_key.wrapped,
-            context=context, organization_id=organization_id,
-        )
-    except kms.KmsError as error:
+        rewrapped = destination.rewrap(source_ref=source_ref, destination_ref=destination_ref, wrapped=wrapped,
+                                       context=context, organization_id=organization_id)
+    except KeyServiceError as error:
         if error.code is not ErrorCode.KEY_ACCESS_DENIED:
             raise
-    # A key policy may grant Decrypt/Encrypt but not ReEncrypt*: take the long way round.
-    plaintext = kms.decrypt(
-        key_arn=job.old_key_arn, wrapped=data_key.wrapped, context=context, organization_id=organization_id
-    )
-    return kms.encrypt(key_arn=job.new_key_arn, plaintext=plaintext, context=context, organization_id=organization_id)
+        rewrapped = None
+    if rewrapped is not None:
+        return rewrapped, REWRAPPED_IN_SERVICE
+    plaintext = source.decrypt(key_ref=source_ref, wrapped=wrapped, context=context, organization_id=organization_id)
+    try:
+        return (destination.encrypt(key_ref=destination_ref, plaintext=plaintext, context=context,
+                                    organization_id=organization_id), DECRYPT_ENCRYPT)
+    finally:
+        del plaintext
 
 
 def _record_failure(job: RewrapJob, data_key: DataKey, error: EnvelopeError) -> None:

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from django.db import migrations, models
 
-from encryption_keys.geos import key_identity
+from encryption_keys.providers.aws.arns import key_identity  # every link was an AWS key then
 
 
 def fill_key_identity(apps, schema_editor):

@@ -18,11 +18,13 @@ from encryption_keys.providers.base import (
     KeyProvider,
     KeyRef,
     KeyServiceError,
+    ProviderNotConfigured,
 )
 
 __all__ = [
-    "AccessStatement", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
-    "parse_key_ref", "provider_for", "provider_named", "providers", "reset",
+    "AccessStatement", "access_statements", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
+    "ProviderNotConfigured",
+    "key_identity", "parse_key_ref", "provider_for", "remedy_for", "provider_named", "providers", "reset",
 ]
 
 
@@ -57,3 +59,40 @@ def provider_for(key_ref: str) -> KeyProvider:
 
 def parse_key_ref(text: str) -> KeyRef:
     return provider_for(text).parse(text)
+
+
+def remedy_for(code, *, key_ref: str | None = None) -> str:
+    """What an Organization Admin does about ``code``: the remedy of the provider of ``key_ref`` when it has one
+    (its console, its commands), else the provider-neutral remedy of ``envelope.ERROR_CODES``."""
+    from encryption_keys.envelope import ERROR_CODES, ErrorCode
+
+    code = ErrorCode(code)
+    if key_ref:
+        try:
+            remedy = provider_for(key_ref).remedy(code)
+        except InvalidKeyRef:
+            remedy = ""
+        if remedy:
+            return remedy
+    return ERROR_CODES[code].remedy
+
+
+def access_statements(organization, *, key_ref: str | None = None) -> list[tuple[KeyProvider, AccessStatement]]:
+    """What the Org Admin grants the platform: for the provider of ``key_ref``, or for every provider (the link
+    and replace pages, before a key is chosen)."""
+    if key_ref:
+        try:
+            chosen = [provider_for(key_ref)]
+        except InvalidKeyRef:
+            chosen = list(providers())
+    else:
+        chosen = list(providers())
+    return [(provider, provider.access_statement(organization)) for provider in chosen]
+
+
+def key_identity(key_ref: str) -> str:
+    """Which key ``key_ref`` names (``KeyRef.identity``); text no provider recognises stands for itself."""
+    try:
+        return provider_for(key_ref).identity(key_ref)
+    except InvalidKeyRef:
+        return (key_ref or "").strip()

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
+
 from encryption_keys.envelope import EnvelopeError, ErrorCode
 
 if TYPE_CHECKING:
@@ -36,6 +38,11 @@ class KeyServiceError(EnvelopeError):
         super().__init__(code, **kwargs)
         self.provider_code = provider_code
         self.operation = ""
+
+
+class ProviderNotConfigured(ImproperlyConfigured):
+    """No call to the key service can succeed until the operator sets what the message names (credentials, an
+    address): not a key's health, so it is not a KeyServiceError and no key's status changes for it."""
 
 
 class InvalidKeyRef(ValueError):
@@ -78,6 +85,7 @@ class AccessStatement:
     language: str  # "json", "hcl"
     text: str
     instructions: str  # where to put it, in the provider's words
+    notes: tuple[str, ...] = ()  # why each part is there (shown as a list under the instructions)
 
 
 class KeyProvider(ABC):
@@ -107,12 +115,17 @@ class KeyProvider(ABC):
         except InvalidKeyRef:
             return (key_ref or "").strip()
 
+    def sibling_refs(self, key_ref: str) -> list[str]:
+        """Every reference that names the same key (AWS: a multi-region key in each region a data key's wrapping
+        key can be in): data keys wrapped under any of them are data of the key's owner."""
+        return [key_ref]
+
     # --- configuration ----------------------------------------------------------------------------------
     def configuration_problem(self) -> str | None:
         """What the operator must set before any call can succeed (one line), or None."""
         return None
 
-    def reset_clients(self) -> None:
+    def reset_clients(self) -> None:  # noqa: B027 - optional: a provider without cached clients has nothing to do
         """Forget cached clients (tests, a settings change)."""
 
     # --- the data path --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from encryption_keys import health, kms, verification
+from encryption_keys import health, providers
 from encryption_keys.envelope import (
     ERROR_CODES,
     DecryptionError,
@@ -18,8 +18,9 @@ from encryption_keys.envelope import (
     ErrorCode,
 )
 from encryption_keys.error_reporting import error_card, problem_for
-from encryption_keys.geos import parse_key_arn
 from encryption_keys.models import EncryptionKey, KeyStatus
+from encryption_keys.providers.aws import checks, kms
+from encryption_keys.providers.aws.arns import parse_key_arn
 
 ARN = "arn:aws:kms:us-west-2:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
 ROLES = {"organization admin": True, "debug session creator / vault admin": False}
@@ -31,6 +32,18 @@ def test_every_code_has_one_complete_entry():
         assert facts.title and facts.message and facts.retry_hint and facts.remedy, code
         assert facts.remedy.endswith(".") and (not facts.ask or facts.ask.endswith(".")), code
         assert not facts.key_status or facts.key_status in KeyStatus.values, code
+        # The table speaks of "the key service": a provider's own words come from its remedy().
+        assert "aws" not in (facts.remedy + facts.ask + facts.message).lower(), code
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_every_provider_has_a_remedy_or_leaves_the_neutral_one(code):
+    for provider in providers.providers():
+        remedy = provider.remedy(code)
+        assert remedy == "" or remedy.endswith("."), (provider.name, code)
+        assert providers.remedy_for(code, key_ref=provider.ref_example) == (remedy or ERROR_CODES[code].remedy)
+    assert providers.remedy_for(code, key_ref="not a key reference") == ERROR_CODES[code].remedy
+    assert providers.remedy_for(code) == ERROR_CODES[code].remedy
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
@@ -58,17 +71,19 @@ def test_key_status_and_banner_copy_of_every_code():
     for status in health.UNHEALTHY:
         key = EncryptionKey(name="Acme", region="us", key_arn=ARN, status=status)
         banner = health.banner_for(key, link=None)
-        assert banner["message"].endswith(health.WHAT_TO_DO[status]), status
+        assert banner["message"].endswith(providers.remedy_for(health.CODE_OF_STATUS[status], key_ref=ARN)), status
     assert health.WHAT_TO_DO[KeyStatus.DISABLED] == ERROR_CODES[ErrorCode.KEY_DISABLED].remedy
+    assert "in AWS KMS" in health.banner_for(EncryptionKey(name="Acme", region="us", key_arn=ARN,
+                                                            status=KeyStatus.DISABLED), link=None)["message"]
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))
 def test_linking_checklist_explains_every_code(code):
-    run = verification._Run(organization_id="org-1", region="us", key_arn=ARN, arn=parse_key_arn(ARN))
-    explanation, fix = verification._explain_kms_error(kms.KmsError(code, aws_code="SomeException"), "Decrypt", run)
+    run = checks._Run(organization_id="org-1", region="us", key_arn=ARN, arn=parse_key_arn(ARN))
+    explanation, fix = checks._explain_kms_error(kms.KmsError(code, aws_code="SomeException"), "Decrypt", run)
     assert explanation.endswith("(SomeException)") and fix.endswith("."), code
     if code not in (ErrorCode.KEY_NOT_FOUND, ErrorCode.KEY_ACCESS_DENIED):  # linking changes only these two
-        assert fix == ERROR_CODES[code].remedy
+        assert fix == providers.remedy_for(code, key_ref=ARN)
 
 
 def test_aws_errors_map_onto_known_codes_only():
@@ -87,9 +102,9 @@ def test_the_shared_card_for_every_code_and_role(org, settings, code, role):
                             {"card": card, "retry_url": "/panel", "retry_target": "closest .x"})
     assert f'data-code="{code.value}"' in html and escape(facts.title) in html and escape(card.message) in html
     assert escape(card.key_label) in html and ARN in html
-    advice, other = facts.remedy, facts.ask
+    advice, other = providers.remedy_for(code, key_ref=ARN), facts.ask  # the AWS key's remedy, in AWS words
     if not manages_keys and facts.ask:
-        advice, other = facts.ask, facts.remedy
+        advice, other = facts.ask, advice
     assert escape(advice) in html, (code, role)
     if other:
         assert escape(other) not in html, (code, role)

@@ -8,11 +8,13 @@ the local KMS, refuses another organization's round trip on its own.
 import pytest
 from django.db import IntegrityError, transaction
 
-from encryption_keys import geos, services
 from encryption_keys import local_kms as kms_admin
+from encryption_keys import services
 from encryption_keys.lifecycle import KeyReplacementError, replace_key, rewrap_data_keys
 from encryption_keys.models import EncryptionKey
-from encryption_keys.verification import Verdict, key_policy_statements, verify_key
+from encryption_keys.providers.aws import arns as geos
+from encryption_keys.providers.aws.checks import key_policy_statements
+from encryption_keys.verification import Verdict, verify_key
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db
@@ -162,4 +164,4 @@ def test_globex_round_trip_on_acmes_key_is_denied_by_the_key_policy(other_org, o
     assert str(other_org.pk) in round_trip.explanation
     assert kms_calls(organization=other_org, operation="GenerateDataKey").get().outcome == "key_access_denied"
     assert not EncryptionKey.objects.exists()
-    assert verify_key(organization=other_org, region="us", key_arn=acme_policy_key).failures == [round_trip]
+    assert verify_key(organization=other_org, region="us", key_ref=acme_policy_key).failures == [round_trip]

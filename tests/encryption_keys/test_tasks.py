@@ -5,10 +5,11 @@ import pytest
 from django.urls import reverse
 from django_tasks_db.models import DBTaskResult
 
-from encryption_keys import keyring, kms, local_kms, services
+from encryption_keys import keyring, local_kms, services
 from encryption_keys.lifecycle import replace_key
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey
+from encryption_keys.providers.aws import kms
 from encryption_keys.tasks import rewrap_job
 from tests.testapp.models import SealedNote
 

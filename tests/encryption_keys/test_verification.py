@@ -6,13 +6,8 @@ import uuid
 import pytest
 
 from encryption_keys import local_kms as kms_admin
-from encryption_keys.verification import (
-    PLATFORM_ACTIONS,
-    Verdict,
-    key_policy_json,
-    key_policy_statements,
-    verify_key,
-)
+from encryption_keys.providers.aws.checks import PLATFORM_ACTIONS, key_policy_json, key_policy_statements
+from encryption_keys.verification import Verdict, verify_key
 
 pytestmark = pytest.mark.django_db
 ALL = ["arn_syntax", "arn_region", "describe_key", "key_state", "key_spec", "key_usage", "multi_region", "replicas",
@@ -36,7 +31,7 @@ def deny_for(org, action="kms:GenerateDataKey*"):
 
 
 def test_a_good_key_passes_every_check_in_order(org, cmek, kms_calls):
-    checklist = verify_key(organization=org, region="us", key_arn=cmek)
+    checklist = verify_key(organization=org, region="us", key_ref=cmek)
     assert [check.id for check in checklist.checks] == ALL
     assert set(verdicts(checklist).values()) == {"pass"}
     assert checklist.ok and not checklist.warnings
@@ -49,7 +44,7 @@ def test_a_good_key_passes_every_check_in_order(org, cmek, kms_calls):
 
 
 def test_round_trip_carries_the_organizations_encryption_context(org, cmek, kms_calls):
-    verify_key(organization=org, region="us", key_arn=cmek)
+    verify_key(organization=org, region="us", key_ref=cmek)
     generate = kms_calls(organization=org, operation="GenerateDataKey").get()
     decrypt = kms_calls(organization=org, operation="Decrypt").get()
     context = generate.encryption_context
@@ -61,7 +56,7 @@ def test_round_trip_carries_the_organizations_encryption_context(org, cmek, kms_
 
 
 def test_alias_arn_is_rejected_with_the_reason_and_nothing_is_asked_of_kms(org, kms_calls):
-    checklist = verify_key(organization=org, region="us", key_arn="arn:aws:kms:us-west-2:123456789012:alias/acme")
+    checklist = verify_key(organization=org, region="us", key_ref="arn:aws:kms:us-west-2:123456789012:alias/acme")
     syntax = checklist.get("arn_syntax")
     assert syntax.verdict == Verdict.FAIL
     assert "Alias ARNs are not accepted" in syntax.explanation
@@ -71,8 +66,16 @@ def test_alias_arn_is_rejected_with_the_reason_and_nothing_is_asked_of_kms(org, 
     assert kms_calls().count() == 0
 
 
-def test_garbage_is_not_an_arn(org):
-    checklist = verify_key(organization=org, region="us", key_arn="my-key")
+def test_garbage_is_not_a_key_reference(org, kms_calls):
+    """Text no provider recognises never reaches a provider: one failed check saying which forms are accepted."""
+    checklist = verify_key(organization=org, region="us", key_ref="my-key")
+    assert [(check.id, check.verdict) for check in checklist.checks] == [("key_ref", Verdict.FAIL)]
+    assert "arn:aws:kms:<aws-region>" in checklist.get("key_ref").explanation and not checklist.ok
+    assert kms_calls().count() == 0
+
+
+def test_an_arn_that_is_not_a_key_arn_fails_its_syntax_check(org):
+    checklist = verify_key(organization=org, region="us", key_ref="arn:aws:kms:us-west-2:key/my-key")
     assert checklist.get("arn_syntax").verdict == Verdict.FAIL
     assert "not a KMS key ARN" in checklist.get("arn_syntax").explanation
 
@@ -81,7 +84,7 @@ def test_wrong_region_fails_and_kms_is_asked_nothing(org, kms_calls):
     """Data of a region stays there: a key of another geo is refused without a DescribeKey (or any other call)
     that would address that geo's KMS on the organization's behalf."""
     arn = kms_admin.create_key(region="eu-central-1", multi_region=True)
-    checklist = verify_key(organization=org, region="us", key_arn=arn)
+    checklist = verify_key(organization=org, region="us", key_ref=arn)
     region = checklist.get("arn_region")
     assert region.verdict == Verdict.FAIL
     assert "eu-central-1" in region.explanation and "us-west-2, us-east-2" in region.explanation
@@ -94,7 +97,7 @@ def test_wrong_region_fails_and_kms_is_asked_nothing(org, kms_calls):
 
 def test_single_region_key_warns_and_skips_replicas(org):
     arn = kms_admin.create_key(region="us-west-2")
-    checklist = verify_key(organization=org, region="us", key_arn=arn)
+    checklist = verify_key(organization=org, region="us", key_ref=arn)
     assert checklist.get("multi_region").verdict == Verdict.WARN
     assert "single-region key" in checklist.get("multi_region").explanation
     assert checklist.get("replicas").verdict == Verdict.SKIPPED
@@ -104,14 +107,14 @@ def test_single_region_key_warns_and_skips_replicas(org):
 
 def test_single_region_key_is_enough_in_a_one_region_geo(org):
     arn = kms_admin.create_key(region="ap-southeast-1")
-    checklist = verify_key(organization=org, region="sg", key_arn=arn)
+    checklist = verify_key(organization=org, region="sg", key_ref=arn)
     assert checklist.get("multi_region").verdict == Verdict.PASS
     assert checklist.get("replicas").verdict == Verdict.PASS
 
 
 def test_missing_replica_warns_listing_the_region(org):
     arn = kms_admin.create_key(region="us-west-2", multi_region=True)
-    checklist = verify_key(organization=org, region="us", key_arn=arn)
+    checklist = verify_key(organization=org, region="us", key_ref=arn)
     replicas = checklist.get("replicas")
     assert replicas.verdict == Verdict.WARN
     assert "us-east-2" in replicas.explanation and "us-west-2" not in replicas.explanation
@@ -122,14 +125,14 @@ def test_missing_replica_warns_listing_the_region(org):
 
 def test_replica_arn_sees_its_primary_and_siblings(org, cmek):
     replica = cmek.replace("us-west-2", "us-east-2")
-    checklist = verify_key(organization=org, region="us", key_arn=replica)
+    checklist = verify_key(organization=org, region="us", key_ref=replica)
     assert checklist.get("replicas").verdict == Verdict.PASS
     assert "replica" in checklist.get("multi_region").explanation
 
 
 def test_rotation_off_warns(org, cmek):
     kms_admin.set_key_rotation(cmek, False)
-    checklist = verify_key(organization=org, region="us", key_arn=cmek)
+    checklist = verify_key(organization=org, region="us", key_ref=cmek)
     rotation = checklist.get("rotation")
     assert rotation.verdict == Verdict.WARN
     assert "enable-key-rotation" in rotation.fix
@@ -138,7 +141,7 @@ def test_rotation_off_warns(org, cmek):
 
 def test_disabled_key_fails_and_stops_before_the_round_trip(org, cmek, kms_calls):
     kms_admin.disable_key(cmek)
-    checklist = verify_key(organization=org, region="us", key_arn=cmek)
+    checklist = verify_key(organization=org, region="us", key_ref=cmek)
     assert checklist.get("key_state").verdict == Verdict.FAIL
     assert "disabled" in checklist.get("key_state").explanation
     assert checklist.get("key_state").fix == "Enable the key in AWS KMS."
@@ -150,7 +153,7 @@ def test_disabled_key_fails_and_stops_before_the_round_trip(org, cmek, kms_calls
 
 def test_key_pending_deletion_fails_with_the_date(org, cmek):
     when = kms_admin.schedule_key_deletion(cmek, days=9)
-    checklist = verify_key(organization=org, region="us", key_arn=cmek)
+    checklist = verify_key(organization=org, region="us", key_ref=cmek)
     state = checklist.get("key_state")
     assert state.verdict == Verdict.FAIL
     assert f"{when:%Y-%m-%d}" in state.explanation
@@ -160,7 +163,7 @@ def test_key_pending_deletion_fails_with_the_date(org, cmek):
 def test_rsa_key_fails_key_spec(org):
     arn = kms_admin.create_key(region="us-west-2", multi_region=True, key_spec="RSA_2048", key_usage="ENCRYPT_DECRYPT")
     kms_admin.replicate_key(arn, to_region="us-east-2")
-    checklist = verify_key(organization=org, region="us", key_arn=arn)
+    checklist = verify_key(organization=org, region="us", key_ref=arn)
     assert checklist.get("key_spec").verdict == Verdict.FAIL
     assert "RSA_2048" in checklist.get("key_spec").explanation
     assert {checklist.get(c).verdict for c in ALL[5:]} == {Verdict.NOT_RUN}
@@ -169,7 +172,7 @@ def test_rsa_key_fails_key_spec(org):
 
 def test_unknown_key_fails_describe_and_stops(org):
     arn = f"arn:aws:kms:us-west-2:123456789012:key/{uuid.uuid4()}"
-    checklist = verify_key(organization=org, region="us", key_arn=arn)
+    checklist = verify_key(organization=org, region="us", key_ref=arn)
     describe = checklist.get("describe_key")
     assert describe.verdict == Verdict.FAIL
     assert describe.error_code == "key_not_found"
@@ -179,7 +182,7 @@ def test_unknown_key_fails_describe_and_stops(org):
 
 def test_policy_deny_on_this_organization_fails_the_round_trip(org, other_org, cmek):
     kms_admin.put_key_policy(cmek, deny_for(org))
-    checklist = verify_key(organization=org, region="us", key_arn=cmek)
+    checklist = verify_key(organization=org, region="us", key_ref=cmek)
     round_trip = checklist.get("round_trip")
     assert round_trip.verdict == Verdict.FAIL
     assert round_trip.error_code == "key_access_denied"
@@ -187,19 +190,19 @@ def test_policy_deny_on_this_organization_fails_the_round_trip(org, other_org, c
     assert checklist.get("describe_key").verdict == Verdict.PASS  # DescribeKey carries no context
     assert not checklist.ok
     # The same key verifies for another organization: the Deny is pinned to this one's context.
-    assert verify_key(organization=other_org, region="us", key_arn=cmek).ok
+    assert verify_key(organization=other_org, region="us", key_ref=cmek).ok
 
 
 def test_policy_deny_on_decrypt_names_decrypt(org, cmek):
     kms_admin.put_key_policy(cmek, deny_for(org, action="kms:Decrypt"))
-    round_trip = verify_key(organization=org, region="us", key_arn=cmek).get("round_trip")
+    round_trip = verify_key(organization=org, region="us", key_ref=cmek).get("round_trip")
     assert round_trip.verdict == Verdict.FAIL and "refused Decrypt" in round_trip.explanation
 
 
 def test_unreachable_kms_fails_and_says_so(org, cmek, local_kms):
     local_kms.stop()
     try:
-        checklist = verify_key(organization=org, region="us", key_arn=cmek)
+        checklist = verify_key(organization=org, region="us", key_ref=cmek)
     finally:
         local_kms.start()
     describe = checklist.get("describe_key")

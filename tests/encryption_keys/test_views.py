@@ -370,7 +370,7 @@ def test_replace_shows_the_checklist_when_verification_fails(login, org, org_adm
     from encryption_keys.verification import verify_key
 
     def replace_key(**kwargs):
-        raise services.KeyVerificationFailed(verify_key(organization=org, region="us", key_arn=kwargs["new_key_arn"]))
+        raise services.KeyVerificationFailed(verify_key(organization=org, region="us", key_ref=kwargs["new_key_arn"]))
 
     lifecycle = types.ModuleType("encryption_keys.lifecycle")
     lifecycle.replace_key = replace_key

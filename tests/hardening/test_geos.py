@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from encryption_keys.geos import (
+from encryption_keys.providers.aws.arns import (
     GEO_AWS_REGIONS,
     InvalidKeyArn,
     failover_arns,

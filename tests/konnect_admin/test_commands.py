@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from encryption_keys import kms
+from encryption_keys.providers.aws import kms
 from konnect_admin.settings_checks import only_prints_help
 from tests.konnect_admin.test_settings import PRODUCTION_ENV
 

@@ -2,15 +2,15 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from encryption_keys import health, kms, services
+from encryption_keys import health, providers, services
 from encryption_keys.models import EncryptionKey, KeyStatus
 from konnect_admin.models import Organization, Region
 
 
 class Command(BaseCommand):
     help = (
-        "Re-read the KMS state of every linked customer key (DescribeKey, rotation status, an encrypt/decrypt "
-        "round trip), store it, and record status changes in the audit log."
+        "Re-read the state of every linked customer key in its key service (its metadata, rotation, an "
+        "encrypt/decrypt round trip), store it, and record status changes in the audit log."
     )
 
     def add_arguments(self, parser):
@@ -20,7 +20,8 @@ class Command(BaseCommand):
                             help="Exit with status 1 when a key is not healthy (for cron and monitoring).")
 
     def handle(self, *args, **options):
-        problem = kms.configuration_problem()
+        # Before anything else (even the database): a key service that cannot be called at all says what to set.
+        problem = "; ".join(filter(None, (provider.configuration_problem() for provider in providers.providers())))
         if problem:
             raise CommandError(problem)
         keys = EncryptionKey.objects.select_related("organization").order_by("organization__name", "region")
@@ -41,7 +42,7 @@ class Command(BaseCommand):
             except EncryptionKey.DoesNotExist:
                 self.stdout.write("unlinked meanwhile, skipped")
                 continue
-            except kms.KmsNotConfigured as error:  # credentials gone mid-run (an expired session)
+            except providers.ProviderNotConfigured as error:  # credentials gone mid-run (an expired session)
                 raise CommandError(str(error)) from None
             self._report(result)
             if result.key.status not in (KeyStatus.HEALTHY, KeyStatus.ROTATION_DISABLED):

@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 refuse_key_in_use(organization=organization, region=region, key_arn=to_arn)
             except KeyInUse as in_use:
                 raise CommandError(str(in_use)) from None
-            checklist = verify_key(organization=organization, region=region, key_arn=to_arn)
+            checklist = verify_key(organization=organization, region=region, key_ref=to_arn)
             self.print_checklist(checklist)
             self.plan(organization, region, old_arn, to_arn)
             if not checklist.ok:

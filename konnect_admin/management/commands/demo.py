@@ -90,13 +90,13 @@ class Command(BaseCommand):
                 raise CommandError("KMS_ENDPOINT_URL is set: set PLATFORM_KMS_KEYS too (one key ARN per region).")
             self.stdout.write(f"Using the KMS at {settings.KMS_ENDPOINT_URL}")
             return
-        from encryption_keys import kms
+        from encryption_keys import providers
         from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
 
         self.kms_server = LocalKmsServer(caller_principal=settings.PLATFORM_KMS_PRINCIPAL).start()
         settings.KMS_ENDPOINT_URL = self.kms_server.endpoint_url
         settings.PLATFORM_KMS_KEYS = create_platform_keys(DEMO_PLATFORM_KEYS)
-        kms.reset_clients()
+        providers.reset()
         self.stdout.write(f"Local KMS server on {self.kms_server.endpoint_url} (in this process)")
 
     def reset_database(self, *, allow_flush: bool) -> None:

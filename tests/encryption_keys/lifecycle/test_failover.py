@@ -2,9 +2,10 @@
 
 import pytest
 
-from encryption_keys import keyring, kms, local_kms
+from encryption_keys import keyring, local_kms
 from encryption_keys.local_kms import LocalKmsServer
 from encryption_keys.models import EncryptionKey
+from encryption_keys.providers.aws import kms
 from tests.testapp.models import SealedNote
 
 pytestmark = pytest.mark.django_db

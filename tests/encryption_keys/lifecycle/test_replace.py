@@ -5,11 +5,12 @@ import hashlib
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from encryption_keys import keyring, kms, local_kms
+from encryption_keys import keyring, local_kms
 from encryption_keys.lifecycle import KeyReplacementError, KeyVerificationFailed, replace_key
 from encryption_keys.lifecycle import rewrap as rewrap_module
 from encryption_keys.lifecycle.models import RewrapFailure, RewrapJob, RewrapState
 from encryption_keys.models import DataKey, EncryptionKey
+from encryption_keys.providers.aws import kms
 from konnect_admin.models import AuditEvent
 from tests import factories
 from tests.testapp.models import SealedNote

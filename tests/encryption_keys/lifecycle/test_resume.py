@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import call_command
 
-from encryption_keys import keyring, kms
+from encryption_keys import keyring
 from encryption_keys import local_kms as kms_admin
 from encryption_keys.lifecycle import (
     KeyReplacementError,
@@ -14,6 +14,7 @@ from encryption_keys.lifecycle import (
 )
 from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.models import DataKey
+from encryption_keys.providers.aws import kms
 from konnect_admin.models import AuditEvent
 from tests.testapp.models import SealedNote
 

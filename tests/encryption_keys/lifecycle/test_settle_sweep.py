@@ -23,9 +23,9 @@ def test_settle_sweep_catches_a_data_key_made_under_the_old_key_after_the_last_b
 
     from django.db import connection
 
-    from encryption_keys import kms
     from encryption_keys.lifecycle import rewrap as rewrap_module
     from encryption_keys.lifecycle import rewrap_data_keys
+    from encryption_keys.providers.aws import kms
 
     settings.KEY_REWRAP_SETTLE_SECONDS = 60  # never over before the run's first passes end; the wait takes no time
     services.link_key(organization=org, region="us", key_arn=cmek, name="k", actor=org_admin)

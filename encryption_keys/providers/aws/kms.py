@@ -1,6 +1,7 @@
 """The one door to AWS KMS: clients, typed errors, multi-region failover, and a record of every call.
 
-Nothing else in the project imports boto3.
+Nothing outside ``encryption_keys/providers/aws/`` imports boto3; everything else reaches KMS through
+``AwsKmsProvider`` (the key-provider seam).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
 from encryption_keys import call_log
-from encryption_keys.envelope import EnvelopeError, ErrorCode
-from encryption_keys.geos import aws_region_of, failover_arns
+from encryption_keys.envelope import ErrorCode
+from encryption_keys.providers.aws.arns import aws_region_of, failover_arns
+from encryption_keys.providers.base import KeyServiceError, ProviderNotConfigured
 
 _ERROR_CODES = {
     "DisabledException": ErrorCode.KEY_DISABLED,
@@ -50,7 +51,7 @@ NO_CREDENTIALS_MESSAGE = (
 )
 
 
-class KmsNotConfigured(ImproperlyConfigured):
+class KmsNotConfigured(ProviderNotConfigured):
     """No KMS call can succeed until the operator sets what the message names; not a key's health, so it is not a
     KmsError (a key's status never changes for it)."""
 
@@ -64,12 +65,15 @@ def configuration_problem() -> str | None:
     return None
 
 
-class KmsError(EnvelopeError):
-    """A KMS call failed; `aws_code` is KMS's own error name (for operators), `code` ours."""
+class KmsError(KeyServiceError):
+    """A KMS call failed; `aws_code` (the seam's `provider_code`) is KMS's own error name, `code` ours."""
 
     def __init__(self, code, *, aws_code: str = "", **kwargs):
-        super().__init__(code, **kwargs)
-        self.aws_code = aws_code
+        super().__init__(code, provider_code=aws_code, **kwargs)
+
+    @property
+    def aws_code(self) -> str:
+        return self.provider_code
 
 
 _clients: dict[tuple[str, str | None], Any] = {}

@@ -1,9 +1,11 @@
-"""Konnect geos ↔ AWS regions, and KMS key ARN parsing."""
+"""Konnect geos ↔ AWS regions, and KMS key ARN parsing: the only code that knows what an ARN looks like."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from encryption_keys.providers.base import InvalidKeyRef
 
 GEO_AWS_REGIONS: dict[str, tuple[str, ...]] = {
     "au": ("ap-southeast-2", "ap-southeast-4"),
@@ -21,12 +23,8 @@ _KEY_ARN = re.compile(
 _ALIAS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[^:]*:\d{12}:alias/")
 
 
-class InvalidKeyArn(ValueError):
+class InvalidKeyArn(InvalidKeyRef):
     """The text is not a usable KMS key ARN; `reason` says why in words a person can act on."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
