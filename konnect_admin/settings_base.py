@@ -151,7 +151,10 @@ SECURE_CSP = {
 # --- Encryption ------------------------------------------------------------------------------------------
 # The key services customers' keys may live in (encryption_keys/providers): dotted paths of KeyProvider classes;
 # a linked key's reference picks its provider.
-KEY_PROVIDERS = ["encryption_keys.providers.aws.AwsKmsProvider"]
+KEY_PROVIDERS = [
+    "encryption_keys.providers.aws.AwsKmsProvider",
+    "encryption_keys.providers.transit.TransitProvider",
+]
 # AWS KMS: a local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (the AWS SDK's
 # default credential chain).
 KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")

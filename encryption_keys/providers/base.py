@@ -157,8 +157,10 @@ class KeyProvider(ABC):
         """The scheduled sweep's reading: one cheap call per key (no data key round trip)."""
 
     @abstractmethod
-    def read_health(self, *, key_ref: str, organization_id, region: str) -> KeyHealth:
-        """The full check: metadata, and a data-key round trip with the organization's context."""
+    def read_health(self, *, key_ref: str, organization_id, region: str,
+                    previous_metadata: dict | None = None) -> KeyHealth:
+        """The full check: metadata, and a data-key round trip with the organization's context.
+        ``previous_metadata`` is the stored snapshot, as for ``read_state`` (Transit carries facts forward)."""
 
     @abstractmethod
     def verify(self, *, organization, region: str, key_ref: str) -> Checklist:

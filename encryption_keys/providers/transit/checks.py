@@ -16,7 +16,7 @@ from encryption_keys.models import KeyStatus
 from encryption_keys.providers.base import AccessStatement, InvalidKeyRef, KeyHealth, KeyServiceError
 from encryption_keys.providers.transit.reference import EXAMPLE, TransitRef, parse_transit_ref
 from encryption_keys.providers.transit.servers import TransitServer
-from encryption_keys.verification import Check, Checklist, Verdict
+from encryption_keys.verification import Checklist, Outcome, Verdict, run_checks
 
 KEY_TYPE = "aes256-gcm96"
 
@@ -129,15 +129,12 @@ class _Run:
     metadata: dict = field(default_factory=dict)
 
 
-_Outcome = tuple[Verdict, str, str] | tuple[Verdict, str, str, str]
-
-
-def _failed(error: KeyServiceError, what: str, fix: str = "") -> _Outcome:
+def _failed(error: KeyServiceError, what: str, fix: str = "") -> Outcome:
     return (Verdict.FAIL, f"{what} ({error.provider_code or error.code})",
             fix or REMEDIES.get(error.code) or ERROR_CODES[error.code].remedy, error.code.value)
 
 
-def _reference(run: _Run) -> _Outcome:
+def _reference(run: _Run) -> Outcome:
     try:
         run.ref = parse_transit_ref(run.key_ref)
     except InvalidKeyRef as invalid:
@@ -145,7 +142,7 @@ def _reference(run: _Run) -> _Outcome:
     return Verdict.PASS, f"Key “{run.ref.name}” of the Transit engine mounted at {run.ref.mount}/ on {run.ref.address}.", ""
 
 
-def _server(run: _Run) -> _Outcome:
+def _server(run: _Run) -> Outcome:
     try:
         run.server = run.provider.server_for(run.ref)
     except InvalidKeyRef as invalid:
@@ -159,7 +156,7 @@ def _server(run: _Run) -> _Outcome:
     return Verdict.PASS, f"{run.ref.address} is a Transit server the platform is configured to call for this region.", ""
 
 
-def _reachable(run: _Run) -> _Outcome:
+def _reachable(run: _Run) -> Outcome:
     try:
         status = run.provider.server_health(run.server, key_ref=run.ref.text, organization_id=run.organization_id)
     except KeyServiceError as error:
@@ -170,7 +167,7 @@ def _reachable(run: _Run) -> _Outcome:
     return Verdict.PASS, f"{run.ref.address} answers and is unsealed (OpenBao / Vault {status.get('version', '?')}).", ""
 
 
-def _authenticates(run: _Run) -> _Outcome:
+def _authenticates(run: _Run) -> Outcome:
     method = "AppRole" if run.server.auth_method == "approle" else "token"
     try:
         run.provider.authenticate(run.server, key_ref=run.ref.text, organization_id=run.organization_id)
@@ -180,7 +177,7 @@ def _authenticates(run: _Run) -> _Outcome:
     return Verdict.PASS, f"The platform authenticates with its configured {method}.", ""
 
 
-def _key_exists(run: _Run) -> _Outcome:
+def _key_exists(run: _Run) -> Outcome:
     try:
         run.key = run.provider.read_key(run.ref.text, organization_id=run.organization_id)
     except KeyServiceError as error:
@@ -196,14 +193,14 @@ def _key_exists(run: _Run) -> _Outcome:
     return Verdict.PASS, f"The key exists (latest version {run.metadata['latest_version']}).", ""
 
 
-def _key_type(run: _Run) -> _Outcome:
+def _key_type(run: _Run) -> Outcome:
     if run.metadata["type"] == KEY_TYPE:
         return Verdict.PASS, f"An {KEY_TYPE} key.", ""
     return (Verdict.FAIL, f"The key's type is {run.metadata['type']}: only {KEY_TYPE} keys wrap data keys here.",
             f"Create a key with type={KEY_TYPE} derived=true (the type cannot be changed).")
 
 
-def _derived(run: _Run) -> _Outcome:
+def _derived(run: _Run) -> Outcome:
     if run.metadata["derived"]:
         return Verdict.PASS, "A derived key: each data key is bound to this organization's encryption context.", ""
     return (Verdict.FAIL, "The key is not derived: Transit would ignore the encryption context, so a wrapped data "
@@ -212,7 +209,7 @@ def _derived(run: _Run) -> _Outcome:
             "derivation cannot be turned on later.")
 
 
-def _not_exportable(run: _Run) -> _Outcome:
+def _not_exportable(run: _Run) -> Outcome:
     if run.metadata["exportable"]:
         return (Verdict.FAIL, "The key is exportable: its material can be read out of the server, and this cannot be undone.",
                 "Create a new key without exportable=true and link that one.")
@@ -222,14 +219,14 @@ def _not_exportable(run: _Run) -> _Outcome:
     return Verdict.PASS, "The key is not exportable.", ""
 
 
-def _deletion(run: _Run) -> _Outcome:
+def _deletion(run: _Run) -> Outcome:
     if run.metadata["deletion_allowed"]:
         return (Verdict.WARN, "Deletion is allowed: deleting the key destroys every data key it wraps, for good.",
                 f"bao write {run.ref.mount}/keys/{run.ref.name}/config deletion_allowed=false.")
     return Verdict.PASS, "Deletion is not allowed (deletion_allowed=false).", ""
 
 
-def _rotation(run: _Run) -> _Outcome:
+def _rotation(run: _Run) -> Outcome:
     period = run.metadata["auto_rotate_period"]
     if period:
         return Verdict.PASS, f"Automatic rotation every {period // 3600 or period} {'hours' if period >= 3600 else 'seconds'}.", ""
@@ -237,7 +234,7 @@ def _rotation(run: _Run) -> _Outcome:
             f"bao write {run.ref.mount}/keys/{run.ref.name}/config auto_rotate_period=8760h.")
 
 
-def _min_decryption(run: _Run) -> _Outcome:
+def _min_decryption(run: _Run) -> Outcome:
     minimum, latest = run.metadata["min_decryption_version"], run.metadata["latest_version"]
     note = (f"New data keys are wrapped by version {latest}; raising min_decryption_version above it later makes "
             "them unreadable until it is lowered again.")
@@ -246,7 +243,7 @@ def _min_decryption(run: _Run) -> _Outcome:
     return Verdict.PASS, f"min_decryption_version is {minimum or 1}: every version decrypts. {note}", ""
 
 
-def _round_trip(run: _Run) -> _Outcome:
+def _round_trip(run: _Run) -> Outcome:
     try:
         prove_key_use(run.provider, key_ref=run.ref.text, organization_id=run.organization_id, region=run.region,
                       purpose="verification")
@@ -256,7 +253,7 @@ def _round_trip(run: _Run) -> _Outcome:
             "with another organization's context was refused: the policy lets the platform use this key, bound to you.", "")
 
 
-CHECKS: list[tuple[str, str, bool, Callable[[_Run], _Outcome]]] = [
+CHECKS: list[tuple[str, str, bool, Callable[[_Run], Outcome]]] = [
     ("ref_syntax", "Transit key reference", True, _reference),
     ("server", "Transit server configured for this region", True, _server),
     ("reachable", "Server reachable and unsealed", True, _reachable),
@@ -274,18 +271,11 @@ CHECKS: list[tuple[str, str, bool, Callable[[_Run], _Outcome]]] = [
 
 def verify(provider, *, organization, region: str, key_ref: str) -> Checklist:
     run = _Run(provider=provider, organization_id=str(organization.pk), region=region, key_ref=(key_ref or "").strip())
-    checks: list[Check] = []
-    stopped_at: Check | None = None
-    for check_id, title, blocking, run_check in CHECKS:
-        if stopped_at is not None:
-            check = Check(check_id, title, Verdict.NOT_RUN, f"Not run: “{stopped_at.title}” failed; fix it first.")
-        else:
-            verdict, explanation, fix, *code = run_check(run)
-            check = Check(check_id, title, verdict, explanation, fix, code[0] if code else "")
-            if blocking and verdict == Verdict.FAIL:
-                stopped_at = check
-        checks.append(check)
-    return Checklist(run.ref.text if run.ref else run.key_ref, region, checks, run.metadata)
+    checklist = run_checks(CHECKS, run, key_ref=run.key_ref, region=region, provider="transit")
+    if run.ref is not None:
+        checklist.key_ref = run.ref.text  # normalised, as it is stored
+    checklist.metadata = run.metadata
+    return checklist
 
 
 # --- what the customer grants, and what the key page shows -------------------------------------------------
