@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from encryption_keys import health, selectors, services
 from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
 from encryption_keys.lifecycle import selectors as lifecycle_selectors
-from encryption_keys.providers import access_statements
+from encryption_keys.providers import access_statements, metadata_rows
 from konnect_admin import navigation
 from konnect_admin.permissions import Action, can, require
 from konnect_admin.views.pages import paginate, render_page
@@ -89,6 +89,7 @@ def _detail_context(request, key) -> dict:
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
         "access_statements": access_statements(organization, key_ref=key.key_arn),
+        "metadata_rows": metadata_rows(key.key_arn, key.kms_metadata),
         **_replacements_context(request, key),
     }
 

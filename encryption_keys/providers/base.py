@@ -168,8 +168,9 @@ class KeyProvider(ABC):
         first blocking failure, linking allowed when none fails."""
 
     @abstractmethod
-    def access_statement(self, organization) -> AccessStatement:
-        """What the Org Admin grants the platform, pinned to this organization where the service allows."""
+    def access_statement(self, organization, *, key_ref: str | None = None) -> AccessStatement:
+        """What the Org Admin grants the platform, pinned to this organization where the service allows, and to
+        the key ``key_ref`` names when it is known (Transit's policy names the key's paths)."""
 
     def remedy(self, code: ErrorCode) -> str:
         """What an Org Admin does about ``code`` on this key service ("Enable the key in AWS KMS", "Lower the

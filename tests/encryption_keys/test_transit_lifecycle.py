@@ -250,3 +250,20 @@ def test_link_and_replace_a_transit_key_through_the_api(transit, client, org, or
     aws = put_cmek(client, org_admin, org, {"key_arn": cmek, "name": "Back to AWS"})
     assert aws.status_code == 200, aws.content
     assert (aws.json()["key_arn"], aws.json()["key_ref"]) == (cmek, cmek)
+
+
+# --- the pages ---------------------------------------------------------------------------------------------------
+
+def test_link_a_transit_key_on_the_page_and_its_key_page(transit, login, org, org_admin):
+    key = transit()
+    client = login(org_admin)
+    page = client.get(reverse("encryption_key_link")).content.decode()
+    assert "Transit policy" in page and "AWS KMS" in page  # both providers' grants, before a key is chosen
+    response = client.post(reverse("encryption_key_link"), {"name": "Bao", "key_arn": f" {key.ref} ", "region": "us",
+                                                             "description": ""})
+    linked = EncryptionKey.objects.get(organization=org)
+    assert response.status_code == 201 and linked.key_arn == key.ref
+    detail = client.get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()
+    assert f'path "transit/decrypt/{key.name}"' in detail.replace("&quot;", '"')  # the policy names this key
+    assert "Key policy statements" not in detail  # and only Transit's
+    assert "<dt>Derived</dt><dd>yes</dd>" in detail and "AWS regions" not in detail

@@ -84,7 +84,7 @@ class AwsKmsProvider(KeyProvider):
 
         return checks.verify(organization=organization, region=region, key_ref=key_ref)
 
-    def access_statement(self, organization) -> AccessStatement:
+    def access_statement(self, organization, *, key_ref=None) -> AccessStatement:
         from encryption_keys.providers.aws import checks
 
         return AccessStatement(
