@@ -267,3 +267,25 @@ def test_link_a_transit_key_on_the_page_and_its_key_page(transit, login, org, or
     assert f'path "transit/decrypt/{key.name}"' in detail.replace("&quot;", '"')  # the policy names this key
     assert "Key policy statements" not in detail  # and only Transit's
     assert "<dt>Derived</dt><dd>yes</dd>" in detail and "AWS regions" not in detail
+
+
+# --- the scheduled sweep: one keys/<name> read per Transit key ---------------------------------------------------
+
+def test_the_sweep_reads_transit_keys(openbao, transit, org, org_admin, kms_calls):
+    from encryption_keys.sweep import sweep_key_health
+
+    key = transit()
+    linked = link_transit(org, org_admin, key)
+    openbao.root.secrets.transit.rotate_key(key.name)
+    openbao.root.secrets.transit.update_key_configuration(key.name, min_decryption_version=2)
+    before = kms_calls(key_arn=key.ref).count()
+    result = sweep_key_health()
+    assert kms_calls(key_arn=key.ref).count() == before + 1  # one read, no data key round trip
+    linked.refresh_from_db()
+    assert linked.status == KeyStatus.DISABLED and "lower it back to 1" in linked.last_error
+    assert linked.kms_metadata["oldest_wrapping_version"] == 1  # carried forward from the link
+    assert result.changed >= 1
+
+    openbao.root.secrets.transit.update_key_configuration(key.name, min_decryption_version=1)
+    result = sweep_key_health()
+    assert str(linked.pk) in result.recheck  # usable again: the full check (with its round trip) clears it
