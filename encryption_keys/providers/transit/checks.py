@@ -184,7 +184,11 @@ def _key_exists(run: _Run) -> Outcome:
         if error.code is ErrorCode.KEY_NOT_FOUND:
             return _failed(error, f"No key “{run.ref.name}” under {run.ref.mount}/ (or the mount path has a typo).",
                            f"Create it: bao write {run.ref.mount}/keys/{run.ref.name} type={KEY_TYPE} derived=true.")
-        return _failed(error, f"Reading {run.ref.mount}/keys/{run.ref.name} was refused.")
+        if error.code is ErrorCode.KEY_ACCESS_DENIED:
+            return _failed(error, f"The platform may not read {run.ref.mount}/keys/{run.ref.name}: the policy shown "
+                           "on this page is not attached to the platform's token or AppRole, or the mount or key "
+                           "name has a typo (the policy names one key, so another name is refused, not missing).")
+        return _failed(error, f"Reading {run.ref.mount}/keys/{run.ref.name} failed.")
     run.metadata = snapshot(run.key)
     if run.metadata["soft_deleted"]:
         return (Verdict.FAIL, "The key is soft-deleted: Transit refuses to use it.",
