@@ -6,8 +6,10 @@ its `access_statement` tells the customer to grant."""
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 
+import hvac
 import hvac.exceptions
 import pytest
 
@@ -206,6 +208,25 @@ def test_an_approle_token_revoked_on_the_server_is_replaced_by_a_new_login(openb
     token = provider.connections.client(provider.servers()[key.server.address]).token
     openbao.root.auth.token.revoke(token)
     assert provider.decrypt(key_ref=key.ref, wrapped=wrapped, context=context) == plaintext
+
+
+def test_an_expired_approle_token_is_replaced(openbao, key):
+    role_id, secret_id = openbao.approle(key.name, key.name, ttl="2s")
+    provider = key.configure(method="approle", role_id=role_id, secret_id=secret_id)
+    context = key.context()
+    plaintext, wrapped = provider.generate_data_key(key_ref=key.ref, context=context)
+    token = provider.connections.client(provider.servers()[key.server.address]).token
+    expired = hvac.Client(url=openbao.address, token=token)
+    deadline = time.monotonic() + 30
+    while True:  # until the server itself no longer accepts the token
+        try:
+            expired.auth.token.lookup_self()
+        except hvac.exceptions.Forbidden:
+            break
+        assert time.monotonic() < deadline, "the AppRole token never expired"
+        time.sleep(0.1)
+    assert provider.decrypt(key_ref=key.ref, wrapped=wrapped, context=context) == plaintext
+    assert provider.connections.client(provider.servers()[key.server.address]).token != token
 
 
 def test_a_bad_configured_token_fails_authentication(key):
