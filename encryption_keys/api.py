@@ -24,6 +24,7 @@ from pydantic import WithJsonSchema
 from encryption_keys import materials, selectors, services
 from encryption_keys.envelope import ERROR_CODES, ErrorCode
 from encryption_keys.models import EncryptionKey
+from encryption_keys.providers import InvalidKeyRef, provider_for
 from encryption_keys.verification import Checklist
 from konnect_admin.api import (
     PAGE_AFTER,
@@ -55,7 +56,11 @@ FILTER = {"name": "filter", "in": "query", "required": False, "style": "deepObje
 
 class CMEK(Schema):
     id: str
-    key_arn: str  # Kong's wire name: the key's reference (an AWS key ARN) is EncryptionKey.key_ref
+    key_arn: str = Field(description="The ARN of the KMS key to use for encryption; empty for a key of another "
+                         "key service (see key_ref).")
+    key_ref: str = Field(description="Extension: the linked key's reference in any key service this installation "
+                         "accepts (an AWS KMS key ARN, or an OpenBao / Vault Transit reference "
+                         "transit+https://<host>:<port>/<mount>/keys/<name>).")
     name: str
     description: str
     created_at: datetime
@@ -79,14 +84,37 @@ class ListCMEKs(Schema):
 
 
 class PutCMEKBody(Schema):
-    key_arn: str = Field(max_length=2048)
+    key_arn: str = Field(max_length=2048, description="The ARN of the KMS key to use for encryption (Kong's field); "
+                         "may be empty when key_ref is given.")
+    key_ref: str | None = Field(None, max_length=2048, description="Extension: the key's reference in another key "
+                                "service, e.g. transit+https://bao.example.com:8200/transit/keys/konnect; wins "
+                                "over key_arn, which must then be empty or the same.")
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
     description: str = Field("", max_length=1000, pattern=r"^[^\x00]*$")
 
 
 def _cmek(key: EncryptionKey) -> dict:
-    return {"id": EncryptionKey.API_ID, "key_arn": key.key_ref, "name": key.name, "description": key.description,
-            "created_at": key.created_at, "updated_at": key.updated_at}
+    aws = key_provider_name(key.key_ref) == "aws"
+    return {"id": EncryptionKey.API_ID, "key_arn": key.key_ref if aws else "", "key_ref": key.key_ref,
+            "name": key.name, "description": key.description, "created_at": key.created_at,
+            "updated_at": key.updated_at}
+
+
+def key_provider_name(key_ref: str) -> str:
+    try:
+        return provider_for(key_ref).name
+    except InvalidKeyRef:
+        return ""
+
+
+def _reference(payload: PutCMEKBody) -> tuple[str, str]:
+    """(the key reference, the field it came from); ValueError when key_arn and key_ref disagree."""
+    key_ref, key_arn = (payload.key_ref or "").strip(), payload.key_arn.strip()
+    if not key_ref:
+        return key_arn, "key_arn"
+    if key_arn and key_arn != key_ref:
+        raise ValueError("Send the key's reference once: in key_ref, with key_arn empty (or the same text).")
+    return key_ref, "key_ref"
 
 
 def _require_default(cmek_id: str) -> None:
@@ -178,14 +206,15 @@ def get_cmek(request, cmekId: CmekId = CMEK_ID):  # noqa: N803 - the spec's para
     return Status(200, _cmek(key))
 
 
-def _verification_problem(checklist: Checklist):
+def _verification_problem(checklist: Checklist, field: str = "key_arn"):
     if checklist.kms_unreachable:
         facts = ERROR_CODES[ErrorCode.KMS_UNAVAILABLE]
-        return problem_response(status=facts.http_status, detail="AWS KMS could not be reached to verify the key; "
+        service = "AWS KMS" if field == "key_arn" else "The key service"
+        return problem_response(status=facts.http_status, detail=f"{service} could not be reached to verify the key; "
                                 "try again.", code=ErrorCode.KMS_UNAVAILABLE.value,
                                 headers={"Retry-After": str(facts.retry_after)})
     params = [
-        invalid_parameter("key_arn", f"{check.title}: {check.explanation} {check.fix}".strip(),
+        invalid_parameter(field, f"{check.title}: {check.explanation} {check.fix}".strip(),
                           rule="is_arn" if check.id == "arn_syntax" else "invalid")
         for check in checklist.failures
     ]
@@ -193,7 +222,7 @@ def _verification_problem(checklist: Checklist):
     return problem_response(status=400, detail=f"The key failed verification: {titles}.", invalid_parameters=params)
 
 
-def _replace(request, key: EncryptionKey, payload: PutCMEKBody):
+def _replace(request, key: EncryptionKey, payload: PutCMEKBody, reference: str, field: str):
     service = services.key_replacement()
     if service is None:
         return problem_response(status=409, code="replacement_unavailable", detail=(
@@ -201,12 +230,12 @@ def _replace(request, key: EncryptionKey, payload: PutCMEKBody):
             "Unlink the current key (DELETE) before linking another one."))
     replace_key, errors = service
     try:
-        replace_key(organization=request.organization, region=key.region, new_key_ref=payload.key_arn.strip(),
+        replace_key(organization=request.organization, region=key.region, new_key_ref=reference,
                     name=payload.name, description=payload.description, actor=request.user)
     except errors as error:
         checklist = getattr(error, "checklist", None)
         if checklist is not None:
-            return _verification_problem(checklist)
+            return _verification_problem(checklist, field)
         return problem_response(status=409, detail=str(error), code=getattr(error, "code", "replacement_refused"))
     return Status(200, _cmek(EncryptionKey.objects.get(pk=key.pk)))
 
@@ -220,16 +249,21 @@ def put_cmek(request, payload: PutCMEKBody, cmekId: CmekId = CMEK_ID):  # noqa: 
     organization = request.organization
     key = selectors.key_for_region(user=request.user, organization=organization, region=api_region(request),
                                    action=Action.KEY_MANAGE)
-    if key is not None and payload.key_arn.strip() != key.key_ref:
-        return _replace(request, key, payload)
+    try:
+        reference, field = _reference(payload)
+    except ValueError as conflict:
+        return problem_response(status=400, detail="The request is invalid.", invalid_parameters=[
+            invalid_parameter("key_ref", str(conflict), rule="invalid", source="body")])
+    if key is not None and reference != key.key_ref:
+        return _replace(request, key, payload, reference, field)
     try:
         if key is None:
-            key = services.link_key(organization=organization, region=api_region(request), key_ref=payload.key_arn,
+            key = services.link_key(organization=organization, region=api_region(request), key_ref=reference,
                                     name=payload.name, description=payload.description, actor=request.user).key
         else:
             key = services.key_update(key=key, name=payload.name, description=payload.description, actor=request.user)
     except services.KeyVerificationFailed as failure:
-        return _verification_problem(failure.checklist)
+        return _verification_problem(failure.checklist, field)
     except services.KeyAlreadyLinked as error:
         return problem_response(status=409, detail=str(error), code="already_linked")
     except services.KeyInUse as error:

@@ -78,13 +78,14 @@ def prove_key_use(*, key_ref: str, organization_id, region: str, purpose: str) -
         raise error
 
 
-def read_key_health(*, key_ref: str, organization_id, region: str) -> KeyHealth:
+def read_key_health(*, key_ref: str, organization_id, region: str, previous_metadata: dict | None = None) -> KeyHealth:
     """The full check ("Check now", `check_keys`, a re-check after a failure), by the key's provider."""
     try:
         provider = provider_for(key_ref)
     except InvalidKeyRef as invalid:
         return KeyHealth(KeyStatus.NOT_FOUND, error=invalid.reason[:500])
-    return provider.read_health(key_ref=key_ref, organization_id=organization_id, region=region)
+    return provider.read_health(key_ref=key_ref, organization_id=organization_id, region=region,
+                                previous_metadata=previous_metadata)
 
 
 def read_key_state(*, key_ref: str, organization_id=None, previous_metadata: dict | None = None) -> KeyHealth:

@@ -140,7 +140,8 @@ def check_key_health(*, key: EncryptionKey, actor: User | None = None) -> Health
     """Re-read the key's state in KMS and store it; `actor` None is the system (the check_keys command)."""
     if actor is not None:
         require(actor, Action.KEY_MANAGE, key.organization)
-    reading = health.read_key_health(key_ref=key.key_ref, organization_id=key.organization_id, region=key.region)
+    reading = health.read_key_health(key_ref=key.key_ref, organization_id=key.organization_id, region=key.region,
+                                     previous_metadata=key.kms_metadata)
     return record_key_health(key=key, reading=reading, actor=actor)
 
 

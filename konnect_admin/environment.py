@@ -1,6 +1,7 @@
 """Reading settings from the environment: `KONNECT_<NAME>` wins over plain `<NAME>`; a `.env` file at the project
 root fills in what the environment leaves unset (production and development settings read it, the tests never)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -87,6 +88,16 @@ def env_mapping(name: str) -> dict[str, str]:
         mapping[key.strip()] = value.strip()
     return mapping
 
+
+def env_json(name: str, default):
+    """A JSON value (`TRANSIT_SERVERS='[{"address": …}]'`); the error never echoes the value (it may hold secrets)."""
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError as invalid:
+        raise ImproperlyConfigured(f"{name} must be JSON: {invalid.msg} at position {invalid.pos}") from None
 
 
 def env_choice(name: str, choices: dict[str, str], default: str) -> str:

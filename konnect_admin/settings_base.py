@@ -9,7 +9,16 @@ from pathlib import Path
 import dj_database_url
 from django.utils.csp import CSP
 
-from konnect_admin.environment import env_bool, env_cache, env_choice, env_int, env_list, env_mapping, env_str
+from konnect_admin.environment import (
+    env_bool,
+    env_cache,
+    env_choice,
+    env_int,
+    env_json,
+    env_list,
+    env_mapping,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -143,7 +152,10 @@ SECURE_CSP = {
 # --- Encryption ------------------------------------------------------------------------------------------
 # The key services customers' keys may live in (encryption_keys/providers): dotted paths of KeyProvider classes;
 # a linked key's reference picks its provider.
-KEY_PROVIDERS = ["encryption_keys.providers.aws.AwsKmsProvider"]
+KEY_PROVIDERS = [
+    "encryption_keys.providers.aws.AwsKmsProvider",
+    "encryption_keys.providers.transit.TransitProvider",
+]
 # AWS KMS: a local KMS server in dev/tests (e.g. http://127.0.0.1:4566); unset in production (the AWS SDK's
 # default credential chain).
 KMS_ENDPOINT_URL = env_str("KMS_ENDPOINT_URL")
@@ -156,6 +168,12 @@ KMS_MAX_ATTEMPTS = env_int("KMS_MAX_ATTEMPTS", 2)
 PLATFORM_KMS_KEYS = env_mapping("PLATFORM_KMS_KEYS")
 # The AWS principal the platform uses, shown in the key-policy statement customers copy (required in production).
 PLATFORM_KMS_PRINCIPAL = env_str("PLATFORM_KMS_PRINCIPAL")
+# OpenBao / HashiCorp Vault Transit servers the platform may call (a JSON list; the only addresses a Transit key
+# reference may name, and how the platform authenticates to each): see encryption_keys/providers/transit/servers.py
+# and docs/key-providers.md. Empty: no Transit key can be linked.
+TRANSIT_SERVERS = env_json("TRANSIT_SERVERS", [])
+TRANSIT_CONNECT_TIMEOUT = float(env_str("TRANSIT_CONNECT_TIMEOUT", "2"))
+TRANSIT_READ_TIMEOUT = float(env_str("TRANSIT_READ_TIMEOUT", "5"))
 # Longest time an unwrapped data key stays usable in one process: the published revocation bound.
 DATAKEY_CACHE_TTL = env_int("DATAKEY_CACHE_TTL", 60)
 DATAKEY_FAILURE_TTL = env_int("DATAKEY_FAILURE_TTL", 5)

@@ -171,6 +171,19 @@ def django_processes(transactional_db, tmp_path, local_kms, platform_keys, setti
     processes.stop_all()
 
 
+# --- OpenBao, the Transit key provider's server ------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory):
+    """A real OpenBao dev server on loopback for the session (tests/openbao.py); opt-in: only the Transit
+    tests ask for it. Transit and AppRole are enabled; each test creates its own keys, policies and tokens."""
+    from tests.openbao import OpenBaoDevServer
+
+    server = OpenBaoDevServer(tmp_path_factory.mktemp("openbao")).start()
+    yield server
+    server.stop()
+
+
 # --- Redis, the shared cache of production ---------------------------------------------------------------
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

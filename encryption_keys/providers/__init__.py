@@ -25,7 +25,7 @@ from encryption_keys.providers.base import (
 
 __all__ = [
     "AccessStatement", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
-    "ProviderNotConfigured", "access_statements", "key_identity", "parse_key_ref", "provider_for", "provider_name",
+    "ProviderNotConfigured", "access_statements", "key_identity", "metadata_rows", "parse_key_ref", "provider_for", "provider_name",
     "provider_named", "providers", "remedy_for", "reset",
 ]
 
@@ -87,7 +87,16 @@ def access_statements(organization, *, key_ref: str | None = None) -> list[tuple
             chosen = list(providers())
     else:
         chosen = list(providers())
-    return [(provider, provider.access_statement(organization)) for provider in chosen]
+    return [(provider, provider.access_statement(organization, key_ref=key_ref if len(chosen) == 1 else None))
+            for provider in chosen]
+
+
+def metadata_rows(key_ref: str, metadata: dict) -> list[tuple[str, str]]:
+    """The key page's facts about the key, by its provider, from the stored snapshot."""
+    try:
+        return provider_for(key_ref).metadata_rows(metadata or {})
+    except InvalidKeyRef:
+        return []
 
 
 def key_identity(key_ref: str) -> str:

@@ -157,8 +157,10 @@ class KeyProvider(ABC):
         """The scheduled sweep's reading: one cheap call per key (no data key round trip)."""
 
     @abstractmethod
-    def read_health(self, *, key_ref: str, organization_id, region: str) -> KeyHealth:
-        """The full check: metadata, and a data-key round trip with the organization's context."""
+    def read_health(self, *, key_ref: str, organization_id, region: str,
+                    previous_metadata: dict | None = None) -> KeyHealth:
+        """The full check: metadata, and a data-key round trip with the organization's context.
+        ``previous_metadata`` is the stored snapshot, as for ``read_state`` (Transit carries facts forward)."""
 
     @abstractmethod
     def verify(self, *, organization, region: str, key_ref: str) -> Checklist:
@@ -166,8 +168,9 @@ class KeyProvider(ABC):
         first blocking failure, linking allowed when none fails."""
 
     @abstractmethod
-    def access_statement(self, organization) -> AccessStatement:
-        """What the Org Admin grants the platform, pinned to this organization where the service allows."""
+    def access_statement(self, organization, *, key_ref: str | None = None) -> AccessStatement:
+        """What the Org Admin grants the platform, pinned to this organization where the service allows, and to
+        the key ``key_ref`` names when it is known (Transit's policy names the key's paths)."""
 
     def remedy(self, code: ErrorCode) -> str:
         """What an Org Admin does about ``code`` on this key service ("Enable the key in AWS KMS", "Lower the

@@ -74,7 +74,7 @@ class AwsKmsProvider(KeyProvider):
         return read_key_state(key_ref=key_ref, organization_id=organization_id,
                               rotation_enabled=(previous_metadata or {}).get("rotation_enabled"))
 
-    def read_health(self, *, key_ref, organization_id, region) -> KeyHealth:
+    def read_health(self, *, key_ref, organization_id, region, previous_metadata=None) -> KeyHealth:
         from encryption_keys.providers.aws.health import read_key_health
 
         return read_key_health(key_ref=key_ref, organization_id=organization_id, region=region)
@@ -84,7 +84,7 @@ class AwsKmsProvider(KeyProvider):
 
         return checks.verify(organization=organization, region=region, key_ref=key_ref)
 
-    def access_statement(self, organization) -> AccessStatement:
+    def access_statement(self, organization, *, key_ref=None) -> AccessStatement:
         from encryption_keys.providers.aws import checks
 
         return AccessStatement(
