@@ -1,0 +1,116 @@
+"""Ingest's inserts without the ORM's per-row work: one multi-row INSERT for traces, then `COPY` (PostgreSQL,
+through psycopg 3) or `executemany` (SQLite) for spans, payload captures and log lines.
+
+Rows are plain dicts of attribute names (`trace_id`, not `trace`) to Python values. Encrypted columns are sealed
+here value by value exactly as `EncryptedField.pre_save` seals them on `save()`/`bulk_create()`: one use of the
+scope's active data key per value (`keyring.active_cipher`), a v2 envelope whose AAD names the scope, the model,
+the field and the row's primary key. Only the ORM's model instances, SQL compiler and per-object bookkeeping are
+skipped, so what lands in the table is byte-for-byte the format the ORM writes and reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection, models
+
+from encryption_keys import keyring
+from encryption_keys.fields import EncryptedField, write_scope
+
+INSERT_CHUNK = 500  # rows per multi-row INSERT: well under SQLite's 32,766 bound variables
+
+
+def insert_new(model: type[models.Model], rows: list[dict], *, unique: tuple[str, ...],
+               returning: tuple[str, ...]) -> list[tuple]:
+    """Insert the rows whose `unique` columns are not taken yet (`ON CONFLICT DO NOTHING`); return the
+    `returning` columns of those inserted, in no particular order.
+
+    Rows are inserted in the order given: callers sort them on the unique key, so two requests inserting
+    overlapping sets wait for each other in the same order and cannot deadlock."""
+    if not rows:
+        return []
+    fields = _fields(model, rows[0])
+    table, quote = model._meta.db_table, connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique)
+    answer = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
+    placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    inserted = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), INSERT_CHUNK):
+            chunk = rows[start:start + INSERT_CHUNK]
+            params = [value for row in chunk for value in _prepared(fields, row)]
+            cursor.execute(
+                f"INSERT INTO {quote(table)} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {answer}", params,
+            )
+            inserted += cursor.fetchall()
+    return inserted
+
+
+def write(model: type[models.Model], rows: list[dict], *, scope_owner: models.Model | None = None) -> None:
+    """Insert rows of one model, all new. Encrypted fields hold plaintext and are sealed under the write scope
+    of `scope_owner` (an unsaved instance of `model` whose `encryption_scope()` is the rows' scope).
+
+    Raises `EncryptionUnavailable` when a value needs a data key and none can be had: the caller's
+    transaction then rolls back and nothing of the request is stored."""
+    if not rows:
+        return
+    fields = _fields(model, rows[0])
+    sealer = _Sealer(model, scope_owner)
+    prepared = [_prepared(fields, row, sealer) for row in rows]
+    table, quote = model._meta.db_table, connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+                for row in prepared:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(
+                f"INSERT INTO {quote(table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",  # noqa: S608
+                prepared,
+            )
+
+
+class _Sealer:
+    """Seals one model's values under one scope, taking the data key only when a value needs it."""
+
+    def __init__(self, model: type[models.Model], owner: models.Model | None):
+        self.label = model._meta.label_lower
+        self.owner = owner
+        self.scope = None
+
+    def __call__(self, field: EncryptedField, value, pk) -> bytes:
+        if self.scope is None:
+            if self.owner is None:
+                raise ValueError(f"{self.label}: encrypted rows need a scope_owner")
+            self.scope = write_scope(self.owner)
+        cipher = keyring.active_cipher(self.scope)
+        if cipher.scope != self.scope.key_scope:  # as EncryptedField.pre_save: never seal under another scope
+            raise RuntimeError(f"data key {cipher.dek_id} is not of the scope being written")
+        return cipher.seal_field(field.encode(value), model_label=self.label, field=field.name, pk=pk)
+
+
+def _fields(model: type[models.Model], row: dict) -> list[models.Field]:
+    by_attname = {field.attname: field for field in model._meta.concrete_fields}
+    return [by_attname[name] for name in row]
+
+
+def _prepared(fields: Iterable[models.Field], row: dict, sealer: _Sealer | None = None) -> tuple:
+    values = []
+    pk = None
+    for field in fields:
+        if field.primary_key:
+            pk = row[field.attname]
+    for field in fields:
+        value = row[field.attname]
+        if isinstance(field, EncryptedField):
+            if value is not None:
+                if sealer is None:
+                    raise ValueError("encrypted columns are written with write(), which seals them")
+                value = sealer(field, value, pk)
+        elif value is not None:
+            value = field.get_db_prep_save(value, connection)
+        values.append(value)
+    return tuple(values)
