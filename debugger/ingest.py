@@ -8,7 +8,7 @@ What a session did not ask to capture is dropped here, whatever the data plane s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
@@ -65,6 +65,7 @@ class IngestResult:
     duplicates: int = 0
     dropped: int = 0
     dropped_attributes: int = 0
+    dropped_trace_ids: list[str] = field(default_factory=list)
 
 
 # --- sessions ----------------------------------------------------------------------------------------------
@@ -185,11 +186,11 @@ def traces_ingest(*, control_plane: ControlPlane, session_id, traces: list[Trace
             return result
         counted = False
         if session.samples_taken + len(fresh) > session.max_samples:
-            fresh, result.dropped = _keep_what_fits(session, fresh, inserted, store)
+            fresh = _keep_what_fits(session, fresh, inserted, store, result)
             counted = True
         _write_children(session, fresh, inserted, store, result)
         if not counted and not _count(session, len(fresh), now):
-            fresh, result.dropped = _keep_what_fits(session, fresh, inserted, store)
+            fresh = _keep_what_fits(session, fresh, inserted, store, result)
         result.accepted = len(fresh)
     return result
 
@@ -243,8 +244,8 @@ def _count(session: DebugSession, taken: int, now: datetime) -> bool:
     return True
 
 
-def _keep_what_fits(session: DebugSession, fresh: list[TraceIn], inserted: dict[str, int],
-                    store: CaptureStore) -> tuple[list[TraceIn], int]:
+def _keep_what_fits(session: DebugSession, fresh: list[TraceIn], inserted: dict[str, int], store: CaptureStore,
+                    result: IngestResult) -> list[TraceIn]:
     """Near max_samples: lock the session row, keep the first traces that fit, delete the others' rows and count.
 
     Raises SessionClosed (rolling the request back) when the session closed meanwhile."""
@@ -263,7 +264,8 @@ def _keep_what_fits(session: DebugSession, fresh: list[TraceIn], inserted: dict[
         session.status, session.ended_at = SessionStatus.COMPLETED, timezone.now()
         update += ["status", "ended_at"]
     session.save(update_fields=update)
-    return kept, len(over)
+    result.dropped, result.dropped_trace_ids = len(over), [trace.trace_id for trace in over]
+    return kept
 
 
 def payloads_ingest(*, control_plane: ControlPlane, session_id, payloads: list[TracePayloadIn],
