@@ -10,9 +10,10 @@ skipped, so what lands in the table is byte-for-byte the format the ORM writes a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import json
 
-from django.db import connection, models
+from django.db import connection, connections, models
 
 from encryption_keys import keyring
 from encryption_keys.fields import EncryptedField, write_scope
@@ -35,11 +36,12 @@ def insert_new(model: type[models.Model], rows: list[dict], *, unique: tuple[str
     conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique)
     answer = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
     placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    converters = _converters(fields, copy=False)
     inserted = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start:start + INSERT_CHUNK]
-            params = [value for row in chunk for value in _prepared(fields, row)]
+            params = [value for row in chunk for value in _prepared(fields, converters, row)]
             cursor.execute(
                 f"INSERT INTO {quote(table)} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608
                 f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {answer}", params,
@@ -58,7 +60,8 @@ def write(model: type[models.Model], rows: list[dict], *, scope_owner: models.Mo
         return
     fields = _fields(model, rows[0])
     sealer = _Sealer(model, scope_owner)
-    prepared = [_prepared(fields, row, sealer) for row in rows]
+    converters = _converters(fields, copy=connection.vendor == "postgresql")
+    prepared = [_prepared(fields, converters, row, sealer) for row in rows]
     table, quote = model._meta.db_table, connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor:
@@ -97,20 +100,53 @@ def _fields(model: type[models.Model], row: dict) -> list[models.Field]:
     return [by_attname[name] for name in row]
 
 
-def _prepared(fields: Iterable[models.Field], row: dict, sealer: _Sealer | None = None) -> tuple:
+# Values psycopg takes as they are (COPY and parameters alike): Django's get_db_prep_save only re-checks them.
+_AS_IS_ON_POSTGRES = {"CharField", "TextField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+                      "PositiveIntegerField", "PositiveSmallIntegerField", "PositiveBigIntegerField", "FloatField",
+                      "BooleanField", "DateTimeField", "UUIDField", "BigAutoField", "AutoField", "ForeignKey"}
+
+
+def _converters(fields: list[models.Field], *, copy: bool) -> list:
+    """Per column: None (as is), "seal", or a function to the database value, decided once per statement."""
+    real = connections[connection.alias]  # not the proxy: it costs a lookup per attribute read
+    postgres = real.vendor == "postgresql"
+    converters = []
+    for field in fields:
+        if isinstance(field, EncryptedField):
+            converters.append("seal")
+        elif postgres and field.get_internal_type() in _AS_IS_ON_POSTGRES and (
+                not field.is_relation or field.target_field.get_internal_type() in _AS_IS_ON_POSTGRES):
+            converters.append(None)
+        elif postgres and copy and isinstance(field, models.JSONField):
+            converters.append(_json_text)  # COPY's text format: the column parses it
+        else:
+            converters.append(functools.partial(_db_value, field, real))
+    return converters
+
+
+def _db_value(field: models.Field, real_connection, value):
+    return field.get_db_prep_save(value, real_connection)
+
+
+def _json_text(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _prepared(fields: list[models.Field], converters: list, row: dict, sealer: _Sealer | None = None) -> tuple:
     values = []
     pk = None
     for field in fields:
         if field.primary_key:
             pk = row[field.attname]
-    for field in fields:
+    for field, convert in zip(fields, converters, strict=True):
         value = row[field.attname]
-        if isinstance(field, EncryptedField):
-            if value is not None:
-                if sealer is None:
-                    raise ValueError("encrypted columns are written with write(), which seals them")
-                value = sealer(field, value, pk)
-        elif value is not None:
-            value = field.get_db_prep_save(value, connection)
+        if value is None or convert is None:
+            pass
+        elif convert == "seal":
+            if sealer is None:
+                raise ValueError("encrypted columns are written with write(), which seals them")
+            value = sealer(field, value, pk)
+        else:
+            value = convert(value)
         values.append(value)
     return tuple(values)
