@@ -31,6 +31,7 @@ BENCHMARKS = [
     "rewrap",
     "rewrap_postgres",
     "debugger",
+    "debugger_ingest",
     "health_sweep",
 ]
 
