@@ -225,6 +225,11 @@ def post_trace_batch(request, session_id: UUID):
 
     Idempotent on trace id: a retried batch stores nothing twice and answers 202 with the traces counted as
     duplicates, even after the session completed. Traces past max_samples are dropped and listed."""
+    return trace_batch(request, session_id)
+
+
+def trace_batch(request, session_id: UUID, store: ingest.CaptureStore = ingest.ENCRYPTED_STORE):
+    """The batch endpoint's work (the benchmark serves it over plaintext twins too, with `store`)."""
     payload = _read_batch(request)
     over = batch_over_limits(payload)
     if over:
@@ -235,7 +240,8 @@ def post_trace_batch(request, session_id: UUID):
             invalid_parameters=[invalid_parameter(what, f"must not have more than {limit} items in one request",
                                                   rule="max_items", maximum=limit) for what, _, limit in over],
         )
-    result = ingest.traces_ingest(control_plane=request.control_plane, session_id=session_id, traces=payload.traces)
+    result = ingest.traces_ingest(control_plane=request.control_plane, session_id=session_id, traces=payload.traces,
+                                  store=store)
     return Status(202, {**_result_out(result), "dropped_trace_ids": result.dropped_trace_ids})
 
 

@@ -175,6 +175,8 @@ def traces_ingest(*, control_plane: ControlPlane, session_id, traces: list[Trace
         else:
             seen.add(trace.trace_id)
             unique.append(trace)
+    _lease_ahead(store, session, payload_values=3 * sum(len(trace.payloads) for trace in unique),
+                 log_values=sum(len(trace.logs) for trace in unique))
     with transaction.atomic():
         now = timezone.now()
         trace_rows = sorted((_trace_row(session, trace, now) for trace in unique), key=lambda row: row["trace_id"])
@@ -315,6 +317,12 @@ def _store_captures(store: CaptureStore, session: DebugSession, payloads: list[d
         rows.write(store.payload_model, payloads, scope_owner=store.payload_model(trace=Trace(session=session)))
     if logs and session.capture_logs:
         rows.write(store.log_model, logs, scope_owner=store.log_model(session=session))
+
+
+def _lease_ahead(store: CaptureStore, session: DebugSession, *, payload_values: int, log_values: int) -> None:
+    rows.lease_ahead(store.payload_model, store.payload_model(trace=Trace(session=session)), payload_values)
+    if session.capture_logs:
+        rows.lease_ahead(store.log_model, store.log_model(session=session), log_values)
 
 
 def _trace_row(session: DebugSession, trace: TraceIn, now: datetime) -> dict:

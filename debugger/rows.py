@@ -17,6 +17,7 @@ from django.db import connection, connections, models
 
 from encryption_keys import keyring
 from encryption_keys.fields import EncryptedField, write_scope
+from encryption_keys.keyring import writers
 
 INSERT_CHUNK = 500  # rows per multi-row INSERT: well under SQLite's 32,766 bound variables
 
@@ -74,6 +75,13 @@ def write(model: type[models.Model], rows: list[dict], *, scope_owner: models.Mo
                 f"INSERT INTO {quote(table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",  # noqa: S608
                 prepared,
             )
+
+
+def lease_ahead(model: type[models.Model], scope_owner: models.Model, uses: int) -> None:
+    """Before the transaction: make sure the data-key lease of the rows' scope covers about `uses` values
+    (`keyring.writers.lease_ahead`), so the DataKey row is not locked for the length of the request."""
+    if uses and any(isinstance(field, EncryptedField) for field in model._meta.concrete_fields):
+        writers.lease_ahead(write_scope(scope_owner), uses)
 
 
 class _Sealer:

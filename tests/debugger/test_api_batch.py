@@ -15,7 +15,7 @@ from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionSta
 from debugger.schemas import TraceIn
 from encryption_keys import keyring
 from encryption_keys.models import DataKey
-from tests.debugger.conftest import BODY_SECRET, LOG_SECRET, fresh_reader, trace_json
+from tests.debugger.conftest import BODY_SECRET, LOG_SECRET, fresh_reader, hex_id, trace_json
 
 pytestmark = pytest.mark.django_db
 
@@ -264,3 +264,22 @@ def debug_session_factory(make_session):
         return DebugSession.objects.select_related("control_plane").get(pk=session.pk)
 
     return _make
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_reserves_data_key_uses_before_its_transaction(debug_session_factory):
+    """The DataKey row's reservation UPDATE runs before the batch's transaction, not inside it: inside, it would
+    hold that row locked until commit and concurrent batches of the session would queue on it."""
+    from django.test.utils import CaptureQueriesContext
+
+    session = debug_session_factory(max_samples=1000)
+    batch = [TraceIn.model_validate(trace_json()) for _ in range(100)]  # 600 payload values: over half a lease
+    for _ in range(3):
+        for trace in batch:
+            trace.trace_id = hex_id(32)
+        with CaptureQueriesContext(connection) as queries:
+            ingest.traces_ingest(control_plane=session.control_plane, session_id=session.pk, traces=batch)
+        statements = [query["sql"] for query in queries.captured_queries]
+        first_insert = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO \"debugger_trace\""))
+        assert not [sql for sql in statements[first_insert:] if "encryption_keys_datakey" in sql and "UPDATE" in sql]
+    assert DataKey.objects.filter(purpose="debugger.payload").exists()
