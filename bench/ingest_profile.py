@@ -36,16 +36,17 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--traces", type=int, default=50)
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--plaintext", action="store_true", help="into the plaintext twins (bench/twins.py)")
     args = parser.parse_args()
     with ExitStack() as stack:
         if args.postgres:
             url = stack.enter_context(postgres_database("profile"))
         else:
             url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ingest-profile-')) / 'db.sqlite3'}"
-        _profile(url, args.traces, args.batches)
+        _profile(url, args.traces, args.batches, plaintext=args.plaintext)
 
 
-def _profile(database_url: str, traces: int, batches: int) -> None:
+def _profile(database_url: str, traces: int, batches: int, *, plaintext: bool) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     os.environ["DATABASE_URL"] = database_url
     import django
@@ -69,6 +70,12 @@ def _profile(database_url: str, traces: int, batches: int) -> None:
     settings.PLATFORM_KMS_KEYS = create_platform_keys("us=us-west-2")
     kms.reset_clients()
     call_command("migrate", verbosity=0, interactive=False)
+    store = ingest.ENCRYPTED_STORE
+    if plaintext:
+        from bench import twins
+
+        twins.create_tables()
+        store = twins.STORE
     from konnect_admin.models import User
 
     admin = User.objects.create_user(email="profile@bench.test", password=uuid.uuid4().hex)
@@ -115,7 +122,7 @@ def _profile(database_url: str, traces: int, batches: int) -> None:
     rows = {"parse": [], "ingest": [], "seal": [], "database": [], "python": []}
     copy_time = _time_copy(timers)
     ingest.traces_ingest(control_plane=control_plane, session_id=session.pk,
-                         traces=TraceBatchIn.model_validate_json(body()).traces)  # warm-up: data keys, caches
+                         traces=TraceBatchIn.model_validate_json(body()).traces, store=store)  # warm-up: data keys, caches
     for _ in range(batches):
         data = body()
         timers.update(seal=0.0, database=0.0)
@@ -123,7 +130,7 @@ def _profile(database_url: str, traces: int, batches: int) -> None:
         batch = TraceBatchIn.model_validate_json(data)
         parsed = time.perf_counter()
         with database_timer():
-            ingest.traces_ingest(control_plane=control_plane, session_id=session.pk, traces=batch.traces)
+            ingest.traces_ingest(control_plane=control_plane, session_id=session.pk, traces=batch.traces, store=store)
         done = time.perf_counter()
         rows["parse"].append(parsed - started)
         rows["ingest"].append(done - parsed)
@@ -144,7 +151,7 @@ def _profile(database_url: str, traces: int, batches: int) -> None:
     profile = cProfile.Profile()
     batch = TraceBatchIn.model_validate_json(body())
     profile.enable()
-    ingest.traces_ingest(control_plane=control_plane, session_id=session.pk, traces=batch.traces)
+    ingest.traces_ingest(control_plane=control_plane, session_id=session.pk, traces=batch.traces, store=store)
     profile.disable()
     pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     kms_server.stop()

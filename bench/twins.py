@@ -52,7 +52,8 @@ class PlainRequestLog(models.Model):  # noqa: DJ008 - a benchmark twin
     class Meta:
         app_label = "debugger"
         db_table = "bench_plain_requestlog"
-        indexes = [models.Index(fields=["session", "time"], name="bench_plain_log_time")]
+        indexes = [models.Index(fields=["session", "time"], name="bench_plain_log_time"),  # RequestLog's indexes
+                   models.Index(fields=["session", "trace_id"], name="bench_plain_log_trace")]
 
 
 STORE = ingest.CaptureStore(payload_model=PlainPayloadCapture, log_model=PlainRequestLog)

@@ -3,7 +3,8 @@ through psycopg 3) or `executemany` (SQLite) for spans, payload captures and log
 
 Rows are plain dicts of attribute names (`trace_id`, not `trace`) to Python values. Encrypted columns are sealed
 here value by value exactly as `EncryptedField.pre_save` seals them on `save()`/`bulk_create()`: one use of the
-scope's active data key per value (`keyring.active_cipher`), a v2 envelope whose AAD names the scope, the model,
+scope's active data key per value (taken together when the lease has them, `writers.active_cipher_for`, else
+one by one with `keyring.active_cipher`), a v2 envelope whose AAD names the scope, the model,
 the field and the row's primary key. Only the ORM's model instances, SQL compiler and per-object bookkeeping are
 skipped, so what lands in the table is byte-for-byte the format the ORM writes and reads.
 """
@@ -11,7 +12,6 @@ skipped, so what lands in the table is byte-for-byte the format the ORM writes a
 from __future__ import annotations
 
 import functools
-import json
 
 from django.db import connection, connections, models
 
@@ -60,14 +60,18 @@ def write(model: type[models.Model], rows: list[dict], *, scope_owner: models.Mo
     if not rows:
         return
     fields = _fields(model, rows[0])
-    sealer = _Sealer(model, scope_owner)
-    converters = _converters(fields, copy=connection.vendor == "postgresql")
+    encrypted = [field.attname for field in fields if isinstance(field, EncryptedField)]
+    sealer = _Sealer(model, scope_owner, values=sum(row[name] is not None for row in rows for name in encrypted))
+    postgres = connection.vendor == "postgresql"
+    converters = _converters(fields, copy=postgres)
     prepared = [_prepared(fields, converters, row, sealer) for row in rows]
     table, quote = model._meta.db_table, connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy:
+        if postgres:
+            # Binary: envelopes and bodies go as bytes, not as hex text twice their size for the server to decode.
+            with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([_postgres_type(field) for field in fields])
                 for row in prepared:
                     copy.write_row(row)
         else:
@@ -87,17 +91,20 @@ def lease_ahead(model: type[models.Model], scope_owner: models.Model, uses: int)
 class _Sealer:
     """Seals one model's values under one scope, taking the data key only when a value needs it."""
 
-    def __init__(self, model: type[models.Model], owner: models.Model | None):
+    def __init__(self, model: type[models.Model], owner: models.Model | None, *, values: int):
         self.label = model._meta.label_lower
         self.owner = owner
+        self.values = values
         self.scope = None
+        self.cipher = None  # all `values` uses taken at once, when the lease has them
 
     def __call__(self, field: EncryptedField, value, pk) -> bytes:
         if self.scope is None:
             if self.owner is None:
                 raise ValueError(f"{self.label}: encrypted rows need a scope_owner")
             self.scope = write_scope(self.owner)
-        cipher = keyring.active_cipher(self.scope)
+            self.cipher = writers.active_cipher_for(self.scope, self.values)
+        cipher = self.cipher or keyring.active_cipher(self.scope)
         if cipher.scope != self.scope.key_scope:  # as EncryptedField.pre_save: never seal under another scope
             raise RuntimeError(f"data key {cipher.dek_id} is not of the scope being written")
         return cipher.seal_field(field.encode(value), model_label=self.label, field=field.name, pk=pk)
@@ -126,7 +133,7 @@ def _converters(fields: list[models.Field], *, copy: bool) -> list:
                 not field.is_relation or field.target_field.get_internal_type() in _AS_IS_ON_POSTGRES):
             converters.append(None)
         elif postgres and copy and isinstance(field, models.JSONField):
-            converters.append(_json_text)  # COPY's text format: the column parses it
+            converters.append(None)  # binary COPY with the column's type set: psycopg dumps the object as jsonb
         else:
             converters.append(functools.partial(_db_value, field, real))
     return converters
@@ -136,8 +143,13 @@ def _db_value(field: models.Field, real_connection, value):
     return field.get_db_prep_save(value, real_connection)
 
 
-def _json_text(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_POSTGRES_TYPE_NAMES = {"timestamp with time zone": "timestamptz", "double precision": "float8"}
+
+
+def _postgres_type(field: models.Field) -> str:
+    """The column's type as psycopg's binary COPY names it (`varchar(200)` → `varchar`)."""
+    name = field.db_type(connection).split("(")[0].strip()
+    return _POSTGRES_TYPE_NAMES.get(name, name)
 
 
 def _prepared(fields: list[models.Field], converters: list, row: dict, sealer: _Sealer | None = None) -> tuple:
