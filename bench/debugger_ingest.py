@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from bench import figure, median_rate, median_ratio, postgres_database, progress
 
 NAME = "debugger_ingest"
-FULL = {"rounds": 3, "seconds": 8.0, "clients": 8, "workers": 4}
+FULL = {"rounds": 5, "seconds": 5.0, "clients": 8, "workers": 4}
 QUICK = {"rounds": 1, "seconds": 2.0, "clients": 4, "workers": 2}
 BATCH = 50
 TARGET_BATCH_VS_SINGLE = 10.0
