@@ -28,9 +28,11 @@ from bench.report import load_results, write_atomically, write_report
 BENCHMARKS = [
     "envelope",
     "load",
+    "load_batches",
     "rewrap",
     "rewrap_postgres",
     "debugger",
+    "debugger_ingest",
     "health_sweep",
 ]
 

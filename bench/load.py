@@ -165,10 +165,14 @@ def _trace(index: int) -> tuple[dict, dict]:
 
 
 class Clients:
-    """N threads posting traces until the deadline; every outcome is recorded."""
+    """N threads posting traces until the deadline; every outcome is recorded.
 
-    def __init__(self, world: World, gunicorn: Gunicorn, *, count: int, seconds: float):
+    With `batch`, each request is a batch of that many traces to `…/trace-batches`: acknowledged or refused as a
+    whole, so every trace of it is checked as acknowledged or refused."""
+
+    def __init__(self, world: World, gunicorn: Gunicorn, *, count: int, seconds: float, batch: int | None = None):
         self.world, self.gunicorn, self.count, self.seconds = world, gunicorn, count, seconds
+        self.batch = batch
         self.acknowledged: list[dict] = []
         self.refused: list[dict] = []
         self.unexpected: Counter = Counter()
@@ -189,14 +193,16 @@ class Clients:
         index = 0
         while time.monotonic() < deadline:
             session = self.world.sessions[(number + index) % len(self.world.sessions)]
-            trace, expected = _trace(index)
-            status, latency = self._post(f"/api/us/v1/debugger/sessions/{session}/traces", {"traces": [trace]})
+            traces, expected = zip(*(_trace(index) for _ in range(self.batch or 1)), strict=True)
+            endpoint = "trace-batches" if self.batch else "traces"
+            status, latency = self._post(f"/api/us/v1/debugger/sessions/{session}/{endpoint}",
+                                         {"traces": list(traces)})
             with self.lock:
                 self.latencies.append(latency)
                 if status == 202:
-                    self.acknowledged.append(expected)
+                    self.acknowledged.extend(expected)
                 elif status == 503:
-                    self.refused.append(expected)
+                    self.refused.extend(expected)
                 else:
                     self.unexpected[status] += 1
             index += 1
@@ -211,7 +217,7 @@ class Clients:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                 status = response.status
                 reply = json.loads(response.read())
-                if status == 202 and reply.get("accepted") != 1:
+                if status == 202 and reply.get("accepted") != len(body["traces"]):
                     status = -1  # acknowledged but not stored: would be a loss
         except urllib.error.HTTPError as error:
             status = error.code
@@ -289,9 +295,9 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def run(*, quick: bool) -> dict:
+def run(*, quick: bool, batch: int | None = None, name: str = "load") -> dict:
     seconds, clients_count, workers = (15, 4, 2) if quick else (45, 12, 4)
-    with postgres_database("load") as database_url:
+    with postgres_database(name) as database_url:
         world = World(quick=quick, database_url=database_url)
         try:
             world.seed()
@@ -299,7 +305,7 @@ def run(*, quick: bool) -> dict:
             gunicorn = Gunicorn(world, workers=workers)
             events: list[str] = []
             try:
-                clients = Clients(world, gunicorn, count=clients_count, seconds=seconds)
+                clients = Clients(world, gunicorn, count=clients_count, seconds=seconds, batch=batch)
                 chaos = _chaos(world, seconds, events)
                 elapsed = clients.run()
                 for thread in chaos:
@@ -314,10 +320,11 @@ def run(*, quick: bool) -> dict:
     latencies = clients.latencies or [0.0]
     unexpected = sum(clients.unexpected.values())
     nothing_lost = checks["lost"] == 0 and checks["mismatched"] == 0 and checks["refused_stored"] == 0
+    per_request = f"batches of {batch} traces" if batch else "one trace per request"
     return {
-        "name": "load",
+        "name": name,
         "description": f"{clients_count} data-plane clients × {seconds} s against gunicorn ({workers} workers) on "
-                       "PostgreSQL, with a CMEK replacement and a KMS outage during the run",
+                       f"PostgreSQL, {per_request}, with a CMEK replacement and a KMS outage during the run",
         "events": events,
         "checks": checks,
         "unexpected_statuses": dict(clients.unexpected),

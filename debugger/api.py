@@ -15,20 +15,30 @@ import functools
 import re
 from uuid import UUID
 
+import pydantic
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 from ninja import Header, Path, Router, Status
-from ninja.errors import HttpError
+from ninja.errors import HttpError, ValidationError
 
 from debugger import blobs, ingest
 from debugger.schemas import (
+    BATCH_MAX_BODY_BYTES,
+    BATCH_MAX_LOGS,
+    BATCH_MAX_PAYLOADS,
+    BATCH_MAX_SPANS,
+    BATCH_MAX_TRACES,
+    MAX_SPANS_PER_TRACE,
+    BatchOut,
     IngestOut,
     LogsIn,
     PayloadsIn,
     SessionListOut,
     SessionOut,
+    TraceBatchIn,
     TracesIn,
+    batch_over_limits,
 )
 from encryption_keys.envelope import EnvelopeError
 from encryption_keys.error_reporting import answers_key_errors, problem_for
@@ -90,6 +100,7 @@ class SystemAccountBlobAuth(SystemAccountAccessTokenAuth):
 
 
 ingest_router = Router(tags=["Debugger ingest"], auth=DataPlaneIngestAuth(max_body_bytes=INGEST_MAX_BODY_BYTES))
+batch_auth = DataPlaneIngestAuth(max_body_bytes=BATCH_MAX_BODY_BYTES)
 blob_router = Router(tags=["Blobs"], auth=[DataPlaneIngestAuth(max_body_bytes=BLOB_MAX_BODY_BYTES), PersonalBlobAuth(),
                                            SystemAccountBlobAuth()])
 
@@ -163,6 +174,75 @@ def post_traces(request, session_id: UUID, payload: TracesIn):
     Known trace ids are skipped (safe to retry); traces past max_samples are dropped."""
     result = ingest.traces_ingest(control_plane=request.control_plane, session_id=session_id, traces=payload.traces)
     return Status(202, _result_out(result))
+
+
+BATCH_LIMITS = (
+    f"Limits per request: {BATCH_MAX_BODY_BYTES // (1024 * 1024)} MiB of body (else 413, before parsing); "
+    f"{BATCH_MAX_TRACES} traces, {BATCH_MAX_SPANS} spans, {BATCH_MAX_PAYLOADS} payload captures, {BATCH_MAX_LOGS} "
+    f"log lines in all (else 422, nothing stored); per trace {MAX_SPANS_PER_TRACE} spans, one payload of each kind."
+)
+
+
+def _batch_body_schema() -> dict:
+    schema = TraceBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)  # TraceIn and the rest are in the document's components already (post_traces)
+    return schema
+
+
+def _read_batch(request) -> TraceBatchIn:
+    """The body, parsed and validated by pydantic-core straight from the bytes (no json.loads, no dict copy).
+
+    Read from the stream, not `request.body`, which refuses anything over DATA_UPLOAD_MAX_MEMORY_SIZE: this
+    endpoint's own limit is larger. Content-Length was checked before (DataPlaneIngestAuth); a body without one
+    (chunked) is cut at the limit here."""
+    content_type = (request.content_type or "").lower()
+    if content_type != "application/json":
+        raise HttpError(415, "This API only supports requests with `Content-Type: application/json`")
+    body = request.read(BATCH_MAX_BODY_BYTES + 1)
+    if len(body) > BATCH_MAX_BODY_BYTES:
+        raise HttpError(413, f"The request body is over {BATCH_MAX_BODY_BYTES} bytes; the limit is "
+                             f"{BATCH_MAX_BODY_BYTES} bytes.")
+    try:
+        return TraceBatchIn.model_validate_json(body)
+    except pydantic.ValidationError as invalid:
+        raise ValidationError([{**error, "loc": ("body", "payload", *error["loc"])}
+                               for error in invalid.errors(include_url=False, include_input=False)]) from None
+
+
+@ingest_router.post("/sessions/{session_id}/trace-batches", auth=batch_auth,
+                    response={202: BatchOut, 400: Problem, 401: Problem, 404: Problem, 409: Problem, 413: Problem,
+                              415: Problem, 422: Problem, 503: Problem},
+                    summary="Post a batch of sampled traces", description=BATCH_LIMITS,
+                    openapi_extra={
+                        "x-konnect-max-body-bytes": BATCH_MAX_BODY_BYTES,
+                        "requestBody": {"required": True, "content": {"application/json": {
+                            "schema": _batch_body_schema()}}},
+                    })
+@ingest_problems
+def post_trace_batch(request, session_id: UUID):
+    """Many traces of one session with their spans, payload captures and logs, stored in one transaction, all or
+    nothing (docs/debugger-ingest.md).
+
+    Idempotent on trace id: a retried batch stores nothing twice and answers 202 with the traces counted as
+    duplicates, even after the session completed. Traces past max_samples are dropped and listed."""
+    return trace_batch(request, session_id)
+
+
+def trace_batch(request, session_id: UUID, store: ingest.CaptureStore = ingest.ENCRYPTED_STORE):
+    """The batch endpoint's work (the benchmark serves it over plaintext twins too, with `store`)."""
+    payload = _read_batch(request)
+    over = batch_over_limits(payload)
+    if over:
+        return problem_response(
+            status=422, detail="; ".join(f"this batch has {count} {what}, the limit is {limit} per request"
+                                         for what, count, limit in over) + ". Nothing was stored: split the batch.",
+            code="batch_too_large",
+            invalid_parameters=[invalid_parameter(what, f"must not have more than {limit} items in one request",
+                                                  rule="max_items", maximum=limit) for what, _, limit in over],
+        )
+    result = ingest.traces_ingest(control_plane=request.control_plane, session_id=session_id, traces=payload.traces,
+                                  store=store)
+    return Status(202, {**_result_out(result), "dropped_trace_ids": result.dropped_trace_ids})
 
 
 @ingest_router.post("/sessions/{session_id}/payloads", response={202: IngestOut},

@@ -62,6 +62,10 @@ class DebugSession(models.Model):
         validators=[MinValueValidator(MIN_DURATION_SECONDS), MaxValueValidator(MAX_DURATION_SECONDS)]
     )
     max_samples = models.PositiveIntegerField(default=DEFAULT_MAX_SAMPLES)
+    samples_taken = models.PositiveIntegerField(
+        default=0, editable=False,
+        help_text="Traces stored so far: raised by ingest with one conditional UPDATE (debugger/ingest.py).",
+    )
     capture_logs = models.BooleanField(default=True)
     capture_request_headers = models.BooleanField(default=True)
     capture_request_body = models.BooleanField(default=True)

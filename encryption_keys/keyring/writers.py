@@ -141,3 +141,40 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
     cipher = DataKeyCipher(row.id, plaintext, scope=data_key_scope(row))
     keyring().cache.put(cipher, wrapping_key_ref=arn)
     return cipher, row.encrypt_until
+
+
+def lease_ahead(scope: EncryptionScope, uses: int) -> None:
+    """Before a transaction that will seal about `uses` values of `scope` (a batch): take the scope's lease now
+    when the one held has fewer uses left (a lease holds at most LEASE_USES).
+
+    Taken outside the caller's transaction, the DataKey row's reservation UPDATE — and a new data key, if one
+    is needed — commits at once; taken inside, it holds that row locked until the caller commits, so concurrent
+    batches of one scope would wait for each other. Raises EncryptionUnavailable as active_cipher does; inside
+    a transaction it does nothing (active_cipher leases as before)."""
+    if connection.in_atomic_block:
+        return
+    ring = keyring()
+    generation = ring.sync_generation()
+    now = timezone.now()
+    with ring.lock:
+        lease = ring.leases.get(scope)
+        if lease is not None and lease.usable(now, generation) and lease.remaining >= min(uses, LEASE_USES):
+            return
+    _take_lease(scope, generation)
+
+
+def active_cipher_for(scope: EncryptionScope, uses: int) -> DataKeyCipher | None:
+    """The scope's active cipher with `uses` uses taken at once, when the lease held has that many left; else
+    None, and the caller seals value by value with `active_cipher` (which leases as needed). A batch of values
+    then costs one look-up instead of one per value."""
+    ring = keyring()
+    generation = ring.sync_generation()
+    now = timezone.now()
+    pending = ring.pending_leases()
+    with ring.lock:
+        for leases in (pending, ring.leases):
+            lease = leases.get(scope)
+            if lease is not None and lease.usable(now, generation) and lease.remaining >= uses:
+                lease.remaining -= uses
+                return lease.cipher
+    return None

@@ -6,16 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_load_run_loses_nothing(tmp_path):
+@pytest.mark.parametrize("name", ["load", "load_batches"])  # one trace per request; batches of 20
+def test_quick_load_run_loses_nothing(tmp_path, name):
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--in-process", "--quick", "--results-dir", str(tmp_path), "load"],
+        [sys.executable, "-m", "bench", "--in-process", "--quick", "--results-dir", str(tmp_path), name],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "load.json").read_text())
+    report = json.loads((tmp_path / f"{name}.json").read_text())
     figures = {figure["name"]: figure for figure in report["figures"]}
     assert figures["acknowledged writes"]["value"] > 0
     assert report["checks"]["lost"] == 0 and report["checks"]["mismatched"] == 0

@@ -43,6 +43,7 @@ RULES: dict[str, tuple[set[str], dict | None]] = {
     "get-blob": (BLOB_READERS, None),
     "debugger_api_sessions_to_sample": ({"dp_a", "dp_b"}, None),
     "debugger_api_post_traces": ({"dp_a"}, {"traces": [TRACE]}),
+    "debugger_api_post_trace_batch": ({"dp_a"}, {"traces": [TRACE]}),
     "debugger_api_post_payloads": ({"dp_a"}, {"payloads": [{"trace_id": "{trace_id}", "kind": "client_response"}]}),
     "debugger_api_post_logs": ({"dp_a"}, {"logs": [LOG]}),
     "debugger_api_finish_session": ({"dp_a"}, None),

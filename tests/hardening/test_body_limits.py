@@ -1,7 +1,8 @@
 """An oversized body to any operation of any API is a 413 problem+json naming the limit, never a 500.
 
 Every API the project mounts (konnect_admin.api.ROUTERS) and every operation its OpenAPI document lists that
-takes a body gets one byte more than Django reads (DATA_UPLOAD_MAX_MEMORY_SIZE), with valid credentials.
+takes a body gets one byte more than Django reads (DATA_UPLOAD_MAX_MEMORY_SIZE), with valid credentials — or one
+byte more than the operation's own documented limit (`x-konnect-max-body-bytes`, e.g. the Debugger's trace batches).
 """
 
 import json
@@ -23,14 +24,16 @@ BODY_METHODS = {"post", "put", "patch"}
 LIMIT_DETAIL = re.compile(r"limit (?:is|of) \d+ bytes")
 
 
-def operations_with_a_body(version: str) -> list[tuple[str, str, str]]:
+def operations_with_a_body(version: str) -> list[tuple[str, str, str, int]]:
     document = json.loads(Client().get(f"/api/us/{version}/openapi.json").content)
     found, server = [], document["servers"][0]["url"]  # paths are relative to the region's server, as Kong's
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if method in BODY_METHODS or "requestBody" in operation:
                 content = next(iter(operation.get("requestBody", {}).get("content", {})), "*/*")
-                found.append((method, server + path, "application/octet-stream" if content == "*/*" else content))
+                limit = operation.get("x-konnect-max-body-bytes", settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+                found.append((method, server + path, "application/octet-stream" if content == "*/*" else content,
+                              limit))
     return found
 
 
@@ -63,9 +66,9 @@ def test_every_api_is_listed():
 def test_oversized_body_is_413_problem_json_on_every_operation(version, world, client):
     operations = operations_with_a_body(version)
     assert operations, f"the {version} API lists no operation that takes a body"
-    body = b" " * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
     failures = []
-    for method, path, content_type in operations:
+    for method, path, content_type, limit in operations:
+        body = b" " * (limit + 1)
         names = re.findall(r"{(\w+)}", path)
         assert set(names) <= world["path"].keys(), f"{method} {path}: give the test a value for {names}"
         url = re.sub(r"{(\w+)}", lambda m: str(world["path"][m[1]]), path)

@@ -47,7 +47,7 @@ NO_STORE_OPERATIONS = {"get-blob", "resolve-vault-references", "create-encryptio
                        "create-decryption-material"}
 METADATA_OPERATIONS = {  # config-store secrets are write-only; ingest answers counts; CMEK answers key metadata
     "list-cmeks", "get-cmek", "put-cmek", "delete-cmek", "put-blob", "debugger_api_sessions_to_sample",
-    "debugger_api_post_traces", "debugger_api_post_payloads", "debugger_api_post_logs",
+    "debugger_api_post_traces", "debugger_api_post_trace_batch", "debugger_api_post_payloads", "debugger_api_post_logs",
     "debugger_api_finish_session", "list-config-stores", "create-config-store", "get-config-store",
     "update-config-store", "delete-config-store", "list-config-store-secrets", "create-config-store-secret",
     "get-config-store-secret", "update-config-store-secret", "delete-config-store-secret",
