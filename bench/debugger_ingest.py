@@ -4,7 +4,7 @@ twins, against the floor of the same rows written straight with `COPY`.
 Set-up as bench/load.py (a fresh PostgreSQL database, the local KMS in this process, gunicorn with several
 workers of the real app under production settings, the organization's CMEK linked), with the plaintext twins'
 endpoints added (bench/twins.py: same code, `store=` tables with plain columns). Client threads post simulated
-Kong traces (`debugger.simulator`: ~18 spans, 4 payload captures with headers and JSON bodies, ~4 log lines each)
+Kong traces (`devtools.simulator`: ~18 spans, 4 payload captures with headers and JSON bodies, ~4 log lines each)
 for a fixed time per contender; contenders alternate within each round and ratios are medians of per-round ratios
 (`bench` package docstring).
 
@@ -76,7 +76,7 @@ def run(*, quick: bool) -> dict:
 
 class _Bench:
     def __init__(self, world, gunicorn, database_url: str, params: dict):
-        from debugger.simulator.traffic import TrafficGenerator
+        from devtools.simulator.traffic import TrafficGenerator
 
         self.world, self.gunicorn, self.params = world, gunicorn, params
         self.database_url = database_url

@@ -1,7 +1,7 @@
 """Where a batch's time goes on the ingest path: ``python -m bench.ingest_profile [--postgres] [--traces 50]``.
 
 Not a `make bench` benchmark (nothing to compare, no target): a profile to read. It posts batches of simulated
-Kong traces (`debugger.simulator`, the bench's traffic) through the view's own steps in this process, on a fresh
+Kong traces (`devtools.simulator`, the bench's traffic) through the view's own steps in this process, on a fresh
 PostgreSQL database (or a temporary SQLite file), with the local KMS, and prints the median time per batch of:
 
     parse      pydantic-core validation of the JSON bytes (TraceBatchIn.model_validate_json)
@@ -59,10 +59,10 @@ def _profile(database_url: str, traces: int, batches: int, *, plaintext: bool) -
     from debugger import ingest
     from debugger.models import DebugSession
     from debugger.schemas import TraceBatchIn
-    from debugger.simulator.traffic import TrafficGenerator
-    from encryption_keys import kms
+    from devtools.local_kms import LocalKmsServer, create_platform_keys
+    from devtools.simulator.traffic import TrafficGenerator
     from encryption_keys.envelope import DataKeyCipher
-    from encryption_keys.local_kms import LocalKmsServer, create_platform_keys
+    from encryption_keys.providers.aws import kms
     from konnect_admin import services
 
     kms_server = LocalKmsServer().start()
