@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from debugger.models import RequestLog
-from encryption_keys import local_kms, providers, services
+from devtools import local_kms
+from encryption_keys import providers, services
 from encryption_keys.lifecycle import replace_key
 from encryption_keys.lifecycle.models import RewrapState
 from encryption_keys.models import DataKey, EncryptionKey, KeyStatus
