@@ -2,19 +2,38 @@
 
 What is removed is crypto-shredded first: a session's data keys are destroyed before its rows are
 deleted, so copies of the ciphertext (backups, replicas) become unreadable too.
+
+On PostgreSQL payloads, logs and spans live in day partitions (debugger/partitions.py): expired payloads go
+by dropping the days that ended PAYLOAD_RETENTION ago, not row by row; on SQLite they are deleted. Either
+way a session's payload key is shredded as soon as none of its payloads is unexpired, whether or not the
+rows are gone yet: rows of the newest expired day stay, unreadable, until their partition is dropped.
+Logs and spans go with their session (its retention is the organization's, not a fixed number of days);
+their partitions are dropped once older than every remaining session, when they can hold nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 
-from debugger.models import Blob, DebugSession, PayloadCapture, RequestLog, Trace
+from debugger import partitions
+from debugger.models import (
+    ACTIVE_STATUSES,
+    PAYLOAD_RETENTION,
+    Blob,
+    DebugSession,
+    PayloadCapture,
+    RequestLog,
+    Span,
+    Trace,
+)
 from debugger.services import SESSION_PURPOSES, session_data_keys_shred
 from encryption_keys import keyring
 from encryption_keys.envelope import DecryptionError, peek_dek_id
@@ -33,6 +52,7 @@ class PurgeReport:
     payloads: int = 0
     blobs: int = 0
     data_keys_shredded: int = 0
+    partitions_dropped: int = 0
     by_organization: Counter = field(default_factory=Counter)
 
 
@@ -58,7 +78,12 @@ def purge_execute(*, now: datetime | None = None,
     now = now or timezone.now()
     report = PurgeReport()
     _purge_sessions(now, report, progress)
-    _purge_payloads(now, report, progress)
+    if _partitioned(PayloadCapture):
+        _drop_payload_partitions(now, report)
+    else:
+        _purge_payloads(now, report, progress)
+    report.data_keys_shredded += _shred_expired_payload_keys(now)
+    _drop_session_partitions(report)
     _purge_blobs(now, report)
     for organization in Organization.objects.filter(pk__in=list(report.by_organization)):
         audit_record(actor=None, organization=organization, action="debugger.retention_purged",
@@ -83,21 +108,62 @@ def _purge_sessions(now, report: PurgeReport, progress) -> None:
 def _purge_payloads(now, report: PurgeReport, progress) -> None:
     expired = PayloadCapture.objects.filter(expires_at__lte=now)
     total = expired.count()
-    touched: set = set()
     done = 0
     while ids := list(expired.values_list("pk", flat=True)[:BATCH]):
         rows = PayloadCapture.objects.filter(pk__in=ids)
-        touched |= set(rows.values_list("trace__session_id", flat=True))
         for org_id in rows.values_list("trace__session__control_plane__organization_id", flat=True):
             report.by_organization[org_id] += 1
         done += rows.delete()[1].get(PayloadCapture._meta.label, 0)
         progress("payloads", done, total)
     report.payloads += done
-    # A session whose payloads are all gone no longer needs its payload key: shred it.
-    emptied = (DebugSession.objects.filter(pk__in=touched).exclude(traces__payloads__isnull=False)
-               .select_related("control_plane"))
-    finished = [session for session in emptied if not session.is_active]
-    report.data_keys_shredded += session_data_keys_shred(sessions=finished, purposes=[Purpose.DEBUGGER_PAYLOAD])
+
+
+def _partitioned(model) -> bool:
+    return partitions.enabled() and partitions.is_partitioned(model._meta.db_table)
+
+
+def _drop_payload_partitions(now, report: PurgeReport) -> None:
+    """Drop the days whose every payload has expired, then delete expired strays of the default partition."""
+    table = PayloadCapture._meta.db_table
+    dropped, rows = partitions.drop_before(table, now - PAYLOAD_RETENTION)
+    strays = partitions.delete_default_before(table, now - PAYLOAD_RETENTION)
+    report.partitions_dropped += dropped
+    report.payloads += rows + strays
+
+
+def _shred_expired_payload_keys(now) -> int:
+    """Shred the payload keys of finished sessions none of whose payloads is unexpired any more.
+
+    Candidates are the sessions with a live payload key, a set bounded by the last PAYLOAD_RETENTION days
+    of sessions (older ones were shredded by an earlier run), so the cost does not grow with stored rows."""
+    refs = (DataKey.objects.filter(purpose=Purpose.DEBUGGER_PAYLOAD, shredded_at__isnull=True)
+            .exclude(scope_ref__startswith="blobs:").values_list("scope_ref", flat=True))
+    session_ids = {_uuid(ref.rpartition("/")[2]) for ref in refs} - {None}
+    if not session_ids:
+        return 0
+    unexpired = PayloadCapture.objects.filter(trace__session=OuterRef("pk"), expires_at__gt=now)
+    done = (DebugSession.objects.filter(pk__in=session_ids).exclude(Q(status__in=ACTIVE_STATUSES, ends_at__gt=now))
+            .exclude(Exists(unexpired)).select_related("control_plane"))
+    return session_data_keys_shred(sessions=list(done), purposes=[Purpose.DEBUGGER_PAYLOAD],
+                                   reason="debug session payloads expired")
+
+
+def _uuid(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _drop_session_partitions(report: PurgeReport) -> None:
+    """Log and span partitions older than the oldest remaining session's start can hold no row: drop them.
+
+    (Their rows were deleted with their sessions; a foreign key keeps any row from outliving its session.)"""
+    if not _partitioned(Span):
+        return
+    oldest = DebugSession.objects.aggregate(start=Min("started_at"))["start"] or timezone.now()
+    for model in (Span, RequestLog):
+        report.partitions_dropped += partitions.drop_before(model._meta.db_table, oldest)[0]
 
 
 def _purge_blobs(now, report: PurgeReport) -> None:

@@ -1,0 +1,237 @@
+"""Daily partitions of the Debugger's bulk tables on PostgreSQL, so retention drops tables instead of rows.
+
+Payload captures, request logs and spans are partitioned by RANGE on `created_at` (when the row was stored,
+the server's clock, so a data plane with a wrong clock cannot scatter rows), one partition per UTC day,
+named `<table>_pYYYYMMDD`, plus `<table>_default` for strays (a day nobody created ahead). The scheduled
+`ensure_debugger_partitions` task creates the next PARTITION_DAYS_AHEAD days every hour; a day whose rows
+already sit in the default partition is created detached, filled from the default, then attached.
+
+Keys. PostgreSQL requires the partition key in every primary key and unique constraint of a partitioned
+table. Django keeps seeing `id` as the primary key (no CompositePrimaryKey: the admin, forms and
+`Model.delete()` stay as they are, and no table has a foreign key to these rows); the database's primary
+key is `(id, created_at)`, and the per-trace unique constraints gain `created_at`, so they hold within a
+day: ingest deduplicates against stored rows before inserting, as it does on SQLite. `id` stays unique in
+practice (UUID4; a sequence for spans, whose identity column PostgreSQL 15 does not allow on a
+partitioned table). The conversion keeps constraint and index names, so Django's later migrations find them.
+
+SQLite has no partitions: everything here is a no-op there and retention deletes rows (debugger/retention.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+PARTITIONED = ("debugger_payloadcapture", "debugger_requestlog", "debugger_span")
+KEY = "created_at"
+DAY = timedelta(days=1)
+_LOCK = 7_170_017  # pg_advisory_xact_lock key: one partition change at a time, whoever runs it
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def days_ahead() -> int:
+    return max(1, int(getattr(settings, "DEBUGGER_PARTITION_DAYS_AHEAD", 7)))
+
+
+def partition_name(table: str, day: date) -> str:
+    return f"{table}_p{day:%Y%m%d}"
+
+
+def _bound(day: date) -> str:
+    return datetime.combine(day, time(), tzinfo=UTC).isoformat(sep=" ")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    table: str
+    name: str
+    day: date
+
+    @property
+    def lower(self) -> datetime:
+        return datetime.combine(self.day, time(), tzinfo=UTC)
+
+    @property
+    def upper(self) -> datetime:
+        return self.lower + DAY
+
+
+def partitions(table: str) -> list[Partition]:
+    """The day partitions of `table`, oldest first (not the default one)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT child.relname FROM pg_inherits JOIN pg_class parent ON parent.oid = inhparent "
+            "JOIN pg_class child ON child.oid = inhrelid WHERE parent.relname = %s", [table])
+        names = [row[0] for row in cursor.fetchall()]
+    prefix = f"{table}_p"
+    found = []
+    for name in names:
+        if name.startswith(prefix):
+            found.append(Partition(table, name, datetime.strptime(name.removeprefix(prefix), "%Y%m%d").date()))
+    return sorted(found, key=lambda partition: partition.day)
+
+
+def is_partitioned(table: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_partitioned_table JOIN pg_class ON pg_class.oid = partrelid "
+                       "WHERE relname = %s", [table])
+        return cursor.fetchone() is not None
+
+
+def ensure(*, today: date | None = None, ahead: int | None = None, start: date | None = None) -> list[str]:
+    """Create the day partitions from `start` (default: today) to `ahead` days after today; returns those made."""
+    if not enabled():
+        return []
+    today = today or datetime.now(UTC).date()
+    ahead = days_ahead() if ahead is None else ahead
+    first = start or today
+    made = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        for table in PARTITIONED:
+            if not is_partitioned(table):
+                continue
+            existing = {partition.day for partition in partitions(table)}
+            day = first
+            while day <= today + timedelta(days=ahead):
+                if day not in existing:
+                    _create(cursor, table, day)
+                    made.append(partition_name(table, day))
+                day += DAY
+    return made
+
+
+def _create(cursor, table: str, day: date) -> None:
+    name, default = partition_name(table, day), f"{table}_default"
+    lower, upper = _bound(day), _bound(day + DAY)
+    cursor.execute(f'SELECT 1 FROM "{default}" WHERE {KEY} >= %s AND {KEY} < %s LIMIT 1',  # noqa: S608
+                   [lower, upper])
+    if cursor.fetchone() is None:
+        cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
+        return
+    # The default partition holds rows of this day: a new partition for it would overlap, so move them first.
+    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS)')
+    cursor.execute(f'WITH moved AS (DELETE FROM "{default}" WHERE {KEY} >= %s AND {KEY} < %s RETURNING *) '  # noqa: S608
+                   f'INSERT INTO "{name}" SELECT * FROM moved', [lower, upper])
+    cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
+
+
+def drop_before(table: str, cutoff: datetime) -> tuple[int, int]:
+    """Drop the day partitions of `table` that end at or before `cutoff`; returns (partitions, rows) dropped.
+
+    Rows are counted before the drop (one count per partition, for the retention report), not deleted."""
+    if not enabled() or not is_partitioned(table):
+        return 0, 0
+    dropped = rows = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        for partition in partitions(table):
+            if partition.upper > cutoff:
+                break
+            cursor.execute(f'SELECT count(*) FROM "{partition.name}"')  # noqa: S608 - our partition's name
+            rows += cursor.fetchone()[0]
+            cursor.execute(f'DROP TABLE "{partition.name}"')
+            dropped += 1
+    return dropped, rows
+
+
+def delete_default_before(table: str, cutoff: datetime) -> int:
+    """Delete the default partition's rows older than `cutoff` (strays of days that had no partition)."""
+    if not enabled() or not is_partitioned(table):
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(f'DELETE FROM "{table}_default" WHERE {KEY} < %s', [cutoff])  # noqa: S608
+        return cursor.rowcount
+
+
+# --- the conversion of existing tables (migration 0005) -----------------------------------------------------
+
+
+def convert_table(cursor, table: str, *, today: date, ahead: int, fill: str | None = None) -> None:
+    """Replace a plain table by a partitioned one with the same columns, names, rows and sequences.
+
+    `fill` is an SQL expression giving created_at for the copied rows (columns of the old table as `old`),
+    for tables whose created_at was added just before: their rows got the migration's time."""
+    old = f"{table}__unpartitioned"
+    cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    constraints = _constraints(cursor, old)
+    indexes = _indexes(cursor, old)
+    identity = _identity_column(cursor, old)
+    cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS) PARTITION BY RANGE ({KEY})')
+    cursor.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
+    cursor.execute(f'SELECT min({KEY})::date FROM "{old}"')  # noqa: S608
+    oldest = cursor.fetchone()[0]
+    if fill:
+        cursor.execute(f'SELECT min({fill})::date FROM "{old}" old')  # noqa: S608
+        oldest = cursor.fetchone()[0]
+    day = min(oldest or today, today)
+    while day <= today + timedelta(days=ahead):
+        cursor.execute(f'CREATE TABLE "{partition_name(table, day)}" PARTITION OF "{table}" '
+                       f'FOR VALUES FROM (%s) TO (%s)', [_bound(day), _bound(day + DAY)])
+        day += DAY
+    columns = _columns(cursor, old)
+    source = ", ".join(f"({fill})" if fill and column == KEY else f'old."{column}"' for column in columns)
+    listed = ", ".join(f'"{column}"' for column in columns)
+    cursor.execute(f'INSERT INTO "{table}" ({listed}) SELECT {source} FROM "{old}" old')  # noqa: S608
+    if identity:
+        cursor.execute(f'SELECT coalesce(max("{identity}"), 0) FROM "{old}"')  # noqa: S608
+        highest = cursor.fetchone()[0]
+    cursor.execute(f'DROP TABLE "{old}"')  # and its identity sequence, whose name the new one takes
+    if identity:
+        _sequence_for(cursor, table, identity, highest)
+    for name, kind, definition in constraints:
+        if kind == "p":
+            definition = f"PRIMARY KEY ({_columns_of(definition)}, {KEY})"
+        elif kind == "u":
+            definition = f"UNIQUE ({_columns_of(definition)}, {KEY})"
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    for name, definition in indexes:
+        cursor.execute(definition.replace(f"ON public.{old} ", f"ON public.{table} ")
+                       .replace(f'ON public."{old}" ', f"ON public.{table} ").replace("ON ONLY ", "ON "))
+
+
+def _constraints(cursor, table):
+    cursor.execute("SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+                   "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f', 'c') ORDER BY contype DESC",
+                   [table])
+    return cursor.fetchall()
+
+
+def _indexes(cursor, table):
+    """Indexes that are not a constraint's (those come back with the constraints)."""
+    cursor.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                   "WHERE indrelid = %s::regclass AND NOT EXISTS "
+                   "(SELECT 1 FROM pg_constraint WHERE conindid = indexrelid)", [table])
+    return cursor.fetchall()
+
+
+def _columns(cursor, table) -> list[str]:
+    cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                   "AND NOT attisdropped ORDER BY attnum", [table])
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _identity_column(cursor, table) -> str | None:
+    cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attidentity <> ''",
+                   [table])
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _sequence_for(cursor, table, column, highest: int) -> None:
+    """An identity column becomes a sequence default (PostgreSQL 15 refuses identity on partitioned tables)."""
+    sequence = f"{table}_{column}_seq"
+    cursor.execute(f'CREATE SEQUENCE "{sequence}" AS bigint OWNED BY "{table}"."{column}"')
+    cursor.execute("SELECT setval(%s, %s, false)", [sequence, highest + 1])
+    cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET DEFAULT nextval(%s::regclass)', [sequence])
+
+
+def _columns_of(definition: str) -> str:
+    """`UNIQUE (trace_id, kind)` → `trace_id, kind`."""
+    return definition[definition.index("(") + 1:definition.rindex(")")]
