@@ -116,7 +116,7 @@ def _create(cursor, table: str, day: date) -> None:
         cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
         return
     # The default partition holds rows of this day: a new partition for it would overlap, so move them first.
-    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS)')
+    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     cursor.execute(f'WITH moved AS (DELETE FROM "{default}" WHERE {KEY} >= %s AND {KEY} < %s RETURNING *) '  # noqa: S608
                    f'INSERT INTO "{name}" SELECT * FROM moved', [lower, upper])
     cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
@@ -131,6 +131,7 @@ def drop_before(table: str, cutoff: datetime) -> tuple[int, int]:
     dropped = rows = 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # a table with pending foreign-key checks cannot be dropped
         for partition in partitions(table):
             if partition.upper > cutoff:
                 break
@@ -160,40 +161,72 @@ def convert_table(cursor, table: str, *, today: date, ahead: int, fill: str | No
     for tables whose created_at was added just before: their rows got the migration's time."""
     old = f"{table}__unpartitioned"
     cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
-    constraints = _constraints(cursor, old)
-    indexes = _indexes(cursor, old)
-    identity = _identity_column(cursor, old)
+    constraints, indexes, identity = _constraints(cursor, old), _indexes(cursor, old), _identity_column(cursor, old)
     cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS) PARTITION BY RANGE ({KEY})')
     cursor.execute(f'CREATE TABLE "{table}_default" PARTITION OF "{table}" DEFAULT')
-    cursor.execute(f'SELECT min({KEY})::date FROM "{old}"')  # noqa: S608
+    cursor.execute(f'SELECT min({fill or KEY})::date FROM "{old}" old')  # noqa: S608
     oldest = cursor.fetchone()[0]
-    if fill:
-        cursor.execute(f'SELECT min({fill})::date FROM "{old}" old')  # noqa: S608
-        oldest = cursor.fetchone()[0]
     day = min(oldest or today, today)
     while day <= today + timedelta(days=ahead):
         cursor.execute(f'CREATE TABLE "{partition_name(table, day)}" PARTITION OF "{table}" '
                        f'FOR VALUES FROM (%s) TO (%s)', [_bound(day), _bound(day + DAY)])
         day += DAY
-    columns = _columns(cursor, old)
-    source = ", ".join(f"({fill})" if fill and column == KEY else f'old."{column}"' for column in columns)
-    listed = ", ".join(f'"{column}"' for column in columns)
-    cursor.execute(f'INSERT INTO "{table}" ({listed}) SELECT {source} FROM "{old}" old')  # noqa: S608
-    if identity:
-        cursor.execute(f'SELECT coalesce(max("{identity}"), 0) FROM "{old}"')  # noqa: S608
-        highest = cursor.fetchone()[0]
+    highest = _copy(cursor, old, table, fill=fill, identity=identity)
     cursor.execute(f'DROP TABLE "{old}"')  # and its identity sequence, whose name the new one takes
     if identity:
-        _sequence_for(cursor, table, identity, highest)
+        sequence = f"{table}_{identity}_seq"
+        cursor.execute(f'CREATE SEQUENCE "{sequence}" AS bigint OWNED BY "{table}"."{identity}"')
+        cursor.execute("SELECT setval(%s, %s, false)", [sequence, highest + 1])
+        cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{identity}" SET DEFAULT nextval(%s::regclass)',
+                       [sequence])
     for name, kind, definition in constraints:
-        if kind == "p":
-            definition = f"PRIMARY KEY ({_columns_of(definition)}, {KEY})"
-        elif kind == "u":
-            definition = f"UNIQUE ({_columns_of(definition)}, {KEY})"
+        if kind in "pu":
+            definition = f"{definition[:definition.index('(')]}({_columns_of(definition)}, {KEY})"
         cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
-    for name, definition in indexes:
+    _recreate_indexes(cursor, indexes, old, table)
+
+
+def unconvert_table(cursor, table: str) -> None:
+    """The reverse of `convert_table`: a plain table again, with the same rows, names and an identity `id`."""
+    old = f"{table}__partitioned"
+    cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
+    constraints, indexes = _constraints(cursor, old), _indexes(cursor, old)
+    cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+                   "AND pg_get_serial_sequence(%s, attname) IS NOT NULL", [old, old])
+    serial = cursor.fetchone()
+    cursor.execute(f'CREATE TABLE "{table}" (LIKE "{old}" INCLUDING DEFAULTS)')
+    if serial:
+        cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{serial[0]}" DROP DEFAULT')
+    highest = _copy(cursor, old, table, identity=serial[0] if serial else None)
+    cursor.execute(f'DROP TABLE "{old}" CASCADE')  # its partitions and its sequence
+    if serial:
+        cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{serial[0]}" ADD GENERATED BY DEFAULT AS IDENTITY '
+                       f'(RESTART {highest + 1})')
+    for name, kind, definition in constraints:
+        if kind in "pu":
+            columns = [column for column in _columns_of(definition).split(", ") if column != KEY]
+            definition = f"{definition[:definition.index('(')]}({', '.join(columns)})"
+        cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
+    _recreate_indexes(cursor, indexes, old, table)
+
+
+def _copy(cursor, source: str, target: str, *, fill: str | None = None, identity: str | None = None) -> int:
+    """Copy every row (created_at from `fill` when given); returns the highest `identity` value copied."""
+    columns = _columns(cursor, source)
+    selected = ", ".join(f"({fill})" if fill and column == KEY else f'old."{column}"' for column in columns)
+    listed = ", ".join(f'"{column}"' for column in columns)
+    cursor.execute(f'INSERT INTO "{target}" ({listed}) SELECT {selected} FROM "{source}" old')  # noqa: S608
+    if not identity:
+        return 0
+    cursor.execute(f'SELECT coalesce(max("{identity}"), 0) FROM "{target}"')  # noqa: S608
+    return cursor.fetchone()[0]
+
+
+def _recreate_indexes(cursor, indexes, old: str, table: str) -> None:
+    for _name, definition in indexes:
+        definition = definition.replace("ON ONLY ", "ON ")
         cursor.execute(definition.replace(f"ON public.{old} ", f"ON public.{table} ")
-                       .replace(f'ON public."{old}" ', f"ON public.{table} ").replace("ON ONLY ", "ON "))
+                       .replace(f'ON public."{old}" ', f"ON public.{table} "))
 
 
 def _constraints(cursor, table):
@@ -222,14 +255,6 @@ def _identity_column(cursor, table) -> str | None:
                    [table])
     row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _sequence_for(cursor, table, column, highest: int) -> None:
-    """An identity column becomes a sequence default (PostgreSQL 15 refuses identity on partitioned tables)."""
-    sequence = f"{table}_{column}_seq"
-    cursor.execute(f'CREATE SEQUENCE "{sequence}" AS bigint OWNED BY "{table}"."{column}"')
-    cursor.execute("SELECT setval(%s, %s, false)", [sequence, highest + 1])
-    cursor.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" SET DEFAULT nextval(%s::regclass)', [sequence])
 
 
 def _columns_of(definition: str) -> str:

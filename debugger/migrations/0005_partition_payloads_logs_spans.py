@@ -4,7 +4,7 @@
 Existing rows are copied into day partitions made for them: payloads keep their created_at; spans and logs,
 whose created_at 0004 just added (every row got the migration's time), take their trace's created_at and
 their session's start. Django's state does not change: it still sees `id` as each table's primary key.
-Reversing keeps the partitioned tables (a partitioned table is a valid home for the same rows).
+Reversing makes plain tables again, rows kept.
 """
 
 from datetime import UTC, datetime
@@ -31,6 +31,17 @@ def partition(apps, schema_editor):
                 partitions.convert_table(cursor, table, today=today, ahead=partitions.days_ahead(), fill=fill)
 
 
+def unpartition(apps, schema_editor):
+    from debugger import partitions
+
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        for table in FILL:
+            if partitions.is_partitioned(table):
+                partitions.unconvert_table(cursor, table)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -38,5 +49,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(partition, migrations.RunPython.noop, elidable=False),
+        migrations.RunPython(partition, unpartition, elidable=False),
     ]
