@@ -11,8 +11,9 @@ key, so not even a KMS Decrypt happens on their behalf.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from debugger.ingest import ENCRYPTED_STORE, CaptureStore
@@ -134,6 +135,56 @@ def trace_list(*, session: DebugSession, filters: TraceFilters) -> QuerySet[Trac
     if filters.service_id:
         traces = traces.filter(service_id=filters.service_id)
     return traces.order_by("-start_time", "-id")
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class TracePage:
+    """One page of traces, newest first, with the cursors of the pages around it (None: there is none)."""
+
+    traces: list
+    newer: str | None = None  # `?before=` of the previous (newer) page
+    older: str | None = None  # `?after=` of the next (older) page
+
+
+def trace_cursor(trace: Trace) -> str:
+    """`<start time in µs since the epoch>.<id>`: the position of a trace in (start_time, id) order."""
+    return f"{(trace.start_time - EPOCH) // MICROSECOND}.{trace.pk}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
+    micros, _, pk = (cursor or "").partition(".")
+    try:
+        return EPOCH + int(micros) * MICROSECOND, int(pk)
+    except (ValueError, OverflowError):
+        return None
+
+
+def trace_page(traces: QuerySet[Trace], *, after: str = "", before: str = "", per_page: int) -> TracePage:
+    """Keyset pagination on (start_time, id), newest first: each page is one index range scan of at most
+    `per_page + 1` rows, however deep it is and however many traces the session has (no OFFSET, no COUNT).
+
+    `after` pages towards older traces, `before` towards newer ones; an unreadable cursor reads the first page,
+    and so does a `before` with fewer than a page of newer traces left."""
+    position = _parse_cursor(after) or _parse_cursor(before)
+    if position is None:
+        rows = list(traces[:per_page + 1])
+        return TracePage(rows[:per_page], older=trace_cursor(rows[per_page - 1]) if len(rows) > per_page else None)
+    start, pk = position
+    if _parse_cursor(after):
+        older = traces.filter(Q(start_time__lt=start) | Q(start_time=start, id__lt=pk), start_time__lte=start)
+        rows = list(older[:per_page + 1])
+        return TracePage(rows[:per_page], newer=trace_cursor(rows[0]) if rows else None,
+                         older=trace_cursor(rows[per_page - 1]) if len(rows) > per_page else None)
+    newer = traces.filter(Q(start_time__gt=start) | Q(start_time=start, id__gt=pk), start_time__gte=start)
+    rows = list(newer.order_by("start_time", "id")[:per_page + 1])
+    if len(rows) <= per_page:
+        return trace_page(traces, per_page=per_page)
+    rows = rows[:per_page][::-1]
+    return TracePage(rows, newer=trace_cursor(rows[0]), older=trace_cursor(rows[-1]))
 
 
 def trace_rows(traces, *, user: User, control_plane: ControlPlane,
