@@ -32,6 +32,7 @@ BENCHMARKS = [
     "rewrap_postgres",
     "debugger",
     "health_sweep",
+    "retention",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

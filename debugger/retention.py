@@ -74,11 +74,14 @@ def purge_plan(*, now: datetime | None = None) -> PurgeReport:
 
 
 def purge_execute(*, now: datetime | None = None,
-                  progress: Callable[[str, int, int], None] = lambda step, done, total: None) -> PurgeReport:
+                  progress: Callable[[str, int, int], None] = lambda step, done, total: None,
+                  by_partition: bool | None = None) -> PurgeReport:
+    """`by_partition=False` deletes expired payloads row by row even where they are partitioned (the retention
+    benchmark's baseline); by default PostgreSQL drops their days and SQLite deletes."""
     now = now or timezone.now()
     report = PurgeReport()
     _purge_sessions(now, report, progress)
-    if _partitioned(PayloadCapture):
+    if _partitioned(PayloadCapture) if by_partition is None else by_partition:
         _drop_payload_partitions(now, report)
     else:
         _purge_payloads(now, report, progress)
