@@ -4,9 +4,10 @@ What is removed is crypto-shredded first: a session's data keys are destroyed be
 deleted, so copies of the ciphertext (backups, replicas) become unreadable too.
 
 On PostgreSQL payloads, logs and spans live in day partitions (debugger/partitions.py): expired payloads go
-by dropping the days that ended PAYLOAD_RETENTION ago, not row by row; on SQLite they are deleted. Either
-way a session's payload key is shredded as soon as none of its payloads is unexpired, whether or not the
-rows are gone yet: rows of the newest expired day stay, unreadable, until their partition is dropped.
+by dropping the days that ended PAYLOAD_RETENTION ago, not row by row; on SQLite they are deleted. With
+partitions, a session's payload key is shredded as soon as its last payload has expired, whether or not the
+rows are gone yet: rows of the newest expired day stay, unreadable, until their partition is dropped. On
+SQLite it is shredded once its payloads are deleted, as before.
 Logs and spans go with their session (its retention is the organization's, not a fixed number of days);
 their partitions are dropped once older than every remaining session, when they can hold nothing.
 """
@@ -20,17 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Min
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from debugger import partitions
+from debugger.ingest import LATE_DATA_GRACE
 from debugger.models import (
-    ACTIVE_STATUSES,
     PAYLOAD_RETENTION,
     Blob,
     DebugSession,
     PayloadCapture,
     RequestLog,
+    SessionStatus,
     Span,
     Trace,
 )
@@ -83,9 +86,9 @@ def purge_execute(*, now: datetime | None = None,
     _purge_sessions(now, report, progress)
     if _partitioned(PayloadCapture) if by_partition is None else by_partition:
         _drop_payload_partitions(now, report)
+        report.data_keys_shredded += _shred_expired_payload_keys(now)
     else:
         _purge_payloads(now, report, progress)
-    report.data_keys_shredded += _shred_expired_payload_keys(now)
     _drop_session_partitions(report)
     _purge_blobs(now, report)
     for organization in Organization.objects.filter(pk__in=list(report.by_organization)):
@@ -112,13 +115,20 @@ def _purge_payloads(now, report: PurgeReport, progress) -> None:
     expired = PayloadCapture.objects.filter(expires_at__lte=now)
     total = expired.count()
     done = 0
+    touched: set = set()
     while ids := list(expired.values_list("pk", flat=True)[:BATCH]):
         rows = PayloadCapture.objects.filter(pk__in=ids)
+        touched |= set(rows.values_list("trace__session_id", flat=True))
         for org_id in rows.values_list("trace__session__control_plane__organization_id", flat=True):
             report.by_organization[org_id] += 1
         done += rows.delete()[1].get(PayloadCapture._meta.label, 0)
         progress("payloads", done, total)
     report.payloads += done
+    # A session whose payloads are all gone no longer needs its payload key: shred it.
+    emptied = (DebugSession.objects.filter(pk__in=touched).exclude(traces__payloads__isnull=False)
+               .select_related("control_plane"))
+    finished = [session for session in emptied if not session.is_active]
+    report.data_keys_shredded += session_data_keys_shred(sessions=finished, purposes=[Purpose.DEBUGGER_PAYLOAD])
 
 
 def _partitioned(model) -> bool:
@@ -135,19 +145,21 @@ def _drop_payload_partitions(now, report: PurgeReport) -> None:
 
 
 def _shred_expired_payload_keys(now) -> int:
-    """Shred the payload keys of finished sessions none of whose payloads is unexpired any more.
+    """Shred the payload keys of the sessions whose every payload has expired, whether or not its day is dropped.
 
-    Candidates are the sessions with a live payload key, a set bounded by the last PAYLOAD_RETENTION days
-    of sessions (older ones were shredded by an earlier run), so the cost does not grow with stored rows."""
+    A session's payloads are all stored before it ends plus LATE_DATA_GRACE (ingest refuses later ones) and
+    expire PAYLOAD_RETENTION after they are stored, so the session's end says when the last one expires: the
+    session table answers, without reading a payload row. Candidates are the sessions with a live payload key
+    (older ones were shredded by an earlier run), so the cost does not grow with the stored rows."""
     refs = (DataKey.objects.filter(purpose=Purpose.DEBUGGER_PAYLOAD, shredded_at__isnull=True)
             .exclude(scope_ref__startswith="blobs:").values_list("scope_ref", flat=True))
     session_ids = {_uuid(ref.rpartition("/")[2]) for ref in refs} - {None}
     if not session_ids:
         return 0
-    unexpired = PayloadCapture.objects.filter(trace__session=OuterRef("pk"), expires_at__gt=now)
-    done = (DebugSession.objects.filter(pk__in=session_ids).exclude(Q(status__in=ACTIVE_STATUSES, ends_at__gt=now))
-            .exclude(Exists(unexpired)).select_related("control_plane"))
-    return session_data_keys_shred(sessions=list(done), purposes=[Purpose.DEBUGGER_PAYLOAD],
+    last_stored = now - PAYLOAD_RETENTION - LATE_DATA_GRACE
+    expired = (DebugSession.objects.filter(pk__in=session_ids).alias(end=Coalesce("ended_at", "ends_at"))
+               .filter(end__lte=last_stored).exclude(status=SessionStatus.PENDING).select_related("control_plane"))
+    return session_data_keys_shred(sessions=list(expired), purposes=[Purpose.DEBUGGER_PAYLOAD],
                                    reason="debug session payloads expired")
 
 

@@ -104,7 +104,7 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
         "filters": filters,
         "page": page,
         "rows": selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
-                                     store=store),
+                                     session=session, store=store),
         "progress": progress,
         "progress_header": PROGRESS_HEADER,
     }

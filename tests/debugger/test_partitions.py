@@ -11,7 +11,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from debugger import partitions
-from debugger.models import PAYLOAD_RETENTION, PayloadCapture, RequestLog, Span, Trace
+from debugger.ingest import LATE_DATA_GRACE
+from debugger.models import PAYLOAD_RETENTION, DebugSession, PayloadCapture, RequestLog, Span, Trace
 from debugger.retention import purge_execute
 from debugger.tasks import ensure_debugger_partitions
 from encryption_keys import keyring
@@ -71,13 +72,11 @@ def test_retention_drops_expired_days_and_shreds_each_session_exactly(debug_sess
     old, young = debug_session, make_session(name="young")
     ingest(2, session=old)
     ingest(1, session=young)
-    for session in (old, young):
-        session.refresh_from_db()
-        session.status = "completed"
-        session.save()
     day = datetime.now(UTC).date() - timedelta(days=5)
     partitions.ensure(start=day, ahead=0)
     stored = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1)
+    for session, ended in ((old, stored), (young, timezone.now())):
+        DebugSession.objects.filter(pk=session.pk).update(status="completed", ended_at=ended)
     PayloadCapture.objects.filter(trace__session=old).update(created_at=stored, expires_at=stored + PAYLOAD_RETENTION)
     report = purge_execute()
     assert report.payloads == 4 and report.partitions_dropped >= 1
@@ -95,12 +94,14 @@ def test_retention_drops_expired_days_and_shreds_each_session_exactly(debug_sess
 @pytest.mark.django_db
 def test_a_session_whose_payloads_expired_is_shredded_before_its_day_is_dropped(debug_session, ingest):
     ingest(1)
-    debug_session.status = "completed"
-    debug_session.save()
-    PayloadCapture.objects.update(expires_at=timezone.now() - timedelta(seconds=1))  # today: not dropped yet
-    report = purge_execute()
+    ended = timezone.now()
+    DebugSession.objects.filter(pk=debug_session.pk).update(status="completed", ended_at=ended)
+    last_expiry = ended + LATE_DATA_GRACE + PAYLOAD_RETENTION  # no payload is stored after the grace
+    report = purge_execute(now=last_expiry - timedelta(seconds=1))
+    assert report.data_keys_shredded == 0  # a late payload could still come and would not have expired
+    report = purge_execute(now=last_expiry)
+    assert report.data_keys_shredded == 1  # its payloads' day is not dropped yet: they stay, unreadable
     assert report.partitions_dropped == 0 and PayloadCapture.objects.count() == 2
-    assert report.data_keys_shredded == 1  # the rows stay until their day goes, unreadable
     keyring.reset_for_tests()
     assert all(not result.ok for result in keyring.reveal_many(p.body for p in PayloadCapture.objects.all()))
 

@@ -69,6 +69,7 @@ def test_payloads_past_three_days_go_and_their_key_is_shredded(debug_session, in
     ingest(2, session=session)
     dp_client.post(f"/api/us/v1/debugger/sessions/{session.pk}/done")
     stored_days_ago(PayloadCapture.objects.all(), 3)
+    DebugSession.objects.filter(pk=session.pk).update(ended_at=timezone.now() - PAYLOAD_RETENTION - timedelta(minutes=6))
     out, _ = purge("--yes")
     assert "4 payload capture(s)" in out
     assert not PayloadCapture.objects.exists()
