@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from debugger import selectors, services
-from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm
+from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm, trace_filter_fields
 from debugger.ingest import ENCRYPTED_STORE
 from debugger.models import SessionStatus
 from debugger.panels import body_view
@@ -101,6 +101,7 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
     context = {
         **_session_context(request, session, "traces"),
         "form": form,
+        "filter_fields": trace_filter_fields(form),
         "filters": filters,
         "page": page,
         "rows": selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
