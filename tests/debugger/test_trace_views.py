@@ -231,3 +231,16 @@ def test_payload_body_column_is_never_rendered_raw(login, org_admin, debug_sessi
     envelope = bytes(PayloadCapture.objects.get(kind="client_request").body.envelope)
     page = login(org_admin).get(panel_url(debug_session, trace_id)).content.decode()
     assert envelope.hex() not in page and base64.b64encode(envelope).decode() not in page
+
+
+def test_the_filter_form_shows_each_requests_own_values(login, org_admin, debug_session, ingest):
+    """Its fields are rendered once per distinct values (debugger.forms.trace_filter_fields): never another's."""
+    ingest(1)
+    client = login(org_admin)
+    for _ in range(2):
+        for status, method in (("5xx", "GET"), ("404", "POST"), ("abc", "")):
+            page = client.get(detail_url(debug_session), {"status": status, "method": method}).content.decode()
+            assert f'name="status" value="{status}"' in page
+            assert re.findall(r'<option value="([A-Z]*)" selected>', page) == [method]
+            assert ('aria-invalid="true"' in page) == (status == "abc")
+    assert 'name="status" value' not in client.get(detail_url(debug_session)).content.decode()
