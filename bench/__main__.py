@@ -34,6 +34,7 @@ BENCHMARKS = [
     "debugger",
     "debugger_ingest",
     "health_sweep",
+    "retention",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

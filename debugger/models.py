@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from debugger.attributes import scrub as scrub_attributes
@@ -140,9 +141,13 @@ class Trace(models.Model):
     class Meta:
         ordering = ["-start_time", "-id"]
         constraints = [models.UniqueConstraint(fields=["session", "trace_id"], name="unique_trace_per_session")]
+        # The traces table reads newest first with a (start_time, id) cursor, whatever the filter: each
+        # filter's index ends with the sort, so a page is an index range scan, not a sort of the session.
         indexes = [
-            models.Index(fields=["session", "-start_time"]),
-            models.Index(fields=["session", "status_code"]),
+            models.Index(fields=["session", "-start_time", "-id"], name="debugger_trace_keyset"),
+            models.Index(fields=["session", "status_code", "-start_time", "-id"], name="debugger_trace_status"),
+            models.Index(fields=["session", "route_id", "-start_time", "-id"], name="debugger_trace_route"),
+            models.Index(fields=["session", "service_id", "-start_time", "-id"], name="debugger_trace_service"),
         ]
 
     def __str__(self):
@@ -161,6 +166,8 @@ class Span(models.Model):
     start_ns = models.BigIntegerField()
     end_ns = models.BigIntegerField()
     attributes = models.JSONField(default=dict, blank=True)
+    # The partition key on PostgreSQL (debugger/partitions.py); a database default, so a COPY may leave it out.
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["start_ns", "id"]
@@ -235,6 +242,8 @@ class RequestLog(models.Model):
     time = models.DateTimeField()
     level = models.CharField(max_length=8, choices=LogLevel)
     message = EncryptedTextField()
+    # When it was stored (`time` is the data plane's clock): the partition key on PostgreSQL.
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         ordering = ["time", "id"]

@@ -2,19 +2,41 @@
 
 What is removed is crypto-shredded first: a session's data keys are destroyed before its rows are
 deleted, so copies of the ciphertext (backups, replicas) become unreadable too.
+
+On PostgreSQL payloads, logs and spans live in day partitions (debugger/partitions.py): expired payloads go
+by dropping the days that ended PAYLOAD_RETENTION ago, not row by row; on SQLite they are deleted. With
+partitions, a session's payload key is shredded as soon as its last payload has expired, whether or not the
+rows are gone yet: rows of the newest expired day stay, unreadable, until their partition is dropped. On
+SQLite it is shredded once its payloads are deleted, as before.
+Logs and spans go with their session (its retention is the organization's, not a fixed number of days);
+their partitions are dropped once older than every remaining session, when they can hold nothing.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Min
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from debugger.models import Blob, DebugSession, PayloadCapture, RequestLog, Trace
+from debugger import partitions
+from debugger.ingest import LATE_DATA_GRACE
+from debugger.models import (
+    PAYLOAD_RETENTION,
+    Blob,
+    DebugSession,
+    PayloadCapture,
+    RequestLog,
+    SessionStatus,
+    Span,
+    Trace,
+)
 from debugger.services import SESSION_PURPOSES, session_data_keys_shred
 from encryption_keys import keyring
 from encryption_keys.envelope import DecryptionError, peek_dek_id
@@ -33,6 +55,7 @@ class PurgeReport:
     payloads: int = 0
     blobs: int = 0
     data_keys_shredded: int = 0
+    partitions_dropped: int = 0
     by_organization: Counter = field(default_factory=Counter)
 
 
@@ -54,11 +77,19 @@ def purge_plan(*, now: datetime | None = None) -> PurgeReport:
 
 
 def purge_execute(*, now: datetime | None = None,
-                  progress: Callable[[str, int, int], None] = lambda step, done, total: None) -> PurgeReport:
+                  progress: Callable[[str, int, int], None] = lambda step, done, total: None,
+                  by_partition: bool | None = None) -> PurgeReport:
+    """`by_partition=False` deletes expired payloads row by row even where they are partitioned (the retention
+    benchmark's baseline); by default PostgreSQL drops their days and SQLite deletes."""
     now = now or timezone.now()
     report = PurgeReport()
     _purge_sessions(now, report, progress)
-    _purge_payloads(now, report, progress)
+    if _partitioned(PayloadCapture) if by_partition is None else by_partition:
+        _drop_payload_partitions(now, report)
+        report.data_keys_shredded += _shred_expired_payload_keys(now)
+    else:
+        _purge_payloads(now, report, progress)
+    _drop_session_partitions(report)
     _purge_blobs(now, report)
     for organization in Organization.objects.filter(pk__in=list(report.by_organization)):
         audit_record(actor=None, organization=organization, action="debugger.retention_purged",
@@ -83,8 +114,8 @@ def _purge_sessions(now, report: PurgeReport, progress) -> None:
 def _purge_payloads(now, report: PurgeReport, progress) -> None:
     expired = PayloadCapture.objects.filter(expires_at__lte=now)
     total = expired.count()
-    touched: set = set()
     done = 0
+    touched: set = set()
     while ids := list(expired.values_list("pk", flat=True)[:BATCH]):
         rows = PayloadCapture.objects.filter(pk__in=ids)
         touched |= set(rows.values_list("trace__session_id", flat=True))
@@ -98,6 +129,56 @@ def _purge_payloads(now, report: PurgeReport, progress) -> None:
                .select_related("control_plane"))
     finished = [session for session in emptied if not session.is_active]
     report.data_keys_shredded += session_data_keys_shred(sessions=finished, purposes=[Purpose.DEBUGGER_PAYLOAD])
+
+
+def _partitioned(model) -> bool:
+    return partitions.enabled() and partitions.is_partitioned(model._meta.db_table)
+
+
+def _drop_payload_partitions(now, report: PurgeReport) -> None:
+    """Drop the days whose every payload has expired, then delete expired strays of the default partition."""
+    table = PayloadCapture._meta.db_table
+    dropped, rows = partitions.drop_before(table, now - PAYLOAD_RETENTION)
+    strays = partitions.delete_default_before(table, now - PAYLOAD_RETENTION)
+    report.partitions_dropped += dropped
+    report.payloads += rows + strays
+
+
+def _shred_expired_payload_keys(now) -> int:
+    """Shred the payload keys of the sessions whose every payload has expired, whether or not its day is dropped.
+
+    A session's payloads are all stored before it ends plus LATE_DATA_GRACE (ingest refuses later ones) and
+    expire PAYLOAD_RETENTION after they are stored, so the session's end says when the last one expires: the
+    session table answers, without reading a payload row. Candidates are the sessions with a live payload key
+    (older ones were shredded by an earlier run), so the cost does not grow with the stored rows."""
+    refs = (DataKey.objects.filter(purpose=Purpose.DEBUGGER_PAYLOAD, shredded_at__isnull=True)
+            .exclude(scope_ref__startswith="blobs:").values_list("scope_ref", flat=True))
+    session_ids = {_uuid(ref.rpartition("/")[2]) for ref in refs} - {None}
+    if not session_ids:
+        return 0
+    last_stored = now - PAYLOAD_RETENTION - LATE_DATA_GRACE
+    expired = (DebugSession.objects.filter(pk__in=session_ids).alias(end=Coalesce("ended_at", "ends_at"))
+               .filter(end__lte=last_stored).exclude(status=SessionStatus.PENDING).select_related("control_plane"))
+    return session_data_keys_shred(sessions=list(expired), purposes=[Purpose.DEBUGGER_PAYLOAD],
+                                   reason="debug session payloads expired")
+
+
+def _uuid(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _drop_session_partitions(report: PurgeReport) -> None:
+    """Log and span partitions older than the oldest remaining session's start can hold no row: drop them.
+
+    (Their rows were deleted with their sessions; a foreign key keeps any row from outliving its session.)"""
+    if not _partitioned(Span):
+        return
+    oldest = DebugSession.objects.aggregate(start=Min("started_at"))["start"] or timezone.now()
+    for model in (Span, RequestLog):
+        report.partitions_dropped += partitions.drop_before(model._meta.db_table, oldest)[0]
 
 
 def _purge_blobs(now, report: PurgeReport) -> None:

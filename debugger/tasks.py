@@ -1,4 +1,4 @@
-"""Background work of the debugger, on Django's Tasks framework; both tasks are safe to run twice."""
+"""Background work of the debugger, on Django's Tasks framework; every task is safe to run twice."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from django.tasks import task
 
+from debugger import partitions
 from debugger.ingest import sessions_expire
 from debugger.retention import purge_execute
 
@@ -22,3 +23,9 @@ def purge_debugger_data() -> dict:
     report = asdict(purge_execute())
     report.pop("by_organization")
     return report
+
+
+@task
+def ensure_debugger_partitions() -> list[str]:
+    """Create the coming days' partitions of payloads, logs and spans on PostgreSQL (scheduled hourly)."""
+    return partitions.ensure()

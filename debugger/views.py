@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from debugger import selectors, services
-from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm
+from debugger.forms import DebugSessionForm, LogFilterForm, TraceFilterForm, trace_filter_fields
 from debugger.ingest import ENCRYPTED_STORE
 from debugger.models import SessionStatus
 from debugger.panels import body_view
@@ -86,7 +86,7 @@ def session_create(request, cp):
 @never_cache
 @require_GET
 def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
-    """The traces of a session. While it samples, the page polls (htmx) with the progress it shows: unchanged,
+    """The traces of a session, newest first, a page at a time by cursor. While it samples, the page polls (htmx) with the progress it shows: unchanged,
     the answer is 204 No Content — counts read, nothing decrypted; changed, the table, status and facts."""
     session = _session(request, cp, pk)
     progress = selectors.session_progress(session=session, store=store)
@@ -96,14 +96,16 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
     if form.is_bound:
         form.is_valid()
     filters = form.filters()
-    page = paginate(request, selectors.trace_list(session=session, filters=filters), per_page=TRACES_PER_PAGE)
+    page = selectors.trace_page(selectors.trace_list(session=session, filters=filters), per_page=TRACES_PER_PAGE,
+                                after=request.GET.get("after", ""), before=request.GET.get("before", ""))
     context = {
         **_session_context(request, session, "traces"),
         "form": form,
+        "filter_fields": trace_filter_fields(form),
         "filters": filters,
         "page": page,
-        "rows": selectors.trace_rows(page.object_list, user=request.user, control_plane=session.control_plane,
-                                     store=store),
+        "rows": selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
+                                     session=session, store=store),
         "progress": progress,
         "progress_header": PROGRESS_HEADER,
     }

@@ -35,6 +35,7 @@ SCHEDULE: tuple[Every, ...] = (
     Every("rewrap-recovery", "encryption_keys.tasks.resume_stalled_rewraps", "REWRAP_RECOVERY_SECONDS", 60),
     Every("protection-recovery", "vault.tasks.resume_stalled_protections", "REWRAP_RECOVERY_SECONDS", 60),
     Every("session-expiry", "debugger.tasks.expire_sessions", "SESSION_EXPIRY_SECONDS", 60),
+    Every("debugger-partitions", "debugger.tasks.ensure_debugger_partitions", "DEBUGGER_PARTITION_SECONDS", 3600),
     Every("debugger-purge", "debugger.tasks.purge_debugger_data", "PURGE_SECONDS", 86400),
     Every("log-purge", "konnect_admin.tasks.purge_logs", "PURGE_SECONDS", 86400),
     Every("task-results-prune", "konnect_admin.tasks.prune_task_results", "PURGE_SECONDS", 86400),

@@ -206,6 +206,10 @@ KEY_HEALTH_SWEEP_CONCURRENCY = env_int("KEY_HEALTH_SWEEP_CONCURRENCY", 16)
 SESSION_EXPIRY_SECONDS = env_int("SESSION_EXPIRY_SECONDS", 60)
 REWRAP_RECOVERY_SECONDS = env_int("REWRAP_RECOVERY_SECONDS", 60)
 PURGE_SECONDS = env_int("PURGE_SECONDS", 86400)
+# PostgreSQL only (debugger/partitions.py): how often the Debugger's day partitions are created ahead, and how
+# many days ahead. Rows of a day nobody created land in a default partition and are moved out later.
+DEBUGGER_PARTITION_SECONDS = env_int("DEBUGGER_PARTITION_SECONDS", 3600)
+DEBUGGER_PARTITION_DAYS_AHEAD = env_int("DEBUGGER_PARTITION_DAYS_AHEAD", 7)
 TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 7)
 
 # Days the logs are kept (`manage.py purge_logs --yes` deletes older rows): the secret-resolution log

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from debugger.models import Blob, DebugSession, PayloadCapture, RequestLog, Trace
+from debugger.models import PAYLOAD_RETENTION, Blob, DebugSession, PayloadCapture, RequestLog, Trace
 from encryption_keys import keyring
 from encryption_keys.models import DataKey
 from konnect_admin.models import AuditEvent
@@ -25,6 +25,12 @@ def purge(*args) -> tuple[str, str]:
 def keys_of(session, purpose=None):
     keys = DataKey.objects.filter(scope_ref=f"{session.control_plane_id}/{session.pk}")
     return keys.filter(purpose=purpose) if purpose else keys
+
+
+def stored_days_ago(payloads, days):
+    """Payloads stored `days` days and a minute ago: expired by their expiry, and by their day on PostgreSQL."""
+    stored = timezone.now() - timedelta(days=days, minutes=1)
+    payloads.update(created_at=stored, expires_at=stored + PAYLOAD_RETENTION)
 
 
 @pytest.fixture
@@ -62,7 +68,8 @@ def test_payloads_past_three_days_go_and_their_key_is_shredded(debug_session, in
     session = debug_session
     ingest(2, session=session)
     dp_client.post(f"/api/us/v1/debugger/sessions/{session.pk}/done")
-    PayloadCapture.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    stored_days_ago(PayloadCapture.objects.all(), 3)
+    DebugSession.objects.filter(pk=session.pk).update(ended_at=timezone.now() - PAYLOAD_RETENTION - timedelta(minutes=6))
     out, _ = purge("--yes")
     assert "4 payload capture(s)" in out
     assert not PayloadCapture.objects.exists()
@@ -75,7 +82,7 @@ def test_payload_key_stays_while_some_payloads_remain(debug_session, ingest):
     session = debug_session
     ingest(2, session=session)
     first = PayloadCapture.objects.order_by("created_at", "id").first()
-    PayloadCapture.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    stored_days_ago(PayloadCapture.objects.filter(pk=first.pk), 3)
     purge("--yes")
     assert PayloadCapture.objects.count() == 3
     assert keys_of(session, "debugger.payload").get().shredded_at is None

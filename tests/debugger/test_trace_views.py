@@ -78,13 +78,50 @@ def test_an_invalid_filter_is_shown_and_ignored(login, org_admin, debug_session,
     assert f'action="{url}"' in page and f'hx-get="{url}" hx-target="#traces"' in page  # the filter form
 
 
-def test_the_traces_table_paginates_at_50(login, org_admin, debug_session, ingest):
-    ingest(55, payloads=False, logs=False)
-    first = login(org_admin).get(detail_url(debug_session)).content.decode()
-    assert len(set(re.findall(r"/traces/([0-9a-f]{32})/", first))) == 50
-    assert "Page 1 of 2" in first
-    second = login(org_admin).get(detail_url(debug_session), {"page": 2}).content.decode()
-    assert len(re.findall(r"/traces/[0-9a-f]{32}/", second)) == 5
+def page_ids(html: str) -> list[str]:
+    return re.findall(r'id="trace-([0-9a-f]{32})"', html)
+
+
+def link(html: str, rel: str) -> str | None:
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}">', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_the_traces_table_pages_by_cursor_newest_first_without_js(login, org_admin, debug_session, dp_client):
+    traces = [trace_json(payloads=False, logs=False) for _ in range(55)]
+    for index, trace in enumerate(traces):
+        trace["start_time"] = f"2026-11-01T10:00:{index // 2:02d}+00:00"  # pairs share a start time: the id decides
+    post_traces(dp_client, debug_session, traces)
+    newest_first = [t.trace_id for t in Trace.objects.filter(session=debug_session).order_by("-start_time", "-id")]
+    client = login(org_admin)
+    first = client.get(detail_url(debug_session)).content.decode()
+    assert page_ids(first) == newest_first[:50] and link(first, "prev") is None and "55 traces" in first
+    second = client.get(detail_url(debug_session) + link(first, "next")).content.decode()
+    assert page_ids(second) == newest_first[50:] and link(second, "next") is None
+    back = client.get(detail_url(debug_session) + link(second, "prev")).content.decode()
+    assert page_ids(back) == newest_first[:50]
+    filtered = client.get(detail_url(debug_session), {"method": "POST", "after": link(first, "next")[7:]})
+    assert page_ids(filtered.content.decode()) == newest_first[50:]  # filters and cursor together
+    for junk in ("x", "1.", "99999999999999999999999.1", "-5.abc"):
+        response = client.get(detail_url(debug_session), {"after": junk, "before": junk})
+        assert response.status_code == 200 and page_ids(response.content.decode()) == newest_first[:50]
+
+
+def test_the_session_page_reads_as_many_queries_for_10_or_50_traces(login, org_admin, debug_session, make_session,
+                                                                      ingest, django_assert_max_num_queries):
+    """Bounded queries whatever the page size: the payload counts and the path previews come in one query each."""
+    small = make_session(name="small")
+    ingest(10, session=small)
+    ingest(50)
+    client = login(org_admin)
+    counts = []
+    for session in (small, debug_session):
+        client.get(detail_url(session))  # warm: data keys cached, as a server is
+        with django_assert_max_num_queries(15) as captured:
+            page = client.get(detail_url(session)).content.decode()
+        assert page.count(f"<code>{PATH}</code>") == Trace.objects.filter(session=session).count()
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
 
 
 def test_trace_detail_draws_the_waterfall_and_defers_payloads(login, org_admin, debug_session, ingest):
@@ -194,3 +231,16 @@ def test_payload_body_column_is_never_rendered_raw(login, org_admin, debug_sessi
     envelope = bytes(PayloadCapture.objects.get(kind="client_request").body.envelope)
     page = login(org_admin).get(panel_url(debug_session, trace_id)).content.decode()
     assert envelope.hex() not in page and base64.b64encode(envelope).decode() not in page
+
+
+def test_the_filter_form_shows_each_requests_own_values(login, org_admin, debug_session, ingest):
+    """Its fields are rendered once per distinct values (debugger.forms.trace_filter_fields): never another's."""
+    ingest(1)
+    client = login(org_admin)
+    for _ in range(2):
+        for status, method in (("5xx", "GET"), ("404", "POST"), ("abc", "")):
+            page = client.get(detail_url(debug_session), {"status": status, "method": method}).content.decode()
+            assert f'name="status" value="{status}"' in page
+            assert re.findall(r'<option value="([A-Z]*)" selected>', page) == [method]
+            assert ('aria-invalid="true"' in page) == (status == "abc")
+    assert 'name="status" value' not in client.get(detail_url(debug_session)).content.decode()

@@ -1,0 +1,149 @@
+"""Day partitions of payloads, logs and spans on PostgreSQL (debugger/partitions.py); nothing of it on SQLite.
+
+The PostgreSQL tests run with DATABASE_URL=postgres://…; on SQLite they are skipped and the SQLite test
+checks that partition work is a no-op there (retention deletes rows: tests/debugger/test_purge.py)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from debugger import partitions
+from debugger.ingest import LATE_DATA_GRACE
+from debugger.models import PAYLOAD_RETENTION, DebugSession, PayloadCapture, RequestLog, Span, Trace
+from debugger.retention import purge_execute
+from debugger.tasks import ensure_debugger_partitions
+from encryption_keys import keyring
+from encryption_keys.models import DataKey
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
+BEFORE = [("debugger", "0004_partition_keys_and_keyset_indexes")]
+AFTER = [("debugger", "0005_partition_payloads_logs_spans")]
+
+
+def partition_of(table, pk) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT tableoid::regclass::text FROM "{table}" WHERE id = %s', [pk])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite side")
+def test_sqlite_has_no_partitions():
+    assert partitions.ensure() == []
+    assert partitions.drop_before("debugger_payloadcapture", timezone.now()) == (0, 0)
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_tables_are_partitioned_by_day_with_days_ahead(ingest):
+    for table in partitions.PARTITIONED:
+        assert partitions.is_partitioned(table)
+        days = [partition.day for partition in partitions.partitions(table)]
+        today = datetime.now(UTC).date()
+        assert today in days and today + timedelta(days=partitions.days_ahead()) in days
+    ingest(1)
+    today = f"p{datetime.now(UTC):%Y%m%d}"
+    assert partition_of("debugger_payloadcapture", PayloadCapture.objects.first().pk).endswith(today)
+    assert partition_of("debugger_span", Span.objects.first().pk).endswith(today)
+    assert partition_of("debugger_requestlog", RequestLog.objects.first().pk).endswith(today)
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_the_scheduled_task_creates_missing_days_and_moves_strays_out_of_the_default(ingest):
+    ingest(1)
+    far = datetime.now(UTC).date() + timedelta(days=30)
+    stray = PayloadCapture.objects.first()
+    PayloadCapture.objects.filter(pk=stray.pk).update(created_at=datetime.combine(far, datetime.min.time(), UTC))
+    assert partition_of("debugger_payloadcapture", stray.pk) == "debugger_payloadcapture_default"
+    made = partitions.ensure(start=far, today=far, ahead=0)
+    assert made == [partitions.partition_name(table, far) for table in partitions.PARTITIONED]
+    assert partition_of("debugger_payloadcapture", stray.pk) == partitions.partition_name("debugger_payloadcapture", far)
+    assert PayloadCapture.objects.get(pk=stray.pk).body  # still there, still readable
+    assert ensure_debugger_partitions.call() == []  # the next days exist already
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_retention_drops_expired_days_and_shreds_each_session_exactly(debug_session, make_session, ingest):
+    old, young = debug_session, make_session(name="young")
+    ingest(2, session=old)
+    ingest(1, session=young)
+    day = datetime.now(UTC).date() - timedelta(days=5)
+    partitions.ensure(start=day, ahead=0)
+    stored = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1)
+    for session, ended in ((old, stored), (young, timezone.now())):
+        DebugSession.objects.filter(pk=session.pk).update(status="completed", ended_at=ended)
+    PayloadCapture.objects.filter(trace__session=old).update(created_at=stored, expires_at=stored + PAYLOAD_RETENTION)
+    report = purge_execute()
+    assert report.payloads == 4 and report.partitions_dropped >= 1
+    assert not partitions.is_partitioned("x") and partitions.partition_name("debugger_payloadcapture", day) not in {
+        partition.name for partition in partitions.partitions("debugger_payloadcapture")}
+    assert PayloadCapture.objects.filter(trace__session=young).count() == 2
+    payload_key = DataKey.objects.filter(purpose="debugger.payload")
+    assert payload_key.get(scope_ref=old.scope_ref).shredded_at is not None
+    assert payload_key.get(scope_ref=young.scope_ref).shredded_at is None
+    assert DataKey.objects.get(purpose="debugger.log", scope_ref=old.scope_ref).shredded_at is None
+    assert report.data_keys_shredded == 1
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_session_whose_payloads_expired_is_shredded_before_its_day_is_dropped(debug_session, ingest):
+    ingest(1)
+    ended = timezone.now()
+    DebugSession.objects.filter(pk=debug_session.pk).update(status="completed", ended_at=ended)
+    last_expiry = ended + LATE_DATA_GRACE + PAYLOAD_RETENTION  # no payload is stored after the grace
+    report = purge_execute(now=last_expiry - timedelta(seconds=1))
+    assert report.data_keys_shredded == 0  # a late payload could still come and would not have expired
+    report = purge_execute(now=last_expiry)
+    assert report.data_keys_shredded == 1  # its payloads' day is not dropped yet: they stay, unreadable
+    assert report.partitions_dropped == 0 and PayloadCapture.objects.count() == 2
+    keyring.reset_for_tests()
+    assert all(not result.ok for result in keyring.reveal_many(p.body for p in PayloadCapture.objects.all()))
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_deleting_a_session_deletes_its_rows_in_every_partition(debug_session, ingest, org_admin):
+    from debugger import services
+
+    ingest(2)
+    services.session_delete(actor=org_admin, session=debug_session)
+    assert not PayloadCapture.objects.exists() and not Span.objects.exists() and not RequestLog.objects.exists()
+
+
+def bodies() -> dict:
+    captures = list(PayloadCapture.objects.select_related(*PayloadCapture.encryption_scope_related))
+    return {c.pk: r.value for c, r in zip(captures, keyring.reveal_many(c.body for c in captures), strict=True)}
+
+
+def messages() -> list:
+    logs = list(RequestLog.objects.select_related(*RequestLog.encryption_scope_related))
+    return sorted(r.value for r in keyring.reveal_many(log.message for log in logs))
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_keeps_existing_rows_readable(debug_session, ingest, org_admin):
+    """Rows stored in plain tables (0004) are copied into partitions by 0005, readable, ids continuing."""
+    MigrationExecutor(connection).migrate(BEFORE)
+    try:
+        assert not partitions.is_partitioned("debugger_span")
+        ingest(3)
+        spans = dict(Span.objects.values_list("id", "trace__created_at"))
+        before = bodies()
+        logs = messages()
+    finally:
+        MigrationExecutor(connection).migrate(AFTER)
+    assert all(partitions.is_partitioned(table) for table in partitions.PARTITIONED)
+    keyring.reset_for_tests()
+    assert bodies() == before and len(before) == 6 and all(before.values())
+    assert messages() == logs and len(logs) == 6
+    assert dict(Span.objects.values_list("id", "created_at")) == spans  # created_at taken from the trace
+    ingest(1)
+    assert Span.objects.count() == len(spans) + 3 and min(Span.objects.filter(
+        trace=Trace.objects.latest("created_at")).values_list("id", flat=True)) > max(spans)
