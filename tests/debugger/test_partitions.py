@@ -19,8 +19,8 @@ from encryption_keys import keyring
 from encryption_keys.models import DataKey
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
-BEFORE = [("debugger", "0004_partition_keys_and_keyset_indexes")]
-AFTER = [("debugger", "0005_partition_payloads_logs_spans")]
+BEFORE = [("debugger", "0005_partition_keys_and_keyset_indexes")]
+AFTER = [("debugger", "0006_partition_payloads_logs_spans")]
 
 
 def partition_of(table, pk) -> str:

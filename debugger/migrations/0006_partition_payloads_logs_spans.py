@@ -45,7 +45,7 @@ def unpartition(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("debugger", "0004_partition_keys_and_keyset_indexes"),
+        ("debugger", "0005_partition_keys_and_keyset_indexes"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('debugger', '0003_data_key_scope_ref_names_the_control_plane'),
+        ('debugger', '0004_debug_session_samples_taken'),
     ]
 
     operations = [
