@@ -260,7 +260,7 @@ def test_link_a_transit_key_on_the_page_and_its_key_page(transit, login, org, or
     client = login(org_admin)
     page = client.get(reverse("encryption_key_link")).content.decode()
     assert "Transit policy" in page and "AWS KMS" in page  # both providers' grants, before a key is chosen
-    response = client.post(reverse("encryption_key_link"), {"name": "Bao", "key_arn": f" {key.ref} ", "region": "us",
+    response = client.post(reverse("encryption_key_link"), {"name": "Bao", "key_ref": f" {key.ref} ", "region": "us",
                                                              "description": ""})
     linked = EncryptionKey.objects.get(organization=org)
     assert response.status_code == 201 and linked.key_ref == key.ref
