@@ -42,16 +42,16 @@ AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.m
 WIDTHS = (1280, 390)
 OPERATOR_PASSWORD = "operator-long-password-1"  # noqa: S105
 
+#: App pages that answer a GET although their isolation rule is a POST: a confirmation step, a form's own page.
+GET_PAGES_OF_POST_RULES = {"member_remove", "vault_config_store_rename"}
 #: URL names that are not pages, each with why. POST-only actions answer a GET with 405, which
 #: `test_every_page_is_walked` checks, so an action that grows a page of its own is walked from then on.
 NOT_PAGES = {
     "logout": "POST only: the Log out button",
     "encryption_key_replacements": "a redirect to the key page's #key-replacements section (the old address)",
-    **{name: "POST only: a form's action" for name, rule in RULES.items() if rule.method == "POST"
-       and name not in {"member_remove", "vault_config_store_rename"}},
+    **{name: "POST only: a form's action" for name, rule in RULES.items()
+       if rule.method == "POST" and name not in GET_PAGES_OF_POST_RULES},
 }
-#: App pages that answer a GET although their isolation rule is a POST (a confirmation step, a form's own page).
-GET_PAGES_OF_POST_RULES = {"member_remove", "vault_config_store_rename"}
 
 #: Pages with no breadcrumb by design, with the reason.
 NO_BREADCRUMB = {
