@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 HTMX := static/vendor/htmx.min.js
 PYTEST_ARGS ?=
 
-.PHONY: run test test-envelope bench lint browser-deps redis clean
+.PHONY: run test test-envelope bench lint browser-deps redis clean readme-screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || "$$(scripts/find-python)" -m venv $(VENV)
@@ -45,6 +45,16 @@ test: $(STAMP) $(HTMX) browser-deps redis
 # start-up than the tests take), so nothing in them can lean on Django or the local KMS.
 test-envelope: $(STAMP)
 	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest tests/encryption_keys/envelope -p no:django $(PYTEST_ARGS)
+
+# The README's two screenshots are the final screenshots of two browser tests: the key page with the disabled-key
+# banner, and a trace with its decryption-error cards. (The page walk's, per role and width, are in
+# test-artifacts/screenshots/walk/.)
+readme-screenshots: $(STAMP) $(HTMX) browser-deps
+	$(PY) -m pytest -q -p no:randomly -p no:cacheprovider \
+		tests/browser/test_encryption_keys.py::test_org_admin_links_a_key_and_sees_the_checklist \
+		tests/browser/test_debugger.py::test_trace_waterfall_payload_panel_and_error_card
+	cp test-artifacts/screenshots/test_org_admin_links_a_key_and_sees_the_checklist.png docs/screenshots/key-detail.png
+	cp test-artifacts/screenshots/test_trace_waterfall_payload_panel_and_error_card.png docs/screenshots/trace-waterfall.png
 
 bench: $(STAMP) $(HTMX)
 	$(PY) -m bench
