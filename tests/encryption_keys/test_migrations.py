@@ -62,9 +62,10 @@ def test_a_key_linked_by_two_organizations_stops_the_upgrade(old_schema):
 
 SCOPE_BEFORE = [("encryption_keys", "0006_one_link_per_kms_key"), ("debugger", "0002_scrub_span_attributes"),
                 ("vault", "0002_backfill_vault_protection")]
-SCOPE_AFTER = [("debugger", "0003_data_key_scope_ref_names_the_control_plane"),
-               ("vault", "0003_data_key_scope_ref_names_the_control_plane"),
-               ("encryption_keys", "0010_key_ref")]  # the models of this release read key_ref columns
+# Through the scope migrations (debugger 0003, vault 0003) to the schema this release's models read: key_ref
+# columns, the session's samples counter, the partition keys.
+SCOPE_AFTER = [("debugger", "0006_partition_payloads_logs_spans"), ("vault", "0006_protectionjob_key_ref"),
+               ("encryption_keys", "0010_key_ref")]
 
 
 @pytest.fixture
