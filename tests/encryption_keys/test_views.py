@@ -423,3 +423,72 @@ def test_no_banner_for_another_organizations_key(login, org_admin, other_key, ot
     kms_admin.disable_key(other_key.key_ref)
     services.check_key_health(key=other_key)
     assert "banner-error" not in login(org_admin).get(reverse("dashboard")).content.decode()
+
+
+# --- link anyway: a key whose checks warn is linked only after a confirmation ----------------------------------
+
+
+@pytest.fixture
+def warning_key(org, local_kms):
+    """A single-region customer key: it passes every check, but the US geo's other AWS region has no copy."""
+    return kms_admin.create_key(region="us-west-2", description="single-region key")
+
+
+def _confirmation(body):
+    return re.search(r'name="confirmed" value="([^"]+)"', body).group(1)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["no-js", "htmx"])
+def test_a_key_with_warnings_asks_link_anyway_and_links_nothing(login, org_admin, warning_key, headers):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(warning_key), headers=headers)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Link anyway?" in body and ">Link anyway</button>" in body
+    assert 'data-verdict="warn"' in body and 'data-verdict="fail"' not in body
+    assert re.search(r"with 1 warning\s", body) and "1 warnings" not in body
+    assert _confirmation(body)
+    assert not EncryptionKey.objects.exists()
+
+
+def test_link_anyway_links_the_confirmed_key(login, org, org_admin, warning_key):
+    client = login(org_admin)
+    body = client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode()
+    response = client.post(reverse("encryption_key_link"), form_data(warning_key, confirmed=_confirmation(body)))
+    assert response.status_code == 201 and "Key linked." in response.content.decode()
+    assert EncryptionKey.objects.get(organization=org).key_ref == warning_key
+
+
+def test_a_changed_key_ref_on_confirm_is_verified_again_not_linked(login, org_admin, warning_key, local_kms):
+    client = login(org_admin)
+    token = _confirmation(client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode())
+    other = kms_admin.create_key(region="us-west-2", description="another single-region key")
+    response = client.post(reverse("encryption_key_link"), form_data(other, confirmed=token))
+    body = response.content.decode()
+    assert response.status_code == 200 and "Link anyway?" in body and other in body
+    assert _confirmation(body) != token
+    assert not EncryptionKey.objects.exists()
+
+
+@pytest.mark.parametrize("token", ["forged", "e30:1vQ:forged"], ids=["garbage", "bad-signature"])
+def test_a_tampered_confirmation_links_nothing(login, org_admin, warning_key, token):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(warning_key, confirmed=token))
+    assert response.status_code == 200 and "Link anyway?" in response.content.decode()
+    assert not EncryptionKey.objects.exists()
+
+
+def test_a_confirmation_for_another_region_links_nothing(login, org_admin, warning_key):
+    client = login(org_admin)
+    token = _confirmation(client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode())
+    client.post(reverse("encryption_key_link"), form_data(warning_key, region="eu", confirmed=token))
+    assert not EncryptionKey.objects.exists()
+
+
+def test_a_key_without_warnings_links_at_once(login, org, org_admin, cmek):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(cmek))
+    assert response.status_code == 201 and "Link anyway?" not in response.content.decode()
+    assert EncryptionKey.objects.filter(organization=org).exists()
+
+
+def test_the_api_links_a_key_with_warnings_without_a_confirmation(org, org_admin, warning_key):
+    linked = services.link_key(organization=org, region="us", key_ref=warning_key, name="Acme US", actor=org_admin)
+    assert linked.checklist.warnings and linked.key.key_ref == warning_key
