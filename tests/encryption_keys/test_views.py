@@ -99,7 +99,8 @@ def test_link_form_shows_the_policy_statement_to_copy(login, org, org_admin, set
     assert "arn:aws:iam::999988887777:role/konnect" in body
     assert f"&quot;kms:EncryptionContext:konnect:org&quot;: &quot;{org.pk}&quot;" in body
     assert "kms:ReEncrypt*" in body and "<pre id=\"key-policy-json\"" in body
-    assert "encryption_keys/copy.js" in body and "<script>" not in body
+    assert "js/copy.js" in body and "encryption_keys/copy.js" not in body and "<script>" not in body
+    assert 'class="copy-button" data-copy-target="key-policy-json" hidden>Copy statements</button>' in body
 
 
 def test_connect_full_page_links_and_shows_the_checklist(login, org, org_admin, cmek):
@@ -354,7 +355,7 @@ def test_replace_routes_to_the_lifecycle_service(login, org, org_admin, linked, 
     response = client.post(url, form_data(new_arn), headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("encryption_key_detail", args=[linked.pk])
     assert calls == [{"organization": org, "region": "us", "actor": org_admin, "new_key_ref": new_arn,
-                      "name": "Acme US", "description": "prod"}]
+                      "name": "Acme US", "description": "prod", "accepted_warnings": frozenset()}]
 
 
 def test_replace_through_the_key_lifecycle_module(login, org_admin, linked):
@@ -492,3 +493,12 @@ def test_a_key_without_warnings_links_at_once(login, org, org_admin, cmek):
 def test_the_api_links_a_key_with_warnings_without_a_confirmation(org, org_admin, warning_key):
     linked = services.link_key(organization=org, region="us", key_ref=warning_key, name="Acme US", actor=org_admin)
     assert linked.checklist.warnings and linked.key.key_ref == warning_key
+
+
+def test_key_references_have_copy_buttons_from_the_one_copy_script(login, org_admin, linked):
+    client = login(org_admin)
+    page = client.get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()
+    assert f'<code id="key-ref" class="encryption-keys-arn">{linked.key_ref}</code>' in page
+    assert 'data-copy-target="key-ref"' in page and "js/copy.js" in page and "encryption_keys/copy.js" not in page
+    listing = client.get(reverse("encryption_key_list")).content.decode()
+    assert 'data-copy-target="key-ref-us"' in listing
