@@ -1,5 +1,7 @@
 from django import forms
 from django.core import signing
+from django.urls import reverse
+from django.utils.html import format_html
 
 from encryption_keys import providers
 from encryption_keys.models import EncryptionKey
@@ -61,10 +63,11 @@ class LinkKeyForm(ReplaceKeyForm):
 
     def clean_region(self):
         region = self.cleaned_data["region"]
-        if EncryptionKey.objects.filter(organization=self.organization, region=region).exists():
-            raise forms.ValidationError(
-                "A key is already linked for this region (one key per region). Replace it from its page."
-            )
+        linked = EncryptionKey.objects.filter(organization=self.organization, region=region).first()
+        if linked is not None:
+            raise forms.ValidationError(format_html(
+                'A key is already linked for this region (one key per region). Replace it from '
+                '<a href="{}">its page</a>.', reverse("encryption_key_detail", args=[linked.pk])))
         return region
 
 

@@ -156,6 +156,8 @@ def test_a_second_key_for_the_region_is_a_form_error(login, org_admin, linked):
     response = login(org_admin).post(reverse("encryption_key_link"), form_data(other), headers=HTMX)
     assert response.status_code == 422
     assert "A key is already linked for this region" in response.content.decode()
+    assert f'Replace it from <a href="{reverse("encryption_key_detail", args=[linked.pk])}">its page</a>.' in (
+        response.content.decode())
     assert EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
