@@ -93,14 +93,16 @@ def _detail_context(request, key) -> dict:
     operations, outcomes = selectors.key_usage_choices(organization=organization, key=key)
     filters = UsageFilterForm(request.GET or None, operations=operations, outcomes=outcomes)
     calls = selectors.key_usage_log(user=request.user, organization=organization, key=key, **filters.filters())
+    can_manage = can(request.user, Action.KEY_MANAGE, organization)
     return {
         "key": key,
+        "advice": health.advice_for(key, manages_keys=can_manage) if key.status in health.UNHEALTHY else "",
         "history": key.status_changes.all()[:20],
         "inventory": selectors.data_key_inventory(organization=organization, region=key.region,
                                                   wrapping_key_ref=key.key_ref),
         "filters": filters,
         "calls": paginate(request, calls, per_page=USAGE_PAGE_SIZE),
-        "can_manage": can(request.user, Action.KEY_MANAGE, organization),
+        "can_manage": can_manage,
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
         "access_statements": access_statements(organization, key_ref=key.key_ref),
@@ -206,8 +208,10 @@ def settings_menu(request):
 def unhealthy_key_banners(request):
     keys = selectors.unhealthy_keys(organization=request.organization)
     may_view = bool(keys) and can(request.user, Action.KEY_VIEW, request.organization)
+    manages_keys = bool(keys) and can(request.user, Action.KEY_MANAGE, request.organization)
     return [
-        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None)
+        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None,
+                          manages_keys=manages_keys)
         for key in keys
     ]
 

@@ -407,7 +407,7 @@ def test_banner_shows_the_deletion_date_and_days_left(login, org, linked, cmek):
     member = factories.make_role_user(org, "member")
     body = login(member).get(reverse("dashboard")).content.decode()
     assert f"scheduled for deletion on {when:%Y-%m-%d} (8 days left)" in body
-    assert "Cancel the key deletion" in body
+    assert "Ask an Organization Admin of your organization to cancel the key deletion" in body
     assert reverse("encryption_key_detail", args=[linked.pk]) not in body  # members cannot open the key page
 
 
@@ -504,3 +504,34 @@ def test_key_references_have_copy_buttons_from_the_one_copy_script(login, org_ad
     assert 'data-copy-target="key-ref"' in page and "js/copy.js" in page and "encryption_keys/copy.js" not in page
     listing = client.get(reverse("encryption_key_list")).content.decode()
     assert 'data-copy-target="key-ref-us"' in listing
+
+
+# --- advice for the reader's role ------------------------------------------------------------------------------
+
+
+def test_the_disabled_key_banner_tells_a_debug_session_creator_whom_to_ask(login, org, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    creator = factories.make_role_user(org, "debug_session_creator")
+    body = login(creator).get(reverse("dashboard")).content.decode()
+    assert "Encryption key “Acme US” (US): disabled." in body
+    assert "Ask an Organization Admin of your organization to re-enable the encryption key." in body
+    assert "Re-enable the key in AWS KMS" not in body
+
+
+def test_the_disabled_key_banner_gives_an_org_admin_the_remedy(login, org_admin, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    body = login(org_admin).get(reverse("dashboard")).content.decode()
+    assert "Re-enable the key in AWS KMS" in body and "Ask an Organization Admin" not in body
+
+
+def test_the_key_page_advice_follows_the_role(login, org, org_admin, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    url = reverse("encryption_key_detail", args=[linked.pk])
+    admin_page = login(org_admin).get(url).content.decode()
+    assert '<p class="encryption-keys-advice">Re-enable the key in AWS KMS' in admin_page
+    reader_page = login(factories.make_role_user(org, "org_admin_read_only")).get(url).content.decode()
+    assert ('<p class="encryption-keys-advice">Ask an Organization Admin of your organization to re-enable the '
+            "encryption key.</p>") in reader_page
