@@ -1,4 +1,7 @@
 from django import forms
+from django.core import signing
+from django.urls import reverse
+from django.utils.html import format_html
 
 from encryption_keys import providers
 from encryption_keys.models import EncryptionKey
@@ -8,6 +11,33 @@ from konnect_admin.models import Region
 def key_ref_help() -> str:
     """The reference forms this installation accepts, one per key provider (AWS: a key ARN, not an alias ARN)."""
     return "; ".join(f"{provider.label}: {provider.ref_example}" for provider in providers.providers())
+
+
+#: How long a "Link anyway?" confirmation stays valid: the checks it confirmed are re-run on confirm anyway.
+CONFIRMATION_MAX_AGE = 30 * 60
+_CONFIRMATION_SALT = "encryption_keys.link-anyway"
+
+
+def confirmation_token(*, organization, purpose: str, region: str, key_ref: str, warnings) -> str:
+    """The signed value of the hidden ``confirmed`` field of a "Link anyway?" step: which warnings (check ids)
+    the person saw for this very key reference, region and purpose ("link" or "replace:<key pk>")."""
+    return signing.dumps({"org": str(organization.pk), "purpose": purpose, "region": region, "key_ref": key_ref,
+                          "warnings": sorted(check.id for check in warnings)}, salt=_CONFIRMATION_SALT)
+
+
+def confirmed_warnings(token: str, *, organization, purpose: str, region: str, key_ref: str) -> frozenset[str]:
+    """The warnings ``token`` confirmed, when it was issued for exactly this key reference, region, purpose and
+    organization; otherwise none (a changed or tampered reference is verified and confirmed afresh)."""
+    if not token:
+        return frozenset()
+    try:
+        data = signing.loads(token, salt=_CONFIRMATION_SALT, max_age=CONFIRMATION_MAX_AGE)
+    except signing.BadSignature:
+        return frozenset()
+    expected = {"org": str(organization.pk), "purpose": purpose, "region": region, "key_ref": key_ref}
+    if not isinstance(data, dict) or any(data.get(name) != value for name, value in expected.items()):
+        return frozenset()
+    return frozenset(data.get("warnings") or ())
 
 
 class ReplaceKeyForm(forms.Form):
@@ -33,10 +63,11 @@ class LinkKeyForm(ReplaceKeyForm):
 
     def clean_region(self):
         region = self.cleaned_data["region"]
-        if EncryptionKey.objects.filter(organization=self.organization, region=region).exists():
-            raise forms.ValidationError(
-                "A key is already linked for this region (one key per region). Replace it from its page."
-            )
+        linked = EncryptionKey.objects.filter(organization=self.organization, region=region).first()
+        if linked is not None:
+            raise forms.ValidationError(format_html(
+                'A key is already linked for this region (one key per region). Replace it from '
+                '<a href="{}">its page</a>.', reverse("encryption_key_detail", args=[linked.pk])))
         return region
 
 

@@ -97,12 +97,21 @@ def read_key_state(*, key_ref: str, organization_id=None, previous_metadata: dic
     return provider.read_state(key_ref=key_ref, organization_id=organization_id, previous_metadata=previous_metadata)
 
 
-def banner_for(key, *, link: str | None) -> dict:
-    """The organization-wide banner of an unhealthy key."""
+def advice_for(key, *, manages_keys: bool) -> str:
+    """What the reader does about ``key``'s unhealthy status: an Org Admin gets the key provider's remedy (its
+    console, its commands); anyone else is told whom to ask, or the remedy when nobody needs asking."""
+    code = CODE_OF_STATUS[key.status]
+    if manages_keys:
+        return remedy_for(code, key_ref=key.key_ref)
+    return ERROR_CODES[code].action_for(manages_keys=False)
+
+
+def banner_for(key, *, link: str | None, manages_keys: bool) -> dict:
+    """The organization-wide banner of an unhealthy key, with advice for the reader's role."""
     region = key.get_region_display()
     if key.status == KeyStatus.PENDING_DELETION and key.deletion_date:
         left = days_left(key.deletion_date)
-        title = f"Encryption key “{key.name}” ({region}) is scheduled for deletion on {key.deletion_date:%Y-%m-%d} ({left} days left)."
+        title = f"Encryption key “{key.name}” ({region}) is scheduled for deletion on {key.deletion_date:%Y-%m-%d} ({left} day{'' if left == 1 else 's'} left)."
     else:
         title = f"Encryption key “{key.name}” ({region}): {key.get_status_display().lower()}."
     if key.status == KeyStatus.UNREACHABLE:
@@ -112,7 +121,7 @@ def banner_for(key, *, link: str | None) -> dict:
     return {
         "level": "warning" if key.status == KeyStatus.UNREACHABLE else "error",
         "title": title,
-        "message": f"{message} {remedy_for(CODE_OF_STATUS[key.status], key_ref=key.key_ref)}",
+        "message": f"{message} {advice_for(key, manages_keys=manages_keys)}",
         "link": link,
         "link_label": "Open the key" if link else "",
     }

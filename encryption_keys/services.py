@@ -6,6 +6,7 @@ Keyword-only, typed, audited. KMS calls happen outside database transactions; th
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -28,6 +29,24 @@ class KeyVerificationFailed(Exception):
         self.checklist = checklist
 
 
+class KeyNeedsConfirmation(Exception):
+    """The key passed every check but some warned, and the caller asked to confirm warnings it has not seen:
+    nothing was linked. The pages show the checklist and ask "Link anyway?"; the API accepts warnings."""
+
+    def __init__(self, checklist: Checklist):
+        super().__init__("; ".join(f"{c.title}: {c.explanation}" for c in checklist.warnings))
+        self.checklist = checklist
+
+
+def refuse_unconfirmed_warnings(checklist: Checklist, accepted_warnings: Collection[str] | None) -> None:
+    """Raise KeyNeedsConfirmation when ``checklist`` warns about a check not in ``accepted_warnings``
+    (None accepts every warning: Kong's API semantics, where a PUT links a key with warnings)."""
+    if accepted_warnings is None:
+        return
+    if any(check.id not in accepted_warnings for check in checklist.warnings):
+        raise KeyNeedsConfirmation(checklist)
+
+
 class KeyAlreadyLinked(Exception):
     """The organization already has a key in this region (one key per organization per region)."""
 
@@ -47,7 +66,7 @@ def key_replacement():
     except (ImportError, AttributeError):
         return None
     errors = [KeyVerificationFailed]
-    for name in ("KeyVerificationFailed", "KeyReplacementError"):
+    for name in ("KeyVerificationFailed", "KeyNeedsConfirmation", "KeyReplacementError"):
         try:
             errors.append(getattr(lifecycle, name))
         except (ImportError, AttributeError):
@@ -64,12 +83,14 @@ def _invalidate_data_key_caches() -> None:
 
 
 def link_key(
-    *, organization: Organization, region: str, key_ref: str, name: str, description: str = "", actor: User
+    *, organization: Organization, region: str, key_ref: str, name: str, description: str = "", actor: User,
+    accepted_warnings: Collection[str] | None = None,
 ) -> LinkedKey:
     """Verify `key_ref` and link it as the organization's key for `region`.
 
     Raises PermissionDenied, KeyAlreadyLinked, KeyInUse (another organization's key, before any KMS call) or
-    KeyVerificationFailed (carrying the checklist).
+    KeyVerificationFailed (carrying the checklist), or KeyNeedsConfirmation when a check warns that is not in
+    ``accepted_warnings`` (check ids the person confirmed; None accepts all).
     """
     require(actor, Action.KEY_MANAGE, organization)
     if EncryptionKey.objects.filter(organization=organization, region=region).exists():
@@ -78,6 +99,7 @@ def link_key(
     checklist = verify_key(organization=organization, region=region, key_ref=key_ref)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
+    refuse_unconfirmed_warnings(checklist, accepted_warnings)
     now = timezone.now()
     rotation_off = checklist.metadata.get("rotation_enabled") is False
     try:

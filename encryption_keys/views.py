@@ -11,7 +11,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from encryption_keys import health, selectors, services
-from encryption_keys.forms import LinkKeyForm, ReplaceKeyForm, UsageFilterForm
+from encryption_keys.forms import (
+    LinkKeyForm,
+    ReplaceKeyForm,
+    UsageFilterForm,
+    confirmation_token,
+    confirmed_warnings,
+)
 from encryption_keys.lifecycle import selectors as lifecycle_selectors
 from encryption_keys.providers import access_statements, providers
 from konnect_admin import navigation
@@ -61,10 +67,18 @@ def key_link(request):
                "revocation_bound": health.revocation_bound_seconds()}
     status = _error_status(request) if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
+        confirmation = {"organization": organization, "purpose": "link", "region": form.cleaned_data["region"],
+                        "key_ref": form.cleaned_data["key_ref"]}
         try:
-            linked = services.link_key(organization=organization, actor=request.user, **form.cleaned_data)
+            linked = services.link_key(
+                organization=organization, actor=request.user, **form.cleaned_data,
+                accepted_warnings=confirmed_warnings(request.POST.get("confirmed", ""), **confirmation))
             context.update(checklist=linked.checklist, key=linked.key)
             status = 201
+        except services.KeyNeedsConfirmation as pending:
+            context.update(checklist=pending.checklist,
+                           confirm_token=confirmation_token(**confirmation, warnings=pending.checklist.warnings))
+            status = 200
         except services.KeyVerificationFailed as failure:
             context["checklist"] = failure.checklist
         except services.KeyAlreadyLinked as error:
@@ -79,14 +93,16 @@ def _detail_context(request, key) -> dict:
     operations, outcomes = selectors.key_usage_choices(organization=organization, key=key)
     filters = UsageFilterForm(request.GET or None, operations=operations, outcomes=outcomes)
     calls = selectors.key_usage_log(user=request.user, organization=organization, key=key, **filters.filters())
+    can_manage = can(request.user, Action.KEY_MANAGE, organization)
     return {
         "key": key,
+        "advice": health.advice_for(key, manages_keys=can_manage) if key.status in health.UNHEALTHY else "",
         "history": key.status_changes.all()[:20],
         "inventory": selectors.data_key_inventory(organization=organization, region=key.region,
                                                   wrapping_key_ref=key.key_ref),
         "filters": filters,
         "calls": paginate(request, calls, per_page=USAGE_PAGE_SIZE),
-        "can_manage": can(request.user, Action.KEY_MANAGE, organization),
+        "can_manage": can_manage,
         "days_left": health.days_left(key.deletion_date),
         "revocation_bound": health.revocation_bound_seconds(),
         "access_statements": access_statements(organization, key_ref=key.key_ref),
@@ -159,13 +175,20 @@ def key_replace(request, pk):
         if form.cleaned_data["key_ref"] == key.key_ref:
             form.add_error("key_ref", "This key is already linked; enter the reference of the new key.")
         else:
+            confirmation = {"organization": key.organization, "purpose": f"replace:{key.pk}", "region": key.region,
+                            "key_ref": form.cleaned_data["key_ref"]}
             try:
                 replace_key(organization=key.organization, region=key.region, actor=request.user,
                             new_key_ref=form.cleaned_data["key_ref"], name=form.cleaned_data["name"],
-                            description=form.cleaned_data["description"])
+                            description=form.cleaned_data["description"],
+                            accepted_warnings=confirmed_warnings(request.POST.get("confirmed", ""), **confirmation))
                 messages.success(request, "Key replaced: new data uses the new key; existing data keys are being "
                                           "re-wrapped. Keep the old key enabled until that finishes.")
                 return _to_detail(request, key)
+            except services.KeyNeedsConfirmation as pending:
+                context.update(checklist=pending.checklist, confirm_token=confirmation_token(
+                    **confirmation, warnings=pending.checklist.warnings))
+                return render_page(request, "encryption_keys/key_replace.html", context, partial="replace")
             except errors as error:
                 context["checklist"] = getattr(error, "checklist", None)
                 form.add_error(None, str(error) if context["checklist"] is None else "Verification failed.")
@@ -185,8 +208,10 @@ def settings_menu(request):
 def unhealthy_key_banners(request):
     keys = selectors.unhealthy_keys(organization=request.organization)
     may_view = bool(keys) and can(request.user, Action.KEY_VIEW, request.organization)
+    manages_keys = bool(keys) and can(request.user, Action.KEY_MANAGE, request.organization)
     return [
-        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None)
+        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None,
+                          manages_keys=manages_keys)
         for key in keys
     ]
 

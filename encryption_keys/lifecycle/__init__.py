@@ -16,6 +16,7 @@ _EXPORTS = {
     "resume_rewrap": "replace",
     "KeyReplacementError": "replace",
     "KeyVerificationFailed": "replace",
+    "KeyNeedsConfirmation": "replace",
     "rewrap_data_keys": "rewrap",
     "RewrapInterrupted": "rewrap",
     "retire_data_keys": "rotate",

@@ -8,6 +8,7 @@ or by the caller itself with `start=False` (the management command)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -17,13 +18,13 @@ from encryption_keys.lifecycle.models import RewrapJob, RewrapState
 from encryption_keys.lifecycle.rewrap import data_keys_under
 from encryption_keys.models import EncryptionKey, KeyStatus
 from encryption_keys.ownership import KeyInUse, refuse_key_in_use
-from encryption_keys.services import KeyVerificationFailed
+from encryption_keys.services import KeyNeedsConfirmation, KeyVerificationFailed, refuse_unconfirmed_warnings
 from encryption_keys.verification import verify_key
 from konnect_admin.models import Organization
 from konnect_admin.permissions import Action, require
 from konnect_admin.services import audit_record
 
-__all__ = ["KeyReplacementError", "KeyVerificationFailed", "replace_key", "resume_rewrap"]
+__all__ = ["KeyNeedsConfirmation", "KeyReplacementError", "KeyVerificationFailed", "replace_key", "resume_rewrap"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,15 @@ class KeyReplacementError(Exception):
 
 
 def replace_key(*, organization: Organization, region: str, new_key_ref: str, name: str | None = None,
-                description: str | None = None, actor, start: bool = True) -> RewrapJob:
+                description: str | None = None, actor, start: bool = True,
+                accepted_warnings: Collection[str] | None = None) -> RewrapJob:
     """Switch the organization's key for `region` to `new_key_ref` and re-wrap its data keys.
 
     `actor` None is the platform operator on a shell (the management command); a user must be an Org Admin.
     With `start=False` the caller runs `rewrap_data_keys(job)` itself.
     Raises PermissionDenied, KeyReplacementError (also when the new key is another organization's, before
-    any KMS call), or KeyVerificationFailed (carrying the checklist).
+    any KMS call), KeyVerificationFailed (carrying the checklist), or KeyNeedsConfirmation when a check warns
+    that is not in ``accepted_warnings`` (None accepts every warning, as the API does).
     """
     if actor is not None:
         require(actor, Action.KEY_MANAGE, organization)
@@ -56,6 +59,7 @@ def replace_key(*, organization: Organization, region: str, new_key_ref: str, na
     checklist = verify_key(organization=organization, region=region, key_ref=new_key_ref)
     if not checklist.ok:
         raise KeyVerificationFailed(checklist)
+    refuse_unconfirmed_warnings(checklist, accepted_warnings)
     try:
         job = _switch_key(organization, region, key, checklist, actor=actor, name=name, description=description)
     except IntegrityError:  # another organization linked the new key while it was verified

@@ -34,8 +34,6 @@
     if (!button) {
       return;
     }
-    // One handler per click, even where a page still loads an older copy script.
-    event.stopImmediatePropagation();
     var source = document.getElementById(button.dataset.copyTarget);
     if (!source) {
       return;

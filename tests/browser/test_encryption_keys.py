@@ -29,7 +29,7 @@ def test_org_admin_links_a_key_and_sees_the_checklist(page, browser_login):
     expect(page.get_by_role("heading", name="Protect your data with your own key")).to_be_visible()
     page.get_by_role("link", name="Link key").click()
     expect(page.locator("#key-policy-json")).to_contain_text(f'"kms:EncryptionContext:konnect:org": "{org.pk}"')
-    expect(page.get_by_role("button", name="Copy statements")).to_be_visible()  # revealed by copy.js
+    expect(page.locator("#key-policy").get_by_role("button", name="Copy statements")).to_be_visible()  # copy.js
 
     # A disabled key: Connect swaps in the checklist with the failure, in place (no navigation).
     kms_admin.disable_key(arn)
@@ -84,7 +84,56 @@ def test_link_key_works_without_javascript(browser, live_server, transactional_d
         page.get_by_role("button", name="Connect").click()
         expect(page.get_by_text("Key linked.")).to_be_visible()
         expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
-        expect(page.get_by_role("button", name="Copy statements")).to_be_hidden()
+        expect(page.get_by_role("button", name="Copy statements").first).to_be_hidden()
+    finally:
+        context.close()
+    assert EncryptionKey.objects.filter(organization=org, key_ref=arn).exists()
+
+
+def test_a_key_with_warnings_is_linked_after_link_anyway_and_its_reference_copied(page, browser_login, live_server):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    org = factories.make_organization("Acme")
+    browser_login(factories.make_role_user(org, "org_admin"))
+    arn = kms_admin.create_key(region="us-west-2")  # single-region: passes, with a warning
+    page.goto("/organization/encryption-keys/link/")
+    page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+    page.get_by_label("Key reference").fill(arn)
+    page.get_by_label("Konnect region").select_option("us")
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("Link anyway?")).to_be_visible()
+    expect(page.locator('.encryption-keys-check[data-verdict="warn"]')).not_to_have_count(0)
+    assert not EncryptionKey.objects.exists()
+
+    page.get_by_role("button", name="Link anyway").click()
+    expect(page.get_by_text("Key linked.")).to_be_visible()
+    assert EncryptionKey.objects.get(organization=org).key_ref == arn
+
+    page.get_by_role("link", name="Open the key page").click()
+    page.locator(".key-ref").get_by_role("button", name="Copy").click()
+    expect(page.locator(".key-ref").get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == arn
+    assert page.js_errors == []
+
+
+def test_link_anyway_works_without_javascript(browser, live_server, transactional_db):
+    org = factories.make_organization("Acme")
+    admin = factories.make_role_user(org, "org_admin")
+    arn = kms_admin.create_key(region="us-west-2")
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/login/")
+        page.get_by_label("Email").fill(admin.email)
+        page.get_by_label("Password").fill(factories.PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/organization/encryption-keys/link/")
+        page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+        page.get_by_label("Key reference").fill(arn)
+        page.get_by_label("Konnect region").select_option("us")
+        page.get_by_role("button", name="Connect").click()
+        expect(page.get_by_text("Link anyway?")).to_be_visible()
+        page.get_by_role("button", name="Link anyway").click()
+        expect(page.get_by_text("Key linked.")).to_be_visible()
     finally:
         context.close()
     assert EncryptionKey.objects.filter(organization=org, key_ref=arn).exists()

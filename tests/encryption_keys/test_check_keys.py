@@ -75,7 +75,7 @@ def test_fail_on_unhealthy_exits_non_zero(org, org_admin):
     key = link(org, org_admin)
     kms_admin.disable_key(key.key_ref)
     assert "1 unhealthy" in check_keys()  # without the flag: a summary, exit 0
-    with pytest.raises(CommandError, match="1 key\\(s\\) not healthy: Acme/us: disabled"):
+    with pytest.raises(CommandError, match="1 key not healthy: Acme/us: disabled"):
         check_keys("--fail-on-unhealthy")
 
 

@@ -70,11 +70,12 @@ def test_key_status_and_banner_copy_of_every_code():
     assert set(health.WHAT_TO_DO) == set(statuses.values()) == set(health.UNHEALTHY)
     for status in health.UNHEALTHY:
         key = EncryptionKey(name="Acme", region="us", key_ref=ARN, status=status)
-        banner = health.banner_for(key, link=None)
+        banner = health.banner_for(key, link=None, manages_keys=True)
         assert banner["message"].endswith(providers.remedy_for(health.CODE_OF_STATUS[status], key_ref=ARN)), status
     assert health.WHAT_TO_DO[KeyStatus.DISABLED] == ERROR_CODES[ErrorCode.KEY_DISABLED].remedy
     assert "in AWS KMS" in health.banner_for(EncryptionKey(name="Acme", region="us", key_ref=ARN,
-                                                            status=KeyStatus.DISABLED), link=None)["message"]
+                                                            status=KeyStatus.DISABLED), link=None,
+                                           manages_keys=True)["message"]
 
 
 @pytest.mark.parametrize("code", list(ErrorCode))

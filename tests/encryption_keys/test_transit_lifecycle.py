@@ -8,6 +8,8 @@ cards, re-enable → readable, and replace Transit → Transit and AWS → Trans
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -260,8 +262,12 @@ def test_link_a_transit_key_on_the_page_and_its_key_page(transit, login, org, or
     client = login(org_admin)
     page = client.get(reverse("encryption_key_link")).content.decode()
     assert "Transit policy" in page and "AWS KMS" in page  # both providers' grants, before a key is chosen
-    response = client.post(reverse("encryption_key_link"), {"name": "Bao", "key_ref": f" {key.ref} ", "region": "us",
-                                                             "description": ""})
+    form = {"name": "Bao", "key_ref": f" {key.ref} ", "region": "us", "description": ""}
+    response = client.post(reverse("encryption_key_link"), form)
+    body = response.content.decode()  # a fresh Transit key warns (e.g. rotation): the page asks first
+    assert response.status_code == 200 and "Link anyway?" in body and not EncryptionKey.objects.exists()
+    confirmed = re.search(r'name="confirmed" value="([^"]+)"', body).group(1)
+    response = client.post(reverse("encryption_key_link"), {**form, "confirmed": confirmed})
     linked = EncryptionKey.objects.get(organization=org)
     assert response.status_code == 201 and linked.key_ref == key.ref
     detail = client.get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()

@@ -99,7 +99,8 @@ def test_link_form_shows_the_policy_statement_to_copy(login, org, org_admin, set
     assert "arn:aws:iam::999988887777:role/konnect" in body
     assert f"&quot;kms:EncryptionContext:konnect:org&quot;: &quot;{org.pk}&quot;" in body
     assert "kms:ReEncrypt*" in body and "<pre id=\"key-policy-json\"" in body
-    assert "encryption_keys/copy.js" in body and "<script>" not in body
+    assert "js/copy.js" in body and "encryption_keys/copy.js" not in body and "<script>" not in body
+    assert 'class="copy-button" data-copy-target="key-policy-json" hidden>Copy statements</button>' in body
 
 
 def test_connect_full_page_links_and_shows_the_checklist(login, org, org_admin, cmek):
@@ -155,6 +156,8 @@ def test_a_second_key_for_the_region_is_a_form_error(login, org_admin, linked):
     response = login(org_admin).post(reverse("encryption_key_link"), form_data(other), headers=HTMX)
     assert response.status_code == 422
     assert "A key is already linked for this region" in response.content.decode()
+    assert f'Replace it from <a href="{reverse("encryption_key_detail", args=[linked.pk])}">its page</a>.' in (
+        response.content.decode())
     assert EncryptionKey.objects.get().key_ref == linked.key_ref
 
 
@@ -354,7 +357,7 @@ def test_replace_routes_to_the_lifecycle_service(login, org, org_admin, linked, 
     response = client.post(url, form_data(new_arn), headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("encryption_key_detail", args=[linked.pk])
     assert calls == [{"organization": org, "region": "us", "actor": org_admin, "new_key_ref": new_arn,
-                      "name": "Acme US", "description": "prod"}]
+                      "name": "Acme US", "description": "prod", "accepted_warnings": frozenset()}]
 
 
 def test_replace_through_the_key_lifecycle_module(login, org_admin, linked):
@@ -404,7 +407,7 @@ def test_banner_shows_the_deletion_date_and_days_left(login, org, linked, cmek):
     member = factories.make_role_user(org, "member")
     body = login(member).get(reverse("dashboard")).content.decode()
     assert f"scheduled for deletion on {when:%Y-%m-%d} (8 days left)" in body
-    assert "Cancel the key deletion" in body
+    assert "Ask an Organization Admin of your organization to cancel the key deletion" in body
     assert reverse("encryption_key_detail", args=[linked.pk]) not in body  # members cannot open the key page
 
 
@@ -423,3 +426,112 @@ def test_no_banner_for_another_organizations_key(login, org_admin, other_key, ot
     kms_admin.disable_key(other_key.key_ref)
     services.check_key_health(key=other_key)
     assert "banner-error" not in login(org_admin).get(reverse("dashboard")).content.decode()
+
+
+# --- link anyway: a key whose checks warn is linked only after a confirmation ----------------------------------
+
+
+@pytest.fixture
+def warning_key(org, local_kms):
+    """A single-region customer key: it passes every check, but the US geo's other AWS region has no copy."""
+    return kms_admin.create_key(region="us-west-2", description="single-region key")
+
+
+def _confirmation(body):
+    return re.search(r'name="confirmed" value="([^"]+)"', body).group(1)
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["no-js", "htmx"])
+def test_a_key_with_warnings_asks_link_anyway_and_links_nothing(login, org_admin, warning_key, headers):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(warning_key), headers=headers)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Link anyway?" in body and ">Link anyway</button>" in body
+    assert 'data-verdict="warn"' in body and 'data-verdict="fail"' not in body
+    assert re.search(r"with 1 warning\s", body) and "1 warnings" not in body
+    assert _confirmation(body)
+    assert not EncryptionKey.objects.exists()
+
+
+def test_link_anyway_links_the_confirmed_key(login, org, org_admin, warning_key):
+    client = login(org_admin)
+    body = client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode()
+    response = client.post(reverse("encryption_key_link"), form_data(warning_key, confirmed=_confirmation(body)))
+    assert response.status_code == 201 and "Key linked." in response.content.decode()
+    assert EncryptionKey.objects.get(organization=org).key_ref == warning_key
+
+
+def test_a_changed_key_ref_on_confirm_is_verified_again_not_linked(login, org_admin, warning_key, local_kms):
+    client = login(org_admin)
+    token = _confirmation(client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode())
+    other = kms_admin.create_key(region="us-west-2", description="another single-region key")
+    response = client.post(reverse("encryption_key_link"), form_data(other, confirmed=token))
+    body = response.content.decode()
+    assert response.status_code == 200 and "Link anyway?" in body and other in body
+    assert _confirmation(body) != token
+    assert not EncryptionKey.objects.exists()
+
+
+@pytest.mark.parametrize("token", ["forged", "e30:1vQ:forged"], ids=["garbage", "bad-signature"])
+def test_a_tampered_confirmation_links_nothing(login, org_admin, warning_key, token):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(warning_key, confirmed=token))
+    assert response.status_code == 200 and "Link anyway?" in response.content.decode()
+    assert not EncryptionKey.objects.exists()
+
+
+def test_a_confirmation_for_another_region_links_nothing(login, org_admin, warning_key):
+    client = login(org_admin)
+    token = _confirmation(client.post(reverse("encryption_key_link"), form_data(warning_key)).content.decode())
+    client.post(reverse("encryption_key_link"), form_data(warning_key, region="eu", confirmed=token))
+    assert not EncryptionKey.objects.exists()
+
+
+def test_a_key_without_warnings_links_at_once(login, org, org_admin, cmek):
+    response = login(org_admin).post(reverse("encryption_key_link"), form_data(cmek))
+    assert response.status_code == 201 and "Link anyway?" not in response.content.decode()
+    assert EncryptionKey.objects.filter(organization=org).exists()
+
+
+def test_the_api_links_a_key_with_warnings_without_a_confirmation(org, org_admin, warning_key):
+    linked = services.link_key(organization=org, region="us", key_ref=warning_key, name="Acme US", actor=org_admin)
+    assert linked.checklist.warnings and linked.key.key_ref == warning_key
+
+
+def test_key_references_have_copy_buttons_from_the_one_copy_script(login, org_admin, linked):
+    client = login(org_admin)
+    page = client.get(reverse("encryption_key_detail", args=[linked.pk])).content.decode()
+    assert f'<code id="key-ref" class="encryption-keys-arn">{linked.key_ref}</code>' in page
+    assert 'data-copy-target="key-ref"' in page and "js/copy.js" in page and "encryption_keys/copy.js" not in page
+    listing = client.get(reverse("encryption_key_list")).content.decode()
+    assert 'data-copy-target="key-ref-us"' in listing
+
+
+# --- advice for the reader's role ------------------------------------------------------------------------------
+
+
+def test_the_disabled_key_banner_tells_a_debug_session_creator_whom_to_ask(login, org, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    creator = factories.make_role_user(org, "debug_session_creator")
+    body = login(creator).get(reverse("dashboard")).content.decode()
+    assert "Encryption key “Acme US” (US): disabled." in body
+    assert "Ask an Organization Admin of your organization to re-enable the encryption key." in body
+    assert "Re-enable the key in AWS KMS" not in body
+
+
+def test_the_disabled_key_banner_gives_an_org_admin_the_remedy(login, org_admin, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    body = login(org_admin).get(reverse("dashboard")).content.decode()
+    assert "Re-enable the key in AWS KMS" in body and "Ask an Organization Admin" not in body
+
+
+def test_the_key_page_advice_follows_the_role(login, org, org_admin, linked, cmek):
+    kms_admin.disable_key(cmek)
+    services.check_key_health(key=linked)
+    url = reverse("encryption_key_detail", args=[linked.pk])
+    admin_page = login(org_admin).get(url).content.decode()
+    assert '<p class="encryption-keys-advice">Re-enable the key in AWS KMS' in admin_page
+    reader_page = login(factories.make_role_user(org, "org_admin_read_only")).get(url).content.decode()
+    assert ('<p class="encryption-keys-advice">Ask an Organization Admin of your organization to re-enable the '
+            "encryption key.</p>") in reader_page

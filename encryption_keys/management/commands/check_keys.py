@@ -51,7 +51,7 @@ class Command(BaseCommand):
                   f"{len(unhealthy)} unhealthy."
         self.stdout.write(self.style.WARNING(summary) if unhealthy else self.style.SUCCESS(summary))
         if unhealthy and options["fail_on_unhealthy"]:
-            raise CommandError(f"{len(unhealthy)} key(s) not healthy: "
+            raise CommandError(f"{len(unhealthy)} key{'s' if len(unhealthy) != 1 else ''} not healthy: "
                                + ", ".join(f"{k.organization.name}/{k.region}: {k.status}" for k in unhealthy))
 
     def _organization(self, value: str) -> Organization:

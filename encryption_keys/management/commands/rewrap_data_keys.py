@@ -27,7 +27,18 @@ from encryption_keys.models import KmsCall
 from encryption_keys.ownership import KeyInUse, refuse_key_in_use
 from encryption_keys.verification import verify_key
 
-KMS_PLAN = "ReEncrypt per data key (Decrypt + Encrypt instead where a key policy refuses ReEncrypt)"
+
+def _data_keys(count: int) -> str:
+    return f"{count} data key{'' if count == 1 else 's'}"
+
+
+def rewrap_plan(count: int) -> str:
+    """The key-service calls re-wrapping ``count`` data keys takes, in words true for that count."""
+    if count == 0:
+        return "no key-service calls needed"
+    calls = f"{count} re-wrap call{'' if count == 1 else 's'}"
+    return (f"{calls}, one per data key (ReEncrypt; Decrypt + Encrypt instead where a key policy refuses "
+            "ReEncrypt)")
 
 
 class Command(BaseCommand):
@@ -83,10 +94,10 @@ class Command(BaseCommand):
 
     def resume(self, job, *, yes):
         left = data_keys_under(organization_id=job.organization_id, region=job.region, key_ref=job.old_key_ref).count()
-        self.stdout.write(f"Job #{job.pk} ({job.get_state_display().lower()}): {job.done} data keys re-wrapped, "
+        self.stdout.write(f"Job #{job.pk} ({job.get_state_display().lower()}): {_data_keys(job.done)} re-wrapped, "
                           f"{left} still under {job.old_key_ref}.")
         if not yes:
-            self.stdout.write(f"Would re-wrap {left} data keys to {job.new_key_ref}; KMS calls: {KMS_PLAN}.")
+            self.stdout.write(f"Would re-wrap {_data_keys(left)} to {job.new_key_ref}: {rewrap_plan(left)}.")
             self.stdout.write("Dry run: nothing changed. Re-run with --yes to resume.")
             return
         if not job.is_finished:
@@ -102,7 +113,7 @@ class Command(BaseCommand):
                    .values_list("pk", flat=True))
         records = count_records(ids, organization_id=organization.pk)
         self.stdout.write(f"Would switch {organization.name} ({region}) from {old_arn} to {to_arn}.")
-        self.stdout.write(f"Data keys to re-wrap: {len(ids)}. KMS calls: {len(ids)} × {KMS_PLAN}.")
+        self.stdout.write(f"Data keys to re-wrap: {len(ids)}: {rewrap_plan(len(ids))}.")
         per_model = ", ".join(f"{label} {count}" for label, count in sorted(records.items()))
         self.stdout.write(f"Records protected by them: {sum(records.values())}{f' ({per_model})' if per_model else ''}; "
                           "records rewritten: 0.")
@@ -133,7 +144,7 @@ class Command(BaseCommand):
         if job.failed:
             for failure in job.failures.all():
                 self.stdout.write(f"  {failure.data_key_id}: {failure.code} {failure.detail}")
-            raise CommandError(f"{job.failed} data keys could not be re-wrapped and stay under {job.old_key_ref}. "
+            raise CommandError(f"{_data_keys(job.failed)} could not be re-wrapped and stay under {job.old_key_ref}. "
                                f"Restore access to that key, then: --resume {job.pk} --yes.")
 
     def summary(self, job, started):
@@ -141,7 +152,7 @@ class Command(BaseCommand):
         calls = KmsCall.objects.filter(organization_id=job.organization_id, created_at__gte=started)
         counts = {op: calls.filter(operation=op).count() for op in ("ReEncrypt", "Decrypt", "Encrypt")}
         self.stdout.write(
-            f"Job #{job.pk}: {job.get_state_display().lower()}. Re-wrapped {job.done} of {job.total} data keys, "
+            f"Job #{job.pk}: {job.get_state_display().lower()}. Re-wrapped {job.done} of {_data_keys(job.total)}, "
             f"failed {job.failed}. KMS calls: " + ", ".join(f"{op} {n}" for op, n in counts.items()) + "."
         )
 

@@ -54,3 +54,28 @@ def test_put_cmek_while_a_replacement_runs_is_409(org, org_admin, linked_key, ne
     assert response.status_code == 409
     assert response["Content-Type"] == "application/problem+json"
     assert response.json()["code"] == "replacement_in_progress"
+
+
+def test_replacing_with_a_key_that_warns_asks_replace_anyway_first(org, org_admin, linked_key, notes, login):
+    """A single-region new key passes every check but warns: nothing is replaced until the admin confirms it."""
+    import re
+
+    from devtools import local_kms
+
+    single = local_kms.create_key(region="us-west-2", description="single-region replacement")
+    client = login(org_admin)
+    url = reverse("encryption_key_replace", args=[linked_key.pk])
+    response = client.post(url, {"name": "second", "key_ref": single, "description": ""})
+    body = response.content.decode()
+    assert response.status_code == 200 and "Replace anyway?" in body and 'data-verdict="warn"' in body
+    assert not RewrapJob.objects.exists() and EncryptionKey.objects.get().key_ref == linked_key.key_ref
+    token = re.search(r'name="confirmed" value="([^"]+)"', body).group(1)
+
+    changed = local_kms.create_key(region="us-west-2", description="another single-region key")
+    response = client.post(url, {"name": "second", "key_ref": changed, "description": "", "confirmed": token})
+    assert response.status_code == 200 and "Replace anyway?" in response.content.decode()
+    assert not RewrapJob.objects.exists()
+
+    response = client.post(url, {"name": "second", "key_ref": single, "description": "", "confirmed": token})
+    assert response.status_code == 302
+    assert RewrapJob.objects.get().new_key_ref == single and EncryptionKey.objects.get().key_ref == single

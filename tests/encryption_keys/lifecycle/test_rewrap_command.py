@@ -29,7 +29,7 @@ def run(*args):
 def test_dry_run_says_what_would_happen_and_changes_nothing(org, linked_key, new_cmek, notes, kms_calls):
     out, _ = run("--org", org.name, "--region", "us", "--to-arn", new_cmek)
     assert f"Would switch {org.name} (us) from {linked_key.key_ref} to {new_cmek}." in out
-    assert "Data keys to re-wrap: 4. KMS calls: 4 × ReEncrypt per data key" in out
+    assert "Data keys to re-wrap: 4: 4 re-wrap calls, one per data key (ReEncrypt" in out
     assert "Records protected by them: 20 (testapp.SealedNote 20); records rewritten: 0." in out
     assert "[   pass] Key enabled" in out and "Dry run: nothing changed" in out
     assert not RewrapJob.objects.exists()
@@ -115,3 +115,14 @@ def test_bad_input_is_a_command_error(org, linked_key, args, message):
     with pytest.raises(CommandError, match=message):
         run(*args)
     assert not KmsCall.objects.filter(operation="ReEncrypt").exists()
+
+
+@pytest.mark.parametrize(("count", "words"), [
+    (0, "no key-service calls needed"),
+    (1, "1 re-wrap call, one per data key"),
+    (2, "2 re-wrap calls, one per data key"),
+])
+def test_the_plan_says_what_is_true_for_the_count(count, words):
+    from encryption_keys.management.commands.rewrap_data_keys import rewrap_plan
+
+    assert rewrap_plan(count).startswith(words) and "×" not in rewrap_plan(count)

@@ -1,5 +1,7 @@
 """The re-wrap job page: full page and htmx fragment, live polling while running, outcome, failures, resume."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -79,6 +81,10 @@ def test_failures_are_listed_and_retry_moves_them(org, org_admin, linked_key, ne
         assert str(data_key.pk) in html
     assert html.count("key_disabled") == 3 and "Key disabled" in html
     assert "readable only while the replaced key is usable" in html
+    assert "Re-enable the replaced key in its key service" in html and "Ask an Organization Admin" not in html
+    reader = login(factories.make_role_user(org, "org_admin_read_only")).get(url(job)).content.decode()
+    assert "Ask an Organization Admin of your organization to re-enable the replaced key" in reader
+    client = login(org_admin)
     assert f'action="{reverse("rewrap_job_resume", args=[job.pk])}"' in html
 
     response = client.post(reverse("rewrap_job_resume", args=[job.pk]))
@@ -93,7 +99,7 @@ def test_interrupted_job_offers_resume(org, org_admin, linked_key, new_cmek, not
     RewrapJob.objects.filter(pk=job.pk).update(state=RewrapState.FAILED, last_error="kms_unavailable: Key service unavailable")
     html = login(org_admin).get(url(job)).content.decode()
     assert "The re-wrap stopped before the end" in html and "kms_unavailable" in html
-    assert "Resume re-wrap" in html and "hx-trigger" not in html
+    assert "Resume re-wrap" in html and "hx-trigger" not in html and "resume to finish." in html
 
 
 def test_read_only_admin_sees_the_page_but_cannot_resume(org, org_admin, linked_key, new_cmek, notes, login):
@@ -102,6 +108,8 @@ def test_read_only_admin_sees_the_page_but_cannot_resume(org, org_admin, linked_
     client = login(factories.make_role_user(org, "org_admin_read_only"))
     html = client.get(url(job)).content.decode()
     assert "Key replacement #" in html and "Resume re-wrap" not in html
+    assert re.search(r"an\s+Organization Admin of your organization can resume it\.", html)
+    assert "resume to finish" not in html
     assert client.post(reverse("rewrap_job_resume", args=[job.pk])).status_code == 403
     assert RewrapJob.objects.get(pk=job.pk).state == RewrapState.FAILED
 
