@@ -10,6 +10,7 @@ key, so not even a KMS Decrypt happens on their behalf.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLo
 from debugger.panels import path_preview
 from debugger.services import SESSION_PURPOSES
 from encryption_keys import keyring
+from encryption_keys.envelope import DecryptionError
 from encryption_keys.fields import SealedValue
 from encryption_keys.models import DataKey
 from konnect_admin.models import ControlPlane, Organization, User
@@ -268,6 +270,33 @@ def trace_payload_kinds(*, trace: Trace, store: CaptureStore = ENCRYPTED_STORE) 
     ]
 
 
+def trace_payload_errors(*, trace: Trace, user: User,
+                         store: CaptureStore = ENCRYPTED_STORE) -> tuple[dict[str, object], object] | None:
+    """Why each payload of the trace cannot be read (kind → DecryptionError; a readable payload is absent) and
+    the data key of the first failing one, for the trace page to show one card when they all fail alike.
+    SEALED for who may not read payloads.
+
+    One batch: the smallest sealed value of each capture (URL, else headers, else body), so one KMS Decrypt
+    per distinct data key — usually one — which the panels then find cached. Only errors leave this function,
+    never a revealed value."""
+    if not payloads_readable(user=user, control_plane=trace.session.control_plane):
+        return SEALED
+    captures = list(store.payload_model.objects.filter(trace=trace).defer("body"))
+    probes = []
+    for capture in captures:
+        capture.trace = trace
+        value = capture.url if capture.url is not None else capture.headers
+        probes.append(value if value is not None else capture.body)
+    errors, data_key_id = {}, None
+    for capture, probe, result in zip(captures, probes, reveal_all(probes), strict=True):
+        if result.error is not None:
+            errors[capture.kind] = result.error
+            if data_key_id is None and isinstance(probe, SealedValue):
+                with contextlib.suppress(DecryptionError):
+                    data_key_id = probe.data_key_id
+    return errors, data_key_id
+
+
 def payload_get(*, trace: Trace, kind: str, store: CaptureStore = ENCRYPTED_STORE):
     capture = store.payload_model.objects.filter(trace=trace, kind=kind).first()
     if capture is None:
@@ -295,7 +324,7 @@ def log_list(*, session: DebugSession, level: str = "", span_id: str = "", trace
         logs = logs.filter(span_id=span_id)
     if trace_id:
         logs = logs.filter(trace_id=trace_id)
-    return logs.order_by("time", "id")
+    return logs.order_by("-time", "-id")  # newest first, as the traces
 
 
 def logs_revealed(logs, *, user: User, control_plane: ControlPlane) -> list[tuple[object, keyring.Revealed | None]]:
@@ -304,6 +333,44 @@ def logs_revealed(logs, *, user: User, control_plane: ControlPlane) -> list[tupl
     if not payloads_readable(user=user, control_plane=control_plane):
         return [(log, SEALED) for log in logs]
     return list(zip(logs, reveal_all([log.message for log in logs]), strict=True))
+
+
+@dataclass(slots=True)
+class LogGroup:
+    """Consecutive log lines of a page that cannot be read for one reason: one row of the table, not one each."""
+
+    error: object
+    logs: list
+    card: object = None  # the error card's facts for the reader (`error_reporting.error_card`), set by the view
+
+    @property
+    def count(self) -> int:
+        return len(self.logs)
+
+    @property
+    def newest(self):
+        return self.logs[0].time
+
+    @property
+    def oldest(self):
+        return self.logs[-1].time
+
+
+def log_rows(revealed: list[tuple[object, keyring.Revealed | None]]) -> list[tuple[object, object]]:
+    """The page's `(log, message)` pairs with each run of lines unreadable for the same code folded into one
+    `(LogGroup, None)` row: a disabled key makes a page of 100 identical "Key disabled" lines otherwise."""
+    rows: list[tuple[object, object]] = []
+    for log, message in revealed:
+        error = message.error if message is not None and not message.ok else None
+        if error is None:
+            rows.append((log, message))
+            continue
+        last = rows[-1][0] if rows else None
+        if isinstance(last, LogGroup) and last.error.code == error.code:
+            last.logs.append(log)
+        else:
+            rows.append((LogGroup(error=error, logs=[log]), None))
+    return rows
 
 
 def session_traces_by_id(*, session: DebugSession, trace_ids) -> set[str]:
