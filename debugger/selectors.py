@@ -19,7 +19,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from debugger.ingest import ENCRYPTED_STORE, CaptureStore
-from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Trace
+from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Span, Trace
 from debugger.panels import path_preview
 from debugger.services import SESSION_PURPOSES
 from encryption_keys import keyring
@@ -60,6 +60,15 @@ class TraceRow:
     error: object = None
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
+    names: dict | None = None  # route / service / consumer → its name, where the trace's spans carry one
+
+    @property
+    def route_name(self) -> str:
+        return (self.names or {}).get("route", "")
+
+    @property
+    def service_name(self) -> str:
+        return (self.names or {}).get("service", "")
 
     # What the table cell shows, formatted here once rather than by template filters in each of 50 rows.
     @property
@@ -85,6 +94,32 @@ class TraceRow:
     @property
     def latency_upstream(self) -> str:
         return _ms(self.trace.latency_upstream_ms)
+
+
+# The span attributes that name what a trace went through. The ingest API's trace carries ids only
+# (`route_id`, `service_id`, `consumer_id`); Kong's spans may carry the names (the router span's
+# `kong.route.name`), and a data plane may add the others. First listed wins.
+NAME_ATTRIBUTES = {
+    "route": ("kong.route.name", "route.name"),
+    "service": ("kong.service.name", "service.name"),
+    "consumer": ("kong.consumer.username", "consumer.username", "consumer.name"),
+}
+
+
+def entity_names(traces) -> dict[int, dict[str, str]]:
+    """trace pk → {"route"|"service"|"consumer": name} from the traces' span attributes, in one query."""
+    wanted = [name for names in NAME_ATTRIBUTES.values() for name in names]
+    found: dict[int, dict[str, str]] = {}
+    spans = Span.objects.filter(trace__in=traces, attributes__has_any_keys=wanted).values_list("trace_id",
+                                                                                                "attributes")
+    for trace_pk, attributes in spans:
+        names = found.setdefault(trace_pk, {})
+        for entity, keys in NAME_ATTRIBUTES.items():
+            for key in keys:
+                value = attributes.get(key)
+                if entity not in names and isinstance(value, str) and value:
+                    names[entity] = value[:200]
+    return found
 
 
 def _ms(value: float | None) -> str:
@@ -233,8 +268,10 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             trace.session = DebugSession(pk=trace.session_id, control_plane=control_plane)
     payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
+    names = entity_names(traces)
     if not payloads_readable(user=user, control_plane=control_plane):
-        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True) for trace in traces]
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
+                for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
     captures = list(store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST,
                                                        url__isnull=False).only("id", "trace_id", "url"))
@@ -249,6 +286,7 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             path=path_preview(result.value) if result is not None and result.ok else "",
             error=result.error if result is not None else None,
             payloads=payloads.get(trace.pk, 0),
+            names=names.get(trace.pk),
         ))
     return rows
 

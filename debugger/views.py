@@ -174,6 +174,7 @@ def trace_detail(request, cp, pk, trace_id):
         "payloads": payloads,
         "log_count": selectors.log_list(session=session, trace_id=trace.trace_id).count(),
         "payloads_card": _shared_payload_card(request, session, trace, payloads),
+        "names": selectors.entity_names([trace]).get(trace.pk, {}),
     }
     return render_page(request, "debugger/trace_detail.html", context)
 

@@ -159,3 +159,21 @@ def test_logs_are_newest_first(login, org_admin, debug_session, dp_client):
     assert post_traces(dp_client, debug_session, [trace]).status_code == 202
     page = login(org_admin).get(logs_url(debug_session)).content.decode()
     assert page.index("line-2") < page.index("line-1") < page.index("line-0")
+
+
+def test_routes_services_and_consumers_show_their_names_where_spans_carry_them(login, org_admin, debug_session,
+                                                                               dp_client):
+    named, bare = trace_json(route_id="9f1c2d3e-route"), trace_json(route_id="7a6b5c4d-route")
+    named["spans"][1]["attributes"].update({"kong.route.name": "orders-create", "service.name": "orders",
+                                            "consumer.username": "ada"})
+    assert post_traces(dp_client, debug_session, [named, bare]).status_code == 202
+    client = login(org_admin)
+    table = client.get(reverse("debug_session_detail", args=[debug_session.control_plane_id,
+                                                             debug_session.pk])).content.decode()
+    assert '<span class="debugger-entity" title="id 9f1c2d3e-route">orders-create</span>' in table
+    assert '<span class="debugger-entity" title="id svc-orders">orders</span>' in table
+    # Only ids: the whole id in the text (selecting copies it) and the title, shortened by CSS.
+    assert '<code class="debugger-id debugger-short-id" title="7a6b5c4d-route">7a6b5c4d-route</code>' in table
+    page = client.get(trace_url(debug_session, named["trace_id"])).content.decode()
+    assert 'title="id consumer-1">ada</span> <code class="debugger-id" id="trace-consumer-id">consumer-1</code>' in page
+    assert 'data-copy-target="trace-route-id"' in page
