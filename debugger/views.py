@@ -98,14 +98,17 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
     filters = form.filters()
     page = selectors.trace_page(selectors.trace_list(session=session, filters=filters), per_page=TRACES_PER_PAGE,
                                 after=request.GET.get("after", ""), before=request.GET.get("before", ""))
+    rows = selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
+                                session=session, store=store)
     context = {
         **_session_context(request, session, "traces"),
         "form": form,
         "filter_fields": trace_filter_fields(form),
         "filters": filters,
         "page": page,
-        "rows": selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
-                                     session=session, store=store),
+        "rows": rows,
+        "row_errors": _row_errors(request, session, rows),
+        "keys_url": _keys_url(request),
         "progress": progress,
         "progress_header": PROGRESS_HEADER,
     }
@@ -199,6 +202,16 @@ def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
     if revealed is not selectors.SEALED:
         context.update(_revealed_context(request, capture, revealed, attempt=attempt))
     return render_page(request, "debugger/payload_panel.html", context, partial="panel")
+
+
+def _row_errors(request, session, rows) -> list[tuple[object, int]]:
+    """Each reason the page's request paths cannot be read, once, with its card for the reader and how many
+    rows it hides: the table itself keeps a short badge per row."""
+    errors: dict[str, list] = {}
+    for row in rows:
+        if row.error is not None:
+            errors.setdefault(row.error.code, [row.error, 0])[1] += 1
+    return [(_card(request, error, session=session), count) for error, count in errors.values()]
 
 
 def _shared_payload_card(request, session, trace, payloads):

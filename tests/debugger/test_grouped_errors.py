@@ -177,3 +177,23 @@ def test_routes_services_and_consumers_show_their_names_where_spans_carry_them(l
     page = client.get(trace_url(debug_session, named["trace_id"])).content.decode()
     assert 'title="id consumer-1">ada</span> <code class="debugger-id" id="trace-consumer-id">consumer-1</code>' in page
     assert 'data-copy-target="trace-route-id"' in page
+
+
+def test_the_traces_table_says_once_why_paths_are_unreadable_and_what_the_reader_can_do(
+        login, org, org_admin, control_plane, debug_session, trace_id, ingest, linked_cmek):
+    ingest(2)
+    local_kms.disable_key(linked_cmek)
+    fresh_reader()
+    creator = factories.make_role_user(org, "debug_session_creator", control_plane)
+    url = reverse("debug_session_detail", args=[debug_session.control_plane_id, debug_session.pk])
+    try:
+        admin_page = login(org_admin).get(url).content.decode()
+        fresh_reader()
+        creator_page = login(creator).get(url).content.decode()
+    finally:
+        local_kms.enable_key(linked_cmek)
+    for page in (admin_page, creator_page):
+        assert page.count('class="error-card key-error-card debugger-error-card debugger-rows-error"') == 1
+        assert "3 request paths on this page unreadable: key disabled" in page
+    assert "aws kms enable-key" in admin_page and "Ask an Organization Admin" not in admin_page
+    assert "Ask an Organization Admin" in creator_page and "AWS KMS" not in creator_page
