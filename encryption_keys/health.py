@@ -97,8 +97,9 @@ def read_key_state(*, key_ref: str, organization_id=None, previous_metadata: dic
     return provider.read_state(key_ref=key_ref, organization_id=organization_id, previous_metadata=previous_metadata)
 
 
-def banner_for(key, *, link: str | None) -> dict:
-    """The organization-wide banner of an unhealthy key."""
+def banner_for(key, *, link: str | None, manages_keys: bool = True) -> dict:
+    """The organization-wide banner of an unhealthy key: the provider's remedy for who manages keys, whom to
+    ask for everyone else (a Debug Session Creator is never told to re-enable a key in AWS KMS)."""
     region = key.get_region_display()
     if key.status == KeyStatus.PENDING_DELETION and key.deletion_date:
         left = days_left(key.deletion_date)
@@ -112,7 +113,13 @@ def banner_for(key, *, link: str | None) -> dict:
     return {
         "level": "warning" if key.status == KeyStatus.UNREACHABLE else "error",
         "title": title,
-        "message": f"{message} {remedy_for(CODE_OF_STATUS[key.status], key_ref=key.key_ref)}",
+        "message": f"{message} {_what_to_do(CODE_OF_STATUS[key.status], key.key_ref, manages_keys=manages_keys)}",
         "link": link,
         "link_label": "Open the key" if link else "",
     }
+
+
+def _what_to_do(code, key_ref: str, *, manages_keys: bool) -> str:
+    facts = ERROR_CODES[code]
+    action = facts.action_for(manages_keys=manages_keys)
+    return remedy_for(code, key_ref=key_ref) if action == facts.remedy else action

@@ -185,8 +185,10 @@ def settings_menu(request):
 def unhealthy_key_banners(request):
     keys = selectors.unhealthy_keys(organization=request.organization)
     may_view = bool(keys) and can(request.user, Action.KEY_VIEW, request.organization)
+    manages_keys = bool(keys) and can(request.user, Action.KEY_MANAGE, request.organization)
     return [
-        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None)
+        health.banner_for(key, link=reverse("encryption_key_detail", args=[key.pk]) if may_view else None,
+                          manages_keys=manages_keys)
         for key in keys
     ]
 
