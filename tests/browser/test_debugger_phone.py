@@ -75,8 +75,11 @@ def test_session_pages_fit_a_phone(page, browser_login, org_admin, traced, cmek)
         expect(page.locator(".debugger-payload-states li").first).to_contain_text("key disabled")
         assert_fits(page)
         page.goto(reverse("debug_session_logs", args=[cp, pk]))
-        expect(page.locator("tr.debugger-log-group").first).to_contain_text("unreadable: key disabled")
+        group = page.locator("tr.debugger-log-group").first
+        expect(group).to_contain_text("unreadable: key disabled")
         assert_fits(page)
+        advice = group.locator(".debugger-log-advice").bounding_box()
+        assert advice["x"] + advice["width"] <= PHONE["width"]  # readable without scrolling the table sideways
     finally:
         local_kms.enable_key(cmek)
     assert page.js_errors == []
