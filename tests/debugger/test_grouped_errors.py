@@ -201,3 +201,19 @@ def test_the_traces_table_says_once_why_paths_are_unreadable_and_what_the_reader
         assert "3 request paths on this page unreadable: key disabled" in page
     assert "aws kms enable-key" in admin_page and "Ask an Organization Admin" not in admin_page
     assert "Ask an Organization Admin" in creator_page and "AWS KMS" not in creator_page
+
+
+def test_a_group_at_the_end_of_a_page_says_the_next_page_holds_more(login, org_admin, debug_session, dp_client,
+                                                                     linked_cmek, monkeypatch):
+    monkeypatch.setattr("debugger.views.LOGS_PER_PAGE", 4)
+    assert post_traces(dp_client, debug_session, [trace_json(payloads=False) for _ in range(3)]).status_code == 202
+    local_kms.disable_key(linked_cmek)
+    fresh_reader()
+    try:
+        client = login(org_admin)
+        first = client.get(logs_url(debug_session)).content.decode()
+        last = client.get(logs_url(debug_session), {"page": 2}).content.decode()
+    finally:
+        local_kms.enable_key(linked_cmek)
+    assert "4 log lines unreadable: key disabled</strong> <code>key_disabled</code> <span class=\"hint\">on this page" in first
+    assert "2 log lines unreadable: key disabled" in last and "older lines on the next" not in last
