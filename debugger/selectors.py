@@ -10,6 +10,7 @@ key, so not even a KMS Decrypt happens on their behalf.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,10 +19,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from debugger.ingest import ENCRYPTED_STORE, CaptureStore
-from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Trace
+from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Span, Trace
 from debugger.panels import path_preview
 from debugger.services import SESSION_PURPOSES
 from encryption_keys import keyring
+from encryption_keys.envelope import DecryptionError
 from encryption_keys.fields import SealedValue
 from encryption_keys.models import DataKey
 from konnect_admin.models import ControlPlane, Organization, User
@@ -58,6 +60,15 @@ class TraceRow:
     error: object = None
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
+    names: dict | None = None  # route / service / consumer → its name, where the trace's spans carry one
+
+    @property
+    def route_name(self) -> str:
+        return (self.names or {}).get("route", "")
+
+    @property
+    def service_name(self) -> str:
+        return (self.names or {}).get("service", "")
 
     # What the table cell shows, formatted here once rather than by template filters in each of 50 rows.
     @property
@@ -83,6 +94,32 @@ class TraceRow:
     @property
     def latency_upstream(self) -> str:
         return _ms(self.trace.latency_upstream_ms)
+
+
+# The span attributes that name what a trace went through. The ingest API's trace carries ids only
+# (`route_id`, `service_id`, `consumer_id`); Kong's spans may carry the names (the router span's
+# `kong.route.name`), and a data plane may add the others. First listed wins.
+NAME_ATTRIBUTES = {
+    "route": ("kong.route.name", "route.name"),
+    "service": ("kong.service.name", "service.name"),
+    "consumer": ("kong.consumer.username", "consumer.username", "consumer.name"),
+}
+
+
+def entity_names(traces) -> dict[int, dict[str, str]]:
+    """trace pk → {"route"|"service"|"consumer": name} from the traces' span attributes, in one query."""
+    wanted = [name for names in NAME_ATTRIBUTES.values() for name in names]
+    found: dict[int, dict[str, str]] = {}
+    spans = Span.objects.filter(trace__in=traces, attributes__has_any_keys=wanted).values_list("trace_id",
+                                                                                                "attributes")
+    for trace_pk, attributes in spans:
+        names = found.setdefault(trace_pk, {})
+        for entity, keys in NAME_ATTRIBUTES.items():
+            for key in keys:
+                value = attributes.get(key)
+                if entity not in names and isinstance(value, str) and value:
+                    names[entity] = value[:200]
+    return found
 
 
 def _ms(value: float | None) -> str:
@@ -231,8 +268,10 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             trace.session = DebugSession(pk=trace.session_id, control_plane=control_plane)
     payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
+    names = entity_names(traces)
     if not payloads_readable(user=user, control_plane=control_plane):
-        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True) for trace in traces]
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
+                for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
     captures = list(store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST,
                                                        url__isnull=False).only("id", "trace_id", "url"))
@@ -247,6 +286,7 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             path=path_preview(result.value) if result is not None and result.ok else "",
             error=result.error if result is not None else None,
             payloads=payloads.get(trace.pk, 0),
+            names=names.get(trace.pk),
         ))
     return rows
 
@@ -266,6 +306,33 @@ def trace_payload_kinds(*, trace: Trace, store: CaptureStore = ENCRYPTED_STORE) 
         {"kind": kind.value, "label": kind.label, "body_size": stored[kind.value]}
         for kind in PAYLOAD_ORDER if kind.value in stored
     ]
+
+
+def trace_payload_errors(*, trace: Trace, user: User,
+                         store: CaptureStore = ENCRYPTED_STORE) -> tuple[dict[str, object], object] | None:
+    """Why each payload of the trace cannot be read (kind → DecryptionError; a readable payload is absent) and
+    the data key of the first failing one, for the trace page to show one card when they all fail alike.
+    SEALED for who may not read payloads.
+
+    One batch: the smallest sealed value of each capture (URL, else headers, else body), so one KMS Decrypt
+    per distinct data key — usually one — which the panels then find cached. Only errors leave this function,
+    never a revealed value."""
+    if not payloads_readable(user=user, control_plane=trace.session.control_plane):
+        return SEALED
+    captures = list(store.payload_model.objects.filter(trace=trace).defer("body"))
+    probes = []
+    for capture in captures:
+        capture.trace = trace
+        value = capture.url if capture.url is not None else capture.headers
+        probes.append(value if value is not None else capture.body)
+    errors, data_key_id = {}, None
+    for capture, probe, result in zip(captures, probes, reveal_all(probes), strict=True):
+        if result.error is not None:
+            errors[capture.kind] = result.error
+            if data_key_id is None and isinstance(probe, SealedValue):
+                with contextlib.suppress(DecryptionError):
+                    data_key_id = probe.data_key_id
+    return errors, data_key_id
 
 
 def payload_get(*, trace: Trace, kind: str, store: CaptureStore = ENCRYPTED_STORE):
@@ -295,7 +362,7 @@ def log_list(*, session: DebugSession, level: str = "", span_id: str = "", trace
         logs = logs.filter(span_id=span_id)
     if trace_id:
         logs = logs.filter(trace_id=trace_id)
-    return logs.order_by("time", "id")
+    return logs.order_by("-time", "-id")  # newest first, as the traces
 
 
 def logs_revealed(logs, *, user: User, control_plane: ControlPlane) -> list[tuple[object, keyring.Revealed | None]]:
@@ -304,6 +371,44 @@ def logs_revealed(logs, *, user: User, control_plane: ControlPlane) -> list[tupl
     if not payloads_readable(user=user, control_plane=control_plane):
         return [(log, SEALED) for log in logs]
     return list(zip(logs, reveal_all([log.message for log in logs]), strict=True))
+
+
+@dataclass(slots=True)
+class LogGroup:
+    """Consecutive log lines of a page that cannot be read for one reason: one row of the table, not one each."""
+
+    error: object
+    logs: list
+    card: object = None  # the error card's facts for the reader (`error_reporting.error_card`), set by the view
+
+    @property
+    def count(self) -> int:
+        return len(self.logs)
+
+    @property
+    def newest(self):
+        return self.logs[0].time
+
+    @property
+    def oldest(self):
+        return self.logs[-1].time
+
+
+def log_rows(revealed: list[tuple[object, keyring.Revealed | None]]) -> list[tuple[object, object]]:
+    """The page's `(log, message)` pairs with each run of lines unreadable for the same code folded into one
+    `(LogGroup, None)` row: a disabled key makes a page of 100 identical "Key disabled" lines otherwise."""
+    rows: list[tuple[object, object]] = []
+    for log, message in revealed:
+        error = message.error if message is not None and not message.ok else None
+        if error is None:
+            rows.append((log, message))
+            continue
+        last = rows[-1][0] if rows else None
+        if isinstance(last, LogGroup) and last.error.code == error.code:
+            last.logs.append(log)
+        else:
+            rows.append((LogGroup(error=error, logs=[log]), None))
+    return rows
 
 
 def session_traces_by_id(*, session: DebugSession, trace_ids) -> set[str]:

@@ -98,14 +98,17 @@ def session_detail(request, cp, pk, store=ENCRYPTED_STORE):
     filters = form.filters()
     page = selectors.trace_page(selectors.trace_list(session=session, filters=filters), per_page=TRACES_PER_PAGE,
                                 after=request.GET.get("after", ""), before=request.GET.get("before", ""))
+    rows = selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
+                                session=session, store=store)
     context = {
         **_session_context(request, session, "traces"),
         "form": form,
         "filter_fields": trace_filter_fields(form),
         "filters": filters,
         "page": page,
-        "rows": selectors.trace_rows(page.traces, user=request.user, control_plane=session.control_plane,
-                                     session=session, store=store),
+        "rows": rows,
+        "row_errors": _row_errors(request, session, rows),
+        "keys_url": _keys_url(request),
         "progress": progress,
         "progress_header": PROGRESS_HEADER,
     }
@@ -120,13 +123,19 @@ def session_logs(request, cp, pk):
     if form.is_bound:
         form.is_valid()
     page = paginate(request, selectors.log_list(session=session, **form.filters()), per_page=LOGS_PER_PAGE)
-    rows = selectors.logs_revealed(page.object_list, user=request.user, control_plane=session.control_plane)
+    revealed = selectors.logs_revealed(page.object_list, user=request.user, control_plane=session.control_plane)
+    rows = selectors.log_rows(revealed)
+    for group, _ in rows:
+        if isinstance(group, selectors.LogGroup):
+            group.card = _card(request, group.error, session=session, data_key_id=_data_key_of_values(
+                [group.logs[0].message]))
     context = {
         **_session_context(request, session, "logs"),
         "form": form,
         "page": page,
         "rows": rows,
-        "known_traces": selectors.session_traces_by_id(session=session, trace_ids=[log.trace_id for log, _ in rows]),
+        "keys_url": _keys_url(request),
+        "known_traces": selectors.session_traces_by_id(session=session, trace_ids=[log.trace_id for log, _ in revealed]),
     }
     return render_page(request, "debugger/session_logs.html", context, partial="logs")
 
@@ -160,12 +169,15 @@ def session_delete(request, cp, pk):
 def trace_detail(request, cp, pk, trace_id):
     session = _session(request, cp, pk)
     trace = selectors.trace_get(session=session, trace_id=trace_id)
+    payloads = selectors.trace_payload_kinds(trace=trace)
     context = {
         **_session_context(request, session, "traces"),
         "trace": trace,
         "waterfall": waterfall(trace.spans.all()),
-        "payloads": selectors.trace_payload_kinds(trace=trace),
+        "payloads": payloads,
         "log_count": selectors.log_list(session=session, trace_id=trace.trace_id).count(),
+        "payloads_card": _shared_payload_card(request, session, trace, payloads),
+        "names": selectors.entity_names([trace]).get(trace.pk, {}),
     }
     return render_page(request, "debugger/trace_detail.html", context)
 
@@ -192,20 +204,53 @@ def payload_panel(request, cp, pk, trace_id, kind, store=ENCRYPTED_STORE):
     return render_page(request, "debugger/payload_panel.html", context, partial="panel")
 
 
+def _row_errors(request, session, rows) -> list[tuple[object, int]]:
+    """Each reason the page's request paths cannot be read, once, with its card for the reader and how many
+    rows it hides: the table itself keeps a short badge per row."""
+    errors: dict[str, list] = {}
+    for row in rows:
+        if row.error is not None:
+            errors.setdefault(row.error.code, [row.error, 0])[1] += 1
+    return [(_card(request, error, session=session), count) for error, count in errors.values()]
+
+
+def _shared_payload_card(request, session, trace, payloads):
+    """One error card for the trace when every payload fails for the same reason (a disabled key: four identical
+    cards otherwise), with each payload's state on a line of its own; None when any payload is readable or
+    they fail differently (then each panel shows its own card)."""
+    if not payloads:
+        return None
+    outcome = selectors.trace_payload_errors(trace=trace, user=request.user)
+    errors, data_key_id = outcome if outcome is not selectors.SEALED else ({}, None)
+    if not errors or len(errors) < len(payloads) or len({error.code for error in errors.values()}) != 1:
+        return None
+    error = next(iter(errors.values()))
+    logger.warning("debugger: %d payloads of trace %s unreadable: %s", len(errors), trace.trace_id, error)
+    for payload in payloads:
+        payload["error"] = errors[payload["kind"]]
+    return _card(request, error, session=session, data_key_id=data_key_id)
+
+
 def _revealed_context(request, capture, revealed, *, attempt: int) -> dict:
     """The panel's plaintext, or the decryption-error card of the first value that could not be revealed."""
     url, headers, body = revealed
     error = next((result.error for result in (url, headers, body) if result.error is not None), None)
     if error is not None:
         logger.warning("debugger: %s payload of trace %s unreadable: %s", capture.kind, capture.trace.trace_id, error)
-        card = error_card(error, organization_id=capture.trace.session.control_plane.organization_id,
-                          manages_keys=can(request.user, Action.KEY_MANAGE, request.organization),
-                          data_key_id=_data_key_of(capture))
+        card = _card(request, error, session=capture.trace.session, data_key_id=_data_key_of(capture))
         return {"card": card, "auto_retry": card.retryable and attempt < MAX_AUTO_RETRIES,
                 "keys_url": _keys_url(request)}
     full = request.GET.get("full") == "1"
     return {"url": url.value, "headers": _header_rows(headers.value), "full": full,
             "body": body_view(body.value, headers=headers.value, full=full)}
+
+
+def _card(request, error, *, session, data_key_id=None):
+    """The error card for this reader: an Organization Admin gets the key provider's remedy, anyone else whom
+    to ask (never "Re-enable the key in AWS KMS" for a role that cannot)."""
+    return error_card(error, organization_id=session.control_plane.organization_id,
+                      manages_keys=can(request.user, Action.KEY_MANAGE, request.organization),
+                      data_key_id=data_key_id)
 
 
 def _keys_url(request) -> str:
@@ -226,7 +271,11 @@ def _attempt(request) -> int:
 
 
 def _data_key_of(capture):
-    for value in (capture.url, capture.headers, capture.body):
+    return _data_key_of_values([capture.url, capture.headers, capture.body])
+
+
+def _data_key_of_values(values):
+    for value in values:
         if isinstance(value, SealedValue):
             try:
                 return value.data_key_id

@@ -125,3 +125,4 @@ def banner_for(key, *, link: str | None, manages_keys: bool) -> dict:
         "link": link,
         "link_label": "Open the key" if link else "",
     }
+

@@ -68,12 +68,15 @@ def test_trace_waterfall_payload_panel_and_error_card(page, browser_login, trace
         keyring.reset_for_tests()
         page.reload()
         expect(page.locator(".banner-error")).to_contain_text("disabled")
-        card = page.locator("#payload-client_request .debugger-error-card")
+        # Every payload fails alike: one card for the trace, a line per payload beneath it (issue 18).
+        card = page.locator("#payloads .debugger-trace-error-card")
         expect(card).to_be_visible()
         expect(card).to_have_attribute("data-code", "key_disabled")
         expect(card.get_by_role("heading", name="Key disabled")).to_be_visible()
         expect(card).to_contain_text(cmek)
-        expect(page.locator(".debugger-error-card[data-code=key_disabled]")).to_have_count(sections)
+        expect(page.locator(".debugger-error-card[data-code=key_disabled]")).to_have_count(1)
+        expect(page.locator(".debugger-payload-states li")).to_have_count(sections)
+        expect(page.locator("#payload-client_request")).to_contain_text("Client request — key disabled")
         expect(page.locator("svg.debugger-bar rect").first).to_be_visible()  # metadata still readable
     finally:
         local_kms.enable_key(cmek)
