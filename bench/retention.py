@@ -195,7 +195,7 @@ class _World:
         DebugSession.objects.bulk_create(sessions)
         DataKey.objects.bulk_create([
             DataKey(organization=self.organization, region="us", purpose="debugger.payload", scope_ref=s.scope_ref,
-                    wrapping_key_arn="arn:aws:kms:us-west-2:111122223333:key/bench", wrapped=os.urandom(184),
+                    wrapping_key_ref="arn:aws:kms:us-west-2:111122223333:key/bench", wrapped=os.urandom(184),
                     encrypt_until=s.ends_at)
             for s in sessions
         ])

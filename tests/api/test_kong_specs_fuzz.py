@@ -78,6 +78,14 @@ SKIPPED_CHECKS = {
     ("put-blob", "negative_data_rejection"):
         "a blob is raw bytes: a 'non-string' body (JSON false, a number) is bytes too, and stored as sent",
 }
+# operationId → why a body whose only field `name` is null is accepted although Kong's spec types it a string.
+NULL_NAME = {
+    operation_id: "Kong's Terraform provider sends {\"name\": null} when no name is configured: a create names the "
+                  "store itself, an update keeps the name (tests/api/test_terraform_wire.py)"
+    for operation_id in ("create-config-store", "update-config-store")
+}
+FOREIGN_HOST = ("a generated Host header this installation does not serve is refused by Django (DisallowedHost, 400) "
+                "before any view runs, whatever the operation's documented statuses")
 IDS = ("controlPlaneId", "configStoreId")
 FORGIVEN_CHECKS = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.status_code_conformance]
 
@@ -154,7 +162,7 @@ def _failures(error: BaseException) -> list:
     return [error]
 
 
-def fuzz(schema, operation, mode: GenerationMode, world: dict, statuses: set) -> list[str]:
+def fuzz(schema, operation, mode: GenerationMode, world: dict, statuses: set, reached: set) -> list[str]:
     """One operation in one generation mode: the failures schemathesis reports, minus the allowed ones."""
     operation_id = operation.definition.raw.get("operationId")
     skipped = [getattr(schemathesis.checks, check) for op, check in SKIPPED_CHECKS if op == operation_id]
@@ -163,14 +171,22 @@ def fuzz(schema, operation, mode: GenerationMode, world: dict, statuses: set) ->
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
+        real = False
         for key, value in (case.path_parameters or {}).items():
             if key in IDS and _is_uuid(value):  # a real object (negative data keeps a malformed id)
                 case.path_parameters[key] = world["ids"][key]
+                real = True
         with transaction.atomic():
             response = case.call(headers=world["headers"], app=schema.app)
             transaction.set_rollback(True)
         statuses.add(response.status_code)
+        if real:
+            reached.add(response.status_code)
         excluded = [*FORGIVEN_CHECKS] if allowed_refusal(operation_id, case, response) else []
+        if response.status_code == 400 and any(name.lower() == "host" for name in case.headers or {}):
+            excluded += FORGIVEN_CHECKS  # FOREIGN_HOST
+        if operation_id in NULL_NAME and case.body == {"name": None}:
+            excluded.append(schemathesis.checks.negative_data_rejection)
         case.validate_response(response, headers=world["headers"], excluded_checks=excluded + skipped)
 
     try:
@@ -186,7 +202,7 @@ def fuzz(schema, operation, mode: GenerationMode, world: dict, statuses: set) ->
                          ids=["cmek-v0", "cmek-v1", "config-store-v2"])
 def test_kongs_spec_passes_against_the_app(spec, version, world):
     schema = kong_schema(spec, version)
-    failures, fuzzed, statuses = [], 0, set()
+    failures, fuzzed, statuses, reached = [], 0, set(), set()
     for result in schema.get_all_operations():
         operation = result.ok()
         if (operation.definition.raw.get("operationId") in MATERIALS and world["token"] != "system-account") or (
@@ -194,9 +210,13 @@ def test_kongs_spec_passes_against_the_app(spec, version, world):
             continue  # listed in test_openapi_vs_kong.py; /v1 serves the CMEK operations only
         fuzzed += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            failures += fuzz(schema, operation, mode, world, statuses)
+            failures += fuzz(schema, operation, mode, world, statuses, reached)
     assert fuzzed, "no operation of Kong's spec was run"
-    assert {200, 204} <= statuses, f"the real objects were never reached: {sorted(statuses)}"
+    # Requests naming the organization's real objects were answered, not just refused: which other statuses the
+    # generated cases reach (a 204 needs a DELETE with force=true) depends on the examples Hypothesis draws.
+    if version == "v2":
+        assert 200 in reached, f"the real control plane and store were never reached: {sorted(reached)}"
+    assert 200 in statuses, f"no request succeeded: {sorted(statuses)}"
     if spec == CMEK_SPEC and world["token"] == "system-account":
         assert 201 in statuses, f"envelope materials were never handed out: {sorted(statuses)}"
     assert not failures, "\n\n".join(failures)

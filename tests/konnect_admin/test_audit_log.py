@@ -101,7 +101,7 @@ def test_the_source_walk_finds_the_audit_writes():
     assert len(actions) >= 60  # a walk that finds little is broken, not proof
     assert {"login.locked_out", "encryption.scope_mismatch", "vault.resolution_log_purged",
             "system_account.token_revoked", "organization.suspended", "vault.secret.created"} <= set(actions)
-    assert {"checks", "key_arn"} <= actions["encryption_key.linked"]
+    assert {"checks", "key_ref"} <= actions["encryption_key.linked"]
 
 
 def test_every_written_action_has_words():
