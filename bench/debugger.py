@@ -297,41 +297,11 @@ def _serve():
 
 
 def _plaintext_store():
-    """Twins of PayloadCapture and RequestLog with plain columns, registered for this process only."""
-    from django.db import connection, models
+    """Twins of PayloadCapture and RequestLog with plain columns (bench/twins.py), created for this process."""
+    from django.db import connection
 
+    from bench.twins import PlainPayloadCapture, PlainRequestLog
     from debugger.ingest import CaptureStore
-    from debugger.models import DebugSession, LogLevel, PayloadKind, Trace
-
-    class PlainPayloadCapture(models.Model):  # noqa: DJ008 - a benchmark twin
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-        trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
-        kind = models.CharField(max_length=24, choices=PayloadKind)
-        url = models.TextField(null=True)  # noqa: DJ001 - mirrors the encrypted field's NULL
-        headers = models.JSONField(null=True)
-        body = models.BinaryField(null=True)
-        body_size = models.PositiveIntegerField(default=0)
-        created_at = models.DateTimeField()
-        expires_at = models.DateTimeField(db_index=True)
-
-        class Meta:
-            app_label = "debugger"
-            db_table = "bench_plain_payloadcapture"
-            constraints = [models.UniqueConstraint(fields=["trace", "kind"], name="bench_plain_payload_kind")]
-
-    class PlainRequestLog(models.Model):  # noqa: DJ008 - a benchmark twin
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-        session = models.ForeignKey(DebugSession, on_delete=models.CASCADE, related_name="+")
-        trace_id = models.CharField(max_length=32, blank=True)
-        span_id = models.CharField(max_length=16, blank=True)
-        time = models.DateTimeField()
-        level = models.CharField(max_length=8, choices=LogLevel)
-        message = models.TextField()
-
-        class Meta:
-            app_label = "debugger"
-            db_table = "bench_plain_requestlog"
-            indexes = [models.Index(fields=["session", "time"], name="bench_plain_log_time")]
 
     with connection.schema_editor() as editor:
         editor.create_model(PlainPayloadCapture)

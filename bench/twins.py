@@ -3,7 +3,7 @@ whose app runs in other processes (gunicorn): `ROOT_URLCONF = "bench.twins"` (be
 
 The twins have plain url/headers/body/message columns; their endpoints run the very same code as the app's
 (`debugger.api.trace_batch` and `debugger.ingest.traces_ingest` with `store=` the twins) behind the same
-authentication, body limits and schemas. bench/debugger.py builds the same twins in its own process.
+authentication, body limits and schemas. bench/debugger.py creates these same twins in its own process.
 """
 
 from __future__ import annotations
