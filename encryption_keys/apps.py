@@ -7,8 +7,12 @@ class EncryptionKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from encryption_keys import views
+        from django.core import checks
+
+        from encryption_keys import providers, views
         from konnect_admin import navigation
+
+        checks.register(providers.check_settings)
 
         navigation.ORG_SETTINGS_MENU.append(views.settings_menu)
         navigation.BANNERS.append(views.unhealthy_key_banners)

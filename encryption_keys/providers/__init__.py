@@ -26,7 +26,7 @@ from encryption_keys.providers.base import (
 __all__ = [
     "AccessStatement", "InvalidKeyRef", "KeyHealth", "KeyProvider", "KeyRef", "KeyServiceError",
     "ProviderNotConfigured", "access_statements", "key_identity", "metadata_rows", "parse_key_ref", "provider_for", "provider_name",
-    "provider_named", "providers", "remedy_for", "reset",
+    "check_settings", "provider_named", "providers", "remedy_for", "reset",
 ]
 
 
@@ -113,3 +113,15 @@ def provider_name(key_ref: str) -> str:
         return provider_for(key_ref).name
     except InvalidKeyRef:
         return ""
+
+
+def check_settings(app_configs=None, **kwargs) -> list:
+    """Django system check: each provider's own settings (e.g. a malformed TRANSIT_SERVERS), as errors."""
+    from django.core import checks
+
+    problems = []
+    for provider in providers():
+        if problem := provider.settings_problem():
+            problems.append(checks.Error(problem, hint=f"Fix the {provider.label} settings.",
+                                         id=f"encryption_keys.E{len(problems) + 1:03d}", obj=provider.name))
+    return problems

@@ -125,6 +125,12 @@ class KeyProvider(ABC):
         """What the operator must set before any call can succeed (one line), or None."""
         return None
 
+    def settings_problem(self) -> str | None:
+        """What is wrong in this provider's own settings, read without calling anything (one line), or None.
+        Reported by Django's system checks (``manage.py check``, ``migrate``), so a malformed setting stops a
+        deployment before the first key is linked."""
+        return None
+
     def reset_clients(self) -> None:  # noqa: B027 - optional: a provider without cached clients has nothing to do
         """Forget cached clients (tests, a settings change)."""
 

@@ -116,6 +116,9 @@ class TransitProvider(KeyProvider):
 
     def configuration_problem(self) -> str | None:
         """A malformed TRANSIT_SERVERS; none configured is no problem (no Transit key can be linked then)."""
+        return self.settings_problem()
+
+    def settings_problem(self) -> str | None:
         try:
             self.servers()
         except ImproperlyConfigured as problem:

@@ -79,3 +79,24 @@ def test_a_bad_server_list_is_an_operator_error(settings, servers, words):
 def test_server_repr_hides_credentials(settings):
     settings.TRANSIT_SERVERS = [{**SERVERS[0], "auth": {"method": "token", "token": "s3cr3t-token"}}]
     assert "s3cr3t" not in repr(configured_servers())
+
+
+def test_a_bad_server_list_stops_manage_py_check(settings, db):
+    """A malformed TRANSIT_SERVERS fails Django's system checks (run by `check` and `migrate` when deploying), not
+    only the first link attempt; a good list passes."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    from encryption_keys import providers
+
+    settings.TRANSIT_SERVERS = [{"address": "https://bao.acme.example:8200", "regions": ["us"],
+                                 "auth": {"method": "kerberos"}}]
+    providers.reset()
+    try:
+        with pytest.raises(SystemCheckError, match=r"TRANSIT_SERVERS\[0\]\.auth\.method"):
+            call_command("check")
+        settings.TRANSIT_SERVERS = SERVERS
+        providers.reset()
+        call_command("check")
+    finally:
+        providers.reset()
