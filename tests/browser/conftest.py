@@ -48,3 +48,25 @@ def browser_login(page):
         return page
 
     return _login
+
+
+@pytest.fixture
+def page_without_js(browser, live_server, transactional_db):
+    """`page_without_js(user)`: a page with JavaScript off, logged in through the real login form; its context is
+    closed after the test."""
+    contexts = []
+
+    def _open(user):
+        context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/login/")
+        page.get_by_label("Email").fill(user.email)
+        page.get_by_label("Password").fill(factories.PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()

@@ -66,27 +66,19 @@ def test_org_admin_links_a_key_and_sees_the_checklist(page, browser_login):
     assert page.js_errors == []
 
 
-def test_link_key_works_without_javascript(browser, live_server, transactional_db):
+def test_link_key_works_without_javascript(page_without_js):
     org = factories.make_organization("Acme")
     admin = factories.make_role_user(org, "org_admin")
     arn = customer_key()
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    page = context.new_page()
-    try:
-        page.goto("/login/")
-        page.get_by_label("Email").fill(admin.email)
-        page.get_by_label("Password").fill(factories.PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.goto("/organization/encryption-keys/link/")
-        page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
-        page.get_by_label("Key reference").fill(arn)
-        page.get_by_label("Konnect region").select_option("us")
-        page.get_by_role("button", name="Connect").click()
-        expect(page.get_by_text("Key linked.")).to_be_visible()
-        expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
-        expect(page.get_by_role("button", name="Copy statements").first).to_be_hidden()
-    finally:
-        context.close()
+    page = page_without_js(admin)
+    page.goto("/organization/encryption-keys/link/")
+    page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+    page.get_by_label("Key reference").fill(arn)
+    page.get_by_label("Konnect region").select_option("us")
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("Key linked.")).to_be_visible()
+    expect(page.locator('.encryption-keys-check[data-verdict="pass"]')).to_have_count(10)
+    expect(page.get_by_role("button", name="Copy statements").first).to_be_hidden()
     assert EncryptionKey.objects.filter(organization=org, key_ref=arn).exists()
 
 
@@ -115,25 +107,17 @@ def test_a_key_with_warnings_is_linked_after_link_anyway_and_its_reference_copie
     assert page.js_errors == []
 
 
-def test_link_anyway_works_without_javascript(browser, live_server, transactional_db):
+def test_link_anyway_works_without_javascript(page_without_js):
     org = factories.make_organization("Acme")
     admin = factories.make_role_user(org, "org_admin")
     arn = kms_admin.create_key(region="us-west-2")
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    page = context.new_page()
-    try:
-        page.goto("/login/")
-        page.get_by_label("Email").fill(admin.email)
-        page.get_by_label("Password").fill(factories.PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.goto("/organization/encryption-keys/link/")
-        page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
-        page.get_by_label("Key reference").fill(arn)
-        page.get_by_label("Konnect region").select_option("us")
-        page.get_by_role("button", name="Connect").click()
-        expect(page.get_by_text("Link anyway?")).to_be_visible()
-        page.get_by_role("button", name="Link anyway").click()
-        expect(page.get_by_text("Key linked.")).to_be_visible()
-    finally:
-        context.close()
+    page = page_without_js(admin)
+    page.goto("/organization/encryption-keys/link/")
+    page.get_by_role("textbox", name="Name", exact=True).fill("Acme US")
+    page.get_by_label("Key reference").fill(arn)
+    page.get_by_label("Konnect region").select_option("us")
+    page.get_by_role("button", name="Connect").click()
+    expect(page.get_by_text("Link anyway?")).to_be_visible()
+    page.get_by_role("button", name="Link anyway").click()
+    expect(page.get_by_text("Key linked.")).to_be_visible()
     assert EncryptionKey.objects.filter(organization=org, key_ref=arn).exists()

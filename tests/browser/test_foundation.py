@@ -33,21 +33,13 @@ def test_login_create_control_plane_with_htmx_validation(page, browser_login):
     assert page.js_errors == []
 
 
-def test_pages_work_without_javascript(browser, live_server, transactional_db):
+def test_pages_work_without_javascript(page_without_js):
     org = factories.make_organization("Acme")
     admin = factories.make_role_user(org, "org_admin")
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    page = context.new_page()
-    try:
-        page.goto("/login/")
-        page.get_by_label("Email").fill(admin.email)
-        page.get_by_label("Password").fill(factories.PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.goto("/control-planes/new/")
-        page.get_by_label("Name").fill("orders")
-        page.get_by_label("Region").select_option("us")
-        page.get_by_role("button", name="Create").click()
-        expect(page.get_by_role("heading", name="orders")).to_be_visible()
-    finally:
-        context.close()
+    page = page_without_js(admin)
+    page.goto("/control-planes/new/")
+    page.get_by_label("Name").fill("orders")
+    page.get_by_label("Region").select_option("us")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("heading", name="orders")).to_be_visible()
     assert ControlPlane.objects.filter(name="orders", organization=org).exists()

@@ -68,25 +68,16 @@ def test_org_admin_manages_a_system_account_with_the_keyboard(page, browser_logi
     assert not page.js_errors
 
 
-def test_the_pages_work_without_javascript(browser, live_server, transactional_db):
+def test_the_pages_work_without_javascript(page_without_js):
     org = factories.make_organization("Acme")
     admin = factories.make_role_user(org, "org_admin")
-    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    try:
-        page.goto("/login/")
-        page.get_by_label("Email").fill(admin.email)
-        page.get_by_label("Password").fill(factories.PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.goto("/organization/system-accounts/")
-        page.get_by_label("Name").fill("billing")
-        page.get_by_role("button", name="Create system account").click()
-        expect(page.get_by_role("heading", name="billing")).to_be_visible()
-        page.locator("#tokens").get_by_label("Name").fill("app")
-        page.get_by_role("button", name="Generate token").click()
-        expect(page.locator("#new-token")).to_contain_text("spat_")
-        expect(page).to_have_url(re.compile(r"/tokens/$"))  # the plain POST's own response shows it
-        assert SystemAccountAccessToken.objects.filter(system_account__name="billing").count() == 1
-    finally:
-        context.close()
+    page = page_without_js(admin)
+    page.goto("/organization/system-accounts/")
+    page.get_by_label("Name").fill("billing")
+    page.get_by_role("button", name="Create system account").click()
+    expect(page.get_by_role("heading", name="billing")).to_be_visible()
+    page.locator("#tokens").get_by_label("Name").fill("app")
+    page.get_by_role("button", name="Generate token").click()
+    expect(page.locator("#new-token")).to_contain_text("spat_")
+    expect(page).to_have_url(re.compile(r"/tokens/$"))  # the plain POST's own response shows it
+    assert SystemAccountAccessToken.objects.filter(system_account__name="billing").count() == 1
