@@ -110,9 +110,8 @@ def entity_names(traces) -> dict[int, dict[str, str]]:
     """trace pk → {"route"|"service"|"consumer": name} from the traces' span attributes, in one query."""
     wanted = [name for names in NAME_ATTRIBUTES.values() for name in names]
     found: dict[int, dict[str, str]] = {}
-    spans = Span.objects.filter(trace__in=traces, attributes__has_any_keys=wanted).values_list("trace_id",
-                                                                                                "attributes")
-    for trace_pk, attributes in spans:
+    spans = Span.objects.filter(trace_id__in=[trace.pk for trace in traces], attributes__has_any_keys=wanted)
+    for trace_pk, attributes in spans.values_list("trace_id", "attributes"):
         names = found.setdefault(trace_pk, {})
         for entity, keys in NAME_ATTRIBUTES.items():
             for key in keys:
@@ -165,11 +164,12 @@ def session_get(*, user: User, organization: Organization, control_plane_pk, pk,
                 action: Action = Action.DEBUG_SESSION_VIEW) -> DebugSession:
     control_plane = debugger_control_plane(user=user, organization=organization, pk=control_plane_pk, action=action)
     session = (
-        DebugSession.objects.select_related("control_plane__organization", "created_by")
+        DebugSession.objects.select_related("created_by")
         .annotate(trace_count=Count("traces")).filter(pk=pk, control_plane=control_plane).first()
     )
     if session is None:
         raise Http404("No such debug session.")
+    session.control_plane = control_plane  # already read, with its organization
     return session
 
 
@@ -266,14 +266,15 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             trace.session = session
         elif not Trace.session.is_cached(trace):
             trace.session = DebugSession(pk=trace.session_id, control_plane=control_plane)
-    payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
+    pks = [trace.pk for trace in traces]
+    payloads = dict(store.payload_model.objects.filter(trace_id__in=pks).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
     names = entity_names(traces)
     if not payloads_readable(user=user, control_plane=control_plane):
         return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
                 for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
-    captures = list(store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST,
+    captures = list(store.payload_model.objects.filter(trace_id__in=pks, kind=PayloadKind.CLIENT_REQUEST,
                                                        url__isnull=False).only("id", "trace_id", "url"))
     for capture in captures:  # what encryption_scope() reads: the page's own trace, session and control plane
         capture.trace = by_pk[capture.trace_id]
