@@ -60,7 +60,7 @@ class TraceRow:
     error: object = None
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
-    names: dict | None = None  # route / service / consumer → its name, where the trace's spans carry one
+    names: dict | None = None  # route / service → its name, where the trace's spans carry one
 
     @property
     def route_name(self) -> str:
@@ -106,14 +106,16 @@ NAME_ATTRIBUTES = {
 }
 
 
-def entity_names(traces) -> dict[int, dict[str, str]]:
-    """trace pk → {"route"|"service"|"consumer": name} from the traces' span attributes, in one query."""
-    wanted = [name for names in NAME_ATTRIBUTES.values() for name in names]
+def entity_names(traces, entities=tuple(NAME_ATTRIBUTES)) -> dict[int, dict[str, str]]:
+    """trace pk → {entity: name} for `entities` ("route", "service", "consumer") from the traces' span attributes,
+    in one query that looks only for the attributes naming those (each key is a JSON lookup on every span)."""
+    wanted = {entity: NAME_ATTRIBUTES[entity] for entity in entities}
     found: dict[int, dict[str, str]] = {}
-    spans = Span.objects.filter(trace_id__in=[trace.pk for trace in traces], attributes__has_any_keys=wanted)
+    spans = Span.objects.filter(trace_id__in=[trace.pk for trace in traces],
+                                attributes__has_any_keys=[key for keys in wanted.values() for key in keys])
     for trace_pk, attributes in spans.values_list("trace_id", "attributes"):
         names = found.setdefault(trace_pk, {})
-        for entity, keys in NAME_ATTRIBUTES.items():
+        for entity, keys in wanted.items():
             for key in keys:
                 value = attributes.get(key)
                 if entity not in names and isinstance(value, str) and value:
@@ -269,7 +271,7 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
     pks = [trace.pk for trace in traces]
     payloads = dict(store.payload_model.objects.filter(trace_id__in=pks).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
-    names = entity_names(traces)
+    names = entity_names(traces, entities=("route", "service"))  # the table has no consumer column
     if not payloads_readable(user=user, control_plane=control_plane):
         return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
                 for trace in traces]
