@@ -51,7 +51,7 @@ from bench import Contender, figure, measure_interleaved, measure_rounds, median
 NAME = "debugger"
 FULL = {"rounds": 15, "batch_seconds": 1.0}
 QUICK = {"rounds": 2, "batch_seconds": 0.2}
-FULL_PAGES = {"rounds": 21, "calls": 9}  # pages of each contender per round, taken in turns
+FULL_PAGES = {"rounds": 21, "calls": 15}  # pages of each contender per round, taken in turns
 QUICK_PAGES = {"rounds": 2, "calls": 3}
 PAGE_TRACES = 50
 WARM_UP = 10  # calls of each contender before timing, so batch sizes are calibrated on the steady state
