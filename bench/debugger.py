@@ -25,8 +25,10 @@ ratios, both sides measured alike.
 The minimal page is the floor: the same 50 rows with every field a row of the session page shows (the trace
 link and start time, method, request path, status, the three latencies, route and service — name from span
 attributes, else id — and the payload count) read in one SQL query (subqueries for the path, the count and the
-names) and written by a plain template, behind the same middleware and login; no page header, filters, session
-facts or pagination. Its path comes from the plaintext twin, so it decrypts nothing.
+names), its values formatted in the view as the page's rows are (`TraceRow`), and written by a plain template,
+behind the same middleware and login; no page header, filters, session facts or pagination. Its path comes from
+the plaintext twin, so it decrypts nothing.
+
 "Cold" clears this process's DEK cache before each page, so each cold page pays one KMS Decrypt over
 HTTP to the local KMS; "warm" keeps the cache, as a server does within the revocation bound
 (DATAKEY_CACHE_TTL, 60 s: a warm run longer than that re-unwraps once a minute, as production would; the
