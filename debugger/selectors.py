@@ -61,6 +61,7 @@ class TraceRow:
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
     names: dict | None = None  # route / service → its name, where the trace's spans carry one
+    start: datetime | None = None  # the trace's start in the reader's time zone (looked up once per page)
 
     @property
     def route_name(self) -> str:
@@ -73,11 +74,11 @@ class TraceRow:
     # What the table cell shows, formatted here once rather than by template filters in each of 50 rows.
     @property
     def start_iso(self) -> str:
-        return timezone.localtime(self.trace.start_time).isoformat()
+        return self.start.isoformat()
 
     @property
     def start_clock(self) -> str:
-        return timezone.localtime(self.trace.start_time).strftime("%H:%M:%S.%f")[:12]
+        return self.start.strftime("%H:%M:%S.%f")[:12]
 
     @property
     def status_class(self) -> str:
@@ -272,9 +273,10 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
     payloads = dict(store.payload_model.objects.filter(trace_id__in=pks).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
     names = entity_names(traces, entities=("route", "service"))  # the table has no consumer column
+    zone = timezone.get_current_timezone()
     if not payloads_readable(user=user, control_plane=control_plane):
-        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
-                for trace in traces]
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk),
+                         start=trace.start_time.astimezone(zone)) for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
     captures = list(store.payload_model.objects.filter(trace_id__in=pks, kind=PayloadKind.CLIENT_REQUEST,
                                                        url__isnull=False).only("id", "trace_id", "url"))
@@ -290,6 +292,7 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             error=result.error if result is not None else None,
             payloads=payloads.get(trace.pk, 0),
             names=names.get(trace.pk),
+            start=trace.start_time.astimezone(zone),
         ))
     return rows
 
