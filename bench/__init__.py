@@ -99,6 +99,36 @@ def measure_rounds(contenders: Sequence[Contender], *, rounds: int, batch_second
     return samples
 
 
+def measure_interleaved(contenders: Sequence[Contender], *, rounds: int, calls: int) -> list[dict[str, float]]:
+    """Calls per second of each contender, one dict per round, for operations of milliseconds or more (an HTTP page).
+
+    Within a round the contenders take turns call by call (A B C, then B C A, ...), each call timed alone, and
+    a contender's rate is one over the median of its `calls` times: a neighbour's burst on the machine lands on
+    one or two calls of whichever contender ran then and moves no median, where a batch timed as a whole
+    (`measure_rounds`) charges it to one contender's whole round. The garbage collector runs between rounds,
+    never during one (it would charge one contender for another's garbage)."""
+    samples = []
+    for index in range(rounds):
+        times: dict[str, list[float]] = {c.key: [] for c in contenders}
+        gc.collect()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for call in range(calls):
+                shift = (index + call) % len(contenders)
+                for contender in [*contenders[shift:], *contenders[:shift]]:
+                    start = time.perf_counter()
+                    contender.operation()
+                    times[contender.key].append(time.perf_counter() - start)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        row = {key: 1 / statistics.median(values) for key, values in times.items()}
+        samples.append(row)
+        progress(f"  round {index + 1}/{rounds}: " + ", ".join(f"{key} {rate:,.1f}/s" for key, rate in row.items()))
+    return samples
+
+
 def median_rate(samples: Sequence[dict[str, float]], key: str) -> float:
     return statistics.median(row[key] for row in samples)
 

@@ -118,8 +118,17 @@ class DebugSession(models.Model):
         return control_plane_scope_ref(self.control_plane_id, self.pk)
 
     def scope(self, purpose: str) -> EncryptionScope:
+        """Built once per purpose and parents on this instance, then reused while those stay as they are: a page
+        reveals a value of each of its 50 rows of one session, and each reveal asks twice (for the data key's
+        scope, then for the AAD)."""
         control_plane = self.control_plane
-        return EncryptionScope(control_plane.organization_id, control_plane.region, purpose, self.scope_ref)
+        identity = (purpose, self.pk, self.control_plane_id, control_plane.organization_id, control_plane.region)
+        built = self.__dict__.get("_built_scope")
+        if built is None or built[0] != identity:
+            built = identity, EncryptionScope(control_plane.organization_id, control_plane.region, purpose,
+                                              self.scope_ref)
+            self.__dict__["_built_scope"] = built
+        return built[1]
 
 
 class Trace(models.Model):

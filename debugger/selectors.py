@@ -60,7 +60,8 @@ class TraceRow:
     error: object = None
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
-    names: dict | None = None  # route / service / consumer → its name, where the trace's spans carry one
+    names: dict | None = None  # route / service → its name, where the trace's spans carry one
+    start: datetime | None = None  # the trace's start in the reader's time zone (looked up once per page)
 
     @property
     def route_name(self) -> str:
@@ -73,11 +74,11 @@ class TraceRow:
     # What the table cell shows, formatted here once rather than by template filters in each of 50 rows.
     @property
     def start_iso(self) -> str:
-        return timezone.localtime(self.trace.start_time).isoformat()
+        return self.start.isoformat()
 
     @property
     def start_clock(self) -> str:
-        return timezone.localtime(self.trace.start_time).strftime("%H:%M:%S.%f")[:12]
+        return self.start.strftime("%H:%M:%S.%f")[:12]
 
     @property
     def status_class(self) -> str:
@@ -106,15 +107,16 @@ NAME_ATTRIBUTES = {
 }
 
 
-def entity_names(traces) -> dict[int, dict[str, str]]:
-    """trace pk → {"route"|"service"|"consumer": name} from the traces' span attributes, in one query."""
-    wanted = [name for names in NAME_ATTRIBUTES.values() for name in names]
+def entity_names(traces, entities=tuple(NAME_ATTRIBUTES)) -> dict[int, dict[str, str]]:
+    """trace pk → {entity: name} for `entities` ("route", "service", "consumer") from the traces' span attributes,
+    in one query that looks only for the attributes naming those (each key is a JSON lookup on every span)."""
+    wanted = {entity: NAME_ATTRIBUTES[entity] for entity in entities}
     found: dict[int, dict[str, str]] = {}
-    spans = Span.objects.filter(trace__in=traces, attributes__has_any_keys=wanted).values_list("trace_id",
-                                                                                                "attributes")
-    for trace_pk, attributes in spans:
+    spans = Span.objects.filter(trace_id__in=[trace.pk for trace in traces],
+                                attributes__has_any_keys=[key for keys in wanted.values() for key in keys])
+    for trace_pk, attributes in spans.values_list("trace_id", "attributes"):
         names = found.setdefault(trace_pk, {})
-        for entity, keys in NAME_ATTRIBUTES.items():
+        for entity, keys in wanted.items():
             for key in keys:
                 value = attributes.get(key)
                 if entity not in names and isinstance(value, str) and value:
@@ -165,11 +167,12 @@ def session_get(*, user: User, organization: Organization, control_plane_pk, pk,
                 action: Action = Action.DEBUG_SESSION_VIEW) -> DebugSession:
     control_plane = debugger_control_plane(user=user, organization=organization, pk=control_plane_pk, action=action)
     session = (
-        DebugSession.objects.select_related("control_plane__organization", "created_by")
+        DebugSession.objects.select_related("created_by")
         .annotate(trace_count=Count("traces")).filter(pk=pk, control_plane=control_plane).first()
     )
     if session is None:
         raise Http404("No such debug session.")
+    session.control_plane = control_plane  # already read, with its organization
     return session
 
 
@@ -266,14 +269,16 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             trace.session = session
         elif not Trace.session.is_cached(trace):
             trace.session = DebugSession(pk=trace.session_id, control_plane=control_plane)
-    payloads = dict(store.payload_model.objects.filter(trace__in=traces).values("trace").annotate(n=Count("id"))
+    pks = [trace.pk for trace in traces]
+    payloads = dict(store.payload_model.objects.filter(trace_id__in=pks).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
-    names = entity_names(traces)
+    names = entity_names(traces, entities=("route", "service"))  # the table has no consumer column
+    zone = timezone.get_current_timezone()
     if not payloads_readable(user=user, control_plane=control_plane):
-        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk))
-                for trace in traces]
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk),
+                         start=trace.start_time.astimezone(zone)) for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
-    captures = list(store.payload_model.objects.filter(trace__in=traces, kind=PayloadKind.CLIENT_REQUEST,
+    captures = list(store.payload_model.objects.filter(trace_id__in=pks, kind=PayloadKind.CLIENT_REQUEST,
                                                        url__isnull=False).only("id", "trace_id", "url"))
     for capture in captures:  # what encryption_scope() reads: the page's own trace, session and control plane
         capture.trace = by_pk[capture.trace_id]
@@ -287,6 +292,7 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             error=result.error if result is not None else None,
             payloads=payloads.get(trace.pk, 0),
             names=names.get(trace.pk),
+            start=trace.start_time.astimezone(zone),
         ))
     return rows
 

@@ -27,6 +27,7 @@ def control_plane_list(*, user: User, organization: Organization) -> QuerySet[Co
 def control_plane_get(*, user: User, organization: Organization, pk, action: Action = Action.CONTROL_PLANE_VIEW):
     """404 for another organization's control plane or one the user cannot see; 403 for a missing right."""
     control_plane = get_object_or_404(control_plane_list(user=user, organization=organization), pk=pk)
+    control_plane.organization = organization  # the row was found under it: no query to read it back
     require(user, action, control_plane)
     return control_plane
 

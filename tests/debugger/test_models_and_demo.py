@@ -21,6 +21,21 @@ def test_encryption_scope_is_per_session_and_purpose(debug_session, ingest):
     assert log.encryption_scope() == EncryptionScope(cp.organization_id, "us", "debugger.log", scope_ref)
 
 
+def test_a_session_reparented_in_memory_has_the_new_scope_at_once(debug_session, other_control_plane, control_plane):
+    """The scope a session instance built is reused only while its parents are the same: moved to another control
+    plane (here of another organization), the very same instance answers with the new scope."""
+    payloads = debug_session.scope("debugger.payload")
+    assert debug_session.scope("debugger.payload") is payloads
+    assert debug_session.scope("debugger.log").purpose == "debugger.log"
+    debug_session.control_plane = other_control_plane
+    moved = debug_session.scope("debugger.payload")
+    assert moved == EncryptionScope(other_control_plane.organization_id, other_control_plane.region, "debugger.payload",
+                                    f"{other_control_plane.pk}/{debug_session.pk}")
+    assert moved != payloads
+    debug_session.control_plane = control_plane
+    assert debug_session.scope("debugger.payload") == payloads
+
+
 def test_retention_follows_the_organization(org, make_session):
     org.retention_days = 7
     org.save()

@@ -107,20 +107,25 @@ def test_the_traces_table_pages_by_cursor_newest_first_without_js(login, org_adm
         assert response.status_code == 200 and page_ids(response.content.decode()) == newest_first[:50]
 
 
-def test_the_session_page_reads_as_many_queries_for_10_or_50_traces(login, org_admin, debug_session, make_session,
-                                                                      ingest, django_assert_max_num_queries):
-    """Bounded queries whatever the page size: the payload counts, the path previews and the route and service
-    names (from span attributes) come in one query each."""
+@pytest.mark.parametrize("reader", ["org_admin", "cp_viewer"])
+def test_the_session_page_reads_as_many_queries_for_10_or_60_traces(login, org, org_admin, control_plane, debug_session,
+                                                                     make_session, ingest, django_assert_max_num_queries,
+                                                                     reader):
+    """Bounded queries whatever the page size, for who reads the paths and who sees them sealed: the session, its
+    progress, the page of traces, the payload counts, the route and service names (from span attributes) and the
+    path previews come in one query each. 60 traces: the page shows 50 and reveals only their paths."""
     small = make_session(name="small")
     ingest(10, session=small)
-    ingest(50)
-    client = login(org_admin)
+    ingest(60)
+    user = org_admin if reader == "org_admin" else factories.make_role_user(org, "cp_viewer", control_plane)
+    client = login(user)
     counts = []
-    for session in (small, debug_session):
+    for session, rows in ((small, 10), (debug_session, 50)):
         client.get(detail_url(session))  # warm: data keys cached, as a server is
-        with django_assert_max_num_queries(16) as captured:
+        with django_assert_max_num_queries(15 if reader == "org_admin" else 14) as captured:
             page = client.get(detail_url(session)).content.decode()
-        assert page.count(f"<code>{PATH}</code>") == Trace.objects.filter(session=session).count()
+        assert page.count('<tr>\n        <td><a id="trace-') == rows
+        assert page.count(f"<code>{PATH}</code>") == (rows if reader == "org_admin" else 0)
         counts.append(len(captured))
     assert counts[0] == counts[1]
 
