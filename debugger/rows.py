@@ -37,12 +37,12 @@ def insert_new(model: type[models.Model], rows: list[dict], *, unique: tuple[str
     conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique)
     answer = ", ".join(quote(model._meta.get_field(name).column) for name in returning)
     placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    converters = _converters(fields, copy=False)
+    prepared = _prepared(fields, _converters(fields, copy=False), rows)
     inserted = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start:start + INSERT_CHUNK]
-            params = [value for row in chunk for value in _prepared(fields, converters, row)]
+            chunk = prepared[start:start + INSERT_CHUNK]
+            params = [value for row in chunk for value in row]
             cursor.execute(
                 f"INSERT INTO {quote(table)} ({columns}) VALUES {', '.join([placeholder] * len(chunk))} "  # noqa: S608
                 f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {answer}", params,
@@ -60,11 +60,8 @@ def write(model: type[models.Model], rows: list[dict], *, scope_owner: models.Mo
     if not rows:
         return
     fields = _fields(model, rows[0])
-    encrypted = [field.attname for field in fields if isinstance(field, EncryptedField)]
-    sealer = _Sealer(model, scope_owner, values=sum(row[name] is not None for row in rows for name in encrypted))
     postgres = connection.vendor == "postgresql"
-    converters = _converters(fields, copy=postgres)
-    prepared = [_prepared(fields, converters, row, sealer) for row in rows]
+    prepared = _prepared(fields, _converters(fields, copy=postgres), rows, _Sealer(model, scope_owner))
     table, quote = model._meta.db_table, connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor:
@@ -89,25 +86,45 @@ def lease_ahead(model: type[models.Model], scope_owner: models.Model, uses: int)
 
 
 class _Sealer:
-    """Seals one model's values under one scope, taking the data key only when a value needs it."""
+    """Seals one model's values under one scope, taking the data key only when a value needs it: all the batch's
+    uses at once when the lease has them (`writers.active_cipher_for`), else value by value."""
 
-    def __init__(self, model: type[models.Model], owner: models.Model | None, *, values: int):
+    def __init__(self, model: type[models.Model], owner: models.Model | None):
         self.label = model._meta.label_lower
         self.owner = owner
-        self.values = values
-        self.scope = None
-        self.cipher = None  # all `values` uses taken at once, when the lease has them
 
-    def __call__(self, field: EncryptedField, value, pk) -> bytes:
-        if self.scope is None:
-            if self.owner is None:
-                raise ValueError(f"{self.label}: encrypted rows need a scope_owner")
-            self.scope = write_scope(self.owner)
-            self.cipher = writers.active_cipher_for(self.scope, self.values)
-        cipher = self.cipher or keyring.active_cipher(self.scope)
-        if cipher.scope != self.scope.key_scope:  # as EncryptedField.pre_save: never seal under another scope
-            raise RuntimeError(f"data key {cipher.dek_id} is not of the scope being written")
-        return cipher.seal_field(field.encode(value), model_label=self.label, field=field.name, pk=pk)
+    def seal(self, columns: dict[EncryptedField, list], pks: list) -> dict[EncryptedField, list]:
+        """Each encrypted column's values (None stays None) as envelopes bound to their row's pk."""
+        fields = list(columns)
+        encoded = [[None if value is None else field.encode(value) for value in columns[field]] for field in fields]
+        uses = sum(value is not None for column in encoded for value in column)
+        if not uses:
+            return columns
+        if self.owner is None:
+            raise ValueError(f"{self.label}: encrypted rows need a scope_owner")
+        scope = write_scope(self.owner)
+        cipher = writers.active_cipher_for(scope, uses)
+        if cipher is None:
+            sealed = [[None if plaintext is None else self._seal_one(scope, field, plaintext, pk)
+                       for plaintext, pk in zip(column, pks, strict=True)]
+                      for field, column in zip(fields, encoded, strict=True)]
+        else:
+            _check_scope(cipher, scope)
+            by_row = cipher.seal_rows(list(zip(*encoded, strict=True)), model_label=self.label,
+                                      fields=[field.name for field in fields], pks=pks)
+            sealed = [list(column) for column in zip(*by_row, strict=True)]
+        return dict(zip(fields, sealed, strict=True))
+
+    def _seal_one(self, scope, field: EncryptedField, plaintext: bytes, pk) -> bytes:
+        cipher = keyring.active_cipher(scope)
+        _check_scope(cipher, scope)
+        return cipher.seal_field(plaintext, model_label=self.label, field=field.name, pk=pk)
+
+
+def _check_scope(cipher, scope) -> None:
+    """As EncryptedField.pre_save: never seal under another scope's data key."""
+    if cipher.scope != scope.key_scope:
+        raise RuntimeError(f"data key {cipher.dek_id} is not of the scope being written")
 
 
 def _fields(model: type[models.Model], row: dict) -> list[models.Field]:
@@ -152,21 +169,20 @@ def _postgres_type(field: models.Field) -> str:
     return _POSTGRES_TYPE_NAMES.get(name, name)
 
 
-def _prepared(fields: list[models.Field], converters: list, row: dict, sealer: _Sealer | None = None) -> tuple:
-    values = []
-    pk = None
-    for field in fields:
-        if field.primary_key:
-            pk = row[field.attname]
-    for field, convert in zip(fields, converters, strict=True):
-        value = row[field.attname]
-        if value is None or convert is None:
-            pass
-        elif convert == "seal":
-            if sealer is None:
-                raise ValueError("encrypted columns are written with write(), which seals them")
-            value = sealer(field, value, pk)
-        else:
-            value = convert(value)
-        values.append(value)
-    return tuple(values)
+def _prepared(fields: list[models.Field], converters: list, rows: list[dict], sealer: _Sealer | None = None
+              ) -> list[tuple]:
+    """The rows as tuples of database values, built a column at a time (encrypted columns sealed together)."""
+    columns = [[row[field.attname] for row in rows] for field in fields]
+    to_seal = {field: column for field, column, convert in zip(fields, columns, converters, strict=True)
+               if convert == "seal"}
+    if to_seal:
+        if sealer is None:
+            raise ValueError("encrypted columns are written with write(), which seals them")
+        pks = next((column for field, column in zip(fields, columns, strict=True) if field.primary_key),
+                   [None] * len(rows))  # no pk column: sealing refuses (the pk is in the AAD)
+        sealed = sealer.seal(to_seal, pks)
+        columns = [sealed.get(field, column) for field, column in zip(fields, columns, strict=True)]
+    for index, convert in enumerate(converters):
+        if convert is not None and convert != "seal":
+            columns[index] = [None if value is None else convert(value) for value in columns[index]]
+    return list(zip(*columns, strict=True))

@@ -244,9 +244,13 @@ class EncryptedTextField(EncryptedField):
         return data.decode("utf-8")
 
 
+# json.dumps with these options would build a new encoder for every value (a batch seals hundreds).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 class EncryptedJSONField(EncryptedField):
     def encode(self, value) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _JSON.encode(value).encode("utf-8")
 
     def decode(self, data: bytes):
         return json.loads(data)

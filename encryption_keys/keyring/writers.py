@@ -23,6 +23,9 @@ from encryption_keys.models import DataKey, EncryptionKey
 from encryption_keys.providers import KeyServiceError, provider_for
 
 LEASE_USES = 1024
+# lease_ahead reserves the uses of this many batches like the one about to be written (at least LEASE_USES), so
+# most batches find their uses in the lease and make no round trip to the DataKey row.
+LEASE_BATCHES_AHEAD = 16
 
 
 # --- which key wraps a scope's DEKs ------------------------------------------------------------------
@@ -61,16 +64,16 @@ def active_cipher(scope: EncryptionScope) -> DataKeyCipher:
             if lease is not None and lease.usable(now, generation):
                 lease.remaining -= 1
                 return lease.cipher
-    lease = _take_lease(scope, generation)
+    lease = _take_lease(scope, generation, uses=min(LEASE_USES, settings.DATAKEY_MAX_USES))
     lease.remaining -= 1
     return lease.cipher
 
 
-def _take_lease(scope: EncryptionScope, generation: int) -> _Lease:
+def _take_lease(scope: EncryptionScope, generation: int, *, uses: int) -> _Lease:
+    """Reserve `uses` uses (at most DATAKEY_MAX_USES) of the scope's active DataKey, or of a new one."""
     ring = keyring()
     arn = scope.wrapping_key_ref or wrapping_key_ref(organization_id=scope.organization_id, region=scope.region)
     now = timezone.now()
-    uses = min(LEASE_USES, settings.DATAKEY_MAX_USES)
     current = DataKey.objects.filter(
         organization_id=scope.organization_id,
         region=scope.region,
@@ -144,8 +147,8 @@ def _new_data_key(scope: EncryptionScope, arn: str, uses: int) -> tuple[DataKeyC
 
 
 def lease_ahead(scope: EncryptionScope, uses: int) -> None:
-    """Before a transaction that will seal about `uses` values of `scope` (a batch): take the scope's lease now
-    when the one held has fewer uses left (a lease holds at most LEASE_USES).
+    """Before a transaction that will seal about `uses` values of `scope` (a batch): when the lease held has fewer
+    uses left, take one now for LEASE_BATCHES_AHEAD such batches (at least LEASE_USES, at most DATAKEY_MAX_USES).
 
     Taken outside the caller's transaction, the DataKey row's reservation UPDATE — and a new data key, if one
     is needed — commits at once; taken inside, it holds that row locked until the caller commits, so concurrent
@@ -153,14 +156,15 @@ def lease_ahead(scope: EncryptionScope, uses: int) -> None:
     a transaction it does nothing (active_cipher leases as before)."""
     if connection.in_atomic_block:
         return
+    size = min(max(LEASE_USES, LEASE_BATCHES_AHEAD * uses), settings.DATAKEY_MAX_USES)
     ring = keyring()
     generation = ring.sync_generation()
     now = timezone.now()
     with ring.lock:
         lease = ring.leases.get(scope)
-        if lease is not None and lease.usable(now, generation) and lease.remaining >= min(uses, LEASE_USES):
+        if lease is not None and lease.usable(now, generation) and lease.remaining >= min(uses, size):
             return
-    _take_lease(scope, generation)
+    _take_lease(scope, generation, uses=size)
 
 
 def active_cipher_for(scope: EncryptionScope, uses: int) -> DataKeyCipher | None:

@@ -3,6 +3,7 @@ counter under concurrent writers (threads, each with its own database connection
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -283,3 +284,26 @@ def test_a_batch_reserves_data_key_uses_before_its_transaction(debug_session_fac
         first_insert = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO \"debugger_trace\""))
         assert not [sql for sql in statements[first_insert:] if "encryption_keys_datakey" in sql and "UPDATE" in sql]
     assert DataKey.objects.filter(purpose="debugger.payload").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_consecutive_batches_share_one_reservation_per_scope(debug_session_factory):
+    """lease_ahead reserves for several batches of the size at hand: the batches after the first make no round
+    trip to the DataKey rows, and every value is still sealed under its scope's key (one reservation each)."""
+    from django.test.utils import CaptureQueriesContext
+
+    session = debug_session_factory(max_samples=1000)
+    batch = [TraceIn.model_validate(trace_json()) for _ in range(100)]  # 600 payload values, 200 log lines
+    writes = []
+    for _ in range(3):
+        for trace in batch:
+            trace.trace_id = hex_id(32)
+        with CaptureQueriesContext(connection) as queries:
+            ingest.traces_ingest(control_plane=session.control_plane, session_id=session.pk, traces=batch)
+        writes.append([query["sql"] for query in queries.captured_queries
+                       if "encryption_keys_datakey" in query["sql"] and query["sql"].startswith(("UPDATE", "INSERT"))])
+    assert [len(statements) for statements in writes] == [2, 0, 0]  # payload and log scopes, first batch only
+    bodies = [row.body.reveal() for row in PayloadCapture.objects.filter(trace__session=session, body__isnull=False)]
+    assert len(bodies) == 600
+    assert set(bodies) == {base64.b64decode(payload["body_base64"]) for payload in trace_json()["payloads"]}
+    assert RequestLog.objects.filter(session=session).count() == 600

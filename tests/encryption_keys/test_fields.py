@@ -181,3 +181,14 @@ def test_without_cmek_the_platform_key_of_the_region_wraps(org, platform_keys):
     SealedNote.objects.create(organization=org, region="eu", text=SECRET)
     assert DataKey.objects.get().wrapping_key_ref == platform_keys["eu"]
     assert keyring.wrapping_key_ref(organization_id=org.pk, region="eu") == platform_keys["eu"]
+
+
+@pytest.mark.parametrize("value", [{"a": "grüße ✓", "b": [1, 2.5, None, True]}, [], "x", 7, {"nested": {"k": ["v"]}}])
+def test_json_values_are_sealed_as_compact_utf8(value):
+    """The plaintext inside a JSON envelope: no spaces, non-ASCII as UTF-8 (not \\u escapes), the same bytes
+    as json.dumps with those options."""
+    encoded = SealedNote._meta.get_field("data").encode(value)
+    assert encoded == json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert json.loads(encoded) == value
+    if isinstance(value, dict) and "a" in value:
+        assert encoded == '{"a":"grüße ✓","b":[1,2.5,null,true]}'.encode()

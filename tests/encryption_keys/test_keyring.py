@@ -4,12 +4,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from devtools import local_kms
 from encryption_keys import keyring
 from encryption_keys.envelope import DecryptionError, EncryptionUnavailable
+from encryption_keys.keyring import writers
 from encryption_keys.models import DataKey, EncryptionKey
 from tests import leaks
 from tests.testapp.models import SealedNote
@@ -43,6 +45,41 @@ def test_use_budget_ends_a_dek(org, settings, kms_calls):
     assert DataKey.objects.count() == 3
     assert all(row.usage_count <= 3 for row in DataKey.objects.all())
     assert sorted(n.text.reveal() for n in SealedNote.objects.all()) == [SECRET] * 7
+
+
+def datakey_writes(queries) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries
+            if "encryption_keys_datakey" in query["sql"] and query["sql"].startswith(("UPDATE", "INSERT"))]
+
+
+@pytest.mark.django_db(transaction=True)  # lease_ahead reserves outside a transaction only
+@pytest.mark.parametrize("uses", [10, 600])
+def test_lease_ahead_reserves_for_several_batches_then_batches_take_no_reservation(org, uses):
+    scope = SealedNote(organization=org).encryption_scope()
+    fresh_reader()
+    size = max(writers.LEASE_USES, writers.LEASE_BATCHES_AHEAD * uses)
+    writers.lease_ahead(scope, uses)
+    assert DataKey.objects.get().usage_count == size
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(size // uses):
+            writers.lease_ahead(scope, uses)
+            assert writers.active_cipher_for(scope, uses) is not None
+    assert not datakey_writes(queries)
+    with CaptureQueriesContext(connection) as queries:
+        writers.lease_ahead(scope, uses)  # the lease is spent: one reservation, on the same data key
+    assert len(datakey_writes(queries)) == 1
+    assert DataKey.objects.get().usage_count == 2 * size
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lease_ahead_never_reserves_past_the_use_budget(org, settings):
+    settings.DATAKEY_MAX_USES = 1000  # less than lease_ahead would reserve for batches of 600 uses
+    scope = SealedNote(organization=org).encryption_scope()
+    fresh_reader()
+    for _ in range(3):
+        writers.lease_ahead(scope, 600)
+        assert writers.active_cipher_for(scope, 600) is not None
+    assert sorted(DataKey.objects.values_list("usage_count", flat=True)) == [1000, 1000, 1000]
 
 
 def test_scopes_get_their_own_dek(org, other_org):

@@ -19,6 +19,7 @@ from encryption_keys.envelope import (
     pack,
     parse,
 )
+from encryption_keys.envelope.binding import aad_v2_prefix, pk_bytes
 from encryption_keys.envelope.cipher import TAG_MISMATCH_DETAIL
 
 KEY = bytes(range(32))
@@ -173,6 +174,8 @@ def test_a_cipher_without_a_scope_opens_no_field_and_seals_none():
         bare.open_field(KNOWN_ENVELOPE, scope=SCOPE, **FIELD)
     with pytest.raises(ValueError):
         bare.seal_field(b"x", **FIELD)
+    with pytest.raises(ValueError):
+        bare.seal_rows([[b"x"]], model_label="debugger.payloadcapture", fields=["body"], pks=[ROW])
 
 
 def test_nist_gcm_test_case_16_inside_an_envelope():
@@ -215,6 +218,70 @@ def test_each_seal_uses_a_fresh_random_nonce(cipher):
     first, second = cipher.seal(b"same", aad=AAD), cipher.seal(b"same", aad=AAD)
     assert parse(first).nonce != parse(second).nonce
     assert first != second
+
+
+# --- a batch: seal_rows ----------------------------------------------------------------------------------
+
+BATCH_FIELDS = ["url", "headers", "body"]
+BATCH_PKS = [ROW, uuid.UUID("87654321-4321-8765-4321-876543218765"), 7, "row-8"]
+BATCH_ROWS = [[b"https://a.test/", b'{"k":"v"}', b"hello, konnect"], [None, b"{}", b""],
+              [b"u", None, None], [None, None, bytes(range(256))]]
+
+
+def test_aad_prefix_and_pk_make_the_documented_aad():
+    prefix = aad_v2_prefix(scope=SCOPE, model_label="debugger.payloadcapture", field="body")
+    assert prefix + pk_bytes(ROW) == AAD
+    for pk in (7, "row-8", uuid.UUID(int=1)):
+        assert prefix + pk_bytes(pk) == aad_for(scope=SCOPE, model_label="debugger.payloadcapture", field="body", pk=pk)
+
+
+def test_seal_rows_writes_the_envelopes_seal_field_writes_value_by_value(cipher):
+    """Same bytes as the one-by-one path given the same nonce: same header, same AAD, same ciphertext."""
+    sealed = cipher.seal_rows(BATCH_ROWS, model_label="debugger.payloadcapture", fields=BATCH_FIELDS, pks=BATCH_PKS)
+    assert len(sealed) == len(BATCH_ROWS)
+    for values, envelopes, pk in zip(BATCH_ROWS, sealed, BATCH_PKS, strict=True):
+        for field, plaintext, envelope in zip(BATCH_FIELDS, values, envelopes, strict=True):
+            if plaintext is None:
+                assert envelope is None
+                continue
+            one_by_one = cipher.seal_field(plaintext, model_label="debugger.payloadcapture", field=field, pk=pk,
+                                           nonce=parse(envelope).nonce)
+            assert envelope == one_by_one
+            assert cipher.open_field(envelope, scope=SCOPE, model_label="debugger.payloadcapture", field=field,
+                                     pk=pk) == plaintext
+
+
+def test_seal_rows_gives_every_value_its_own_nonce(cipher):
+    rows = [[b"same", b"same"] for _ in range(500)]
+    first = cipher.seal_rows(rows, model_label="debugger.payloadcapture", fields=["url", "body"],
+                             pks=list(range(1, 501)))
+    second = cipher.seal_rows(rows, model_label="debugger.payloadcapture", fields=["url", "body"],
+                              pks=list(range(1, 501)))
+    nonces = [parse(envelope).nonce for batch in (first, second) for envelopes in batch for envelope in envelopes]
+    assert len(set(nonces)) == len(nonces) == 2000
+
+
+def test_seal_rows_binds_each_value_to_its_own_row_and_field(cipher):
+    [[url, body], [other_url, _]] = cipher.seal_rows([[b"a", b"b"], [b"c", b"d"]], model_label="debugger.payloadcapture",
+                                                     fields=["url", "body"], pks=[ROW, 7])
+    with pytest.raises(DecryptionError):
+        cipher.open_field(url, scope=SCOPE, model_label="debugger.payloadcapture", field="body", pk=ROW)
+    with pytest.raises(DecryptionError):
+        cipher.open_field(body, scope=SCOPE, model_label="debugger.payloadcapture", field="body", pk=7)
+    assert cipher.open_field(other_url, scope=SCOPE, model_label="debugger.payloadcapture", field="url", pk=7) == b"c"
+
+
+@pytest.mark.parametrize("pk", [None, ""])
+def test_seal_rows_refuses_a_row_without_pk(cipher, pk):
+    with pytest.raises(ValueError):
+        cipher.seal_rows([[b"x"]], model_label="debugger.payloadcapture", fields=["body"], pks=[pk])
+
+
+def test_seal_rows_refuses_rows_and_pks_that_do_not_pair(cipher):
+    with pytest.raises(ValueError):
+        cipher.seal_rows([[b"x"], [b"y"]], model_label="debugger.payloadcapture", fields=["body"], pks=[ROW])
+    with pytest.raises(ValueError):
+        cipher.seal_rows([[b"x", b"y"]], model_label="debugger.payloadcapture", fields=["body"], pks=[ROW])
 
 
 @pytest.mark.parametrize("region", list(REGIONS))
