@@ -3,6 +3,7 @@
 The PostgreSQL tests run with DATABASE_URL=postgres://…; on SQLite they are skipped and the SQLite test
 checks that partition work is a no-op there (retention deletes rows: tests/debugger/test_purge.py)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -260,3 +261,45 @@ def test_removing_the_default_partition_moves_its_rows_into_day_partitions(debug
     assert not exists("debugger_payloadcapture_default")
     keyring.reset_for_tests()
     assert bodies() == before and len(before) == 4 and all(before.values())
+
+
+def waiting_to_detach(cursor) -> bool:
+    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND query LIKE %s", ["%DETACH PARTITION%"])
+    return cursor.fetchone()[0] > 0
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_ingest_goes_on_while_retention_waits_to_detach_a_day(debug_session, make_session, ingest):
+    """The concurrent detach waits for the transactions that could see the day, without blocking writes."""
+    expired = make_session(name="expired")
+    ingest(1, session=expired)
+    name = expire_day(expired, 5)
+    settings = connection.settings_dict
+    url = f"host={settings['HOST']} port={settings['PORT'] or 5432} user={settings['USER']} dbname={settings['NAME']}"
+    done = {}
+
+    def retention():
+        try:
+            done["result"] = partitions.drop_before("debugger_payloadcapture", timezone.now() - PAYLOAD_RETENTION)
+        finally:
+            connection.close()
+
+    with psycopg.connect(url, password=settings["PASSWORD"] or None) as reader:
+        reader.execute("SELECT count(*) FROM debugger_payloadcapture")  # its transaction stays open
+        thread = threading.Thread(target=retention)
+        thread.start()
+        with connection.cursor() as cursor:  # autocommit: each look at pg_stat_activity is a fresh one
+            while not waiting_to_detach(cursor):
+                assert thread.is_alive()
+            cursor.execute("SET lock_timeout = '5s'")  # were ingest blocked, it fails instead of hanging
+        try:
+            ingest(2)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        assert thread.is_alive()  # still waiting for the reader
+    thread.join()
+    assert done["result"][1] == 2 and not exists(name)  # the expired payloads, gone with their day
+    assert PayloadCapture.objects.filter(trace__session=debug_session).count() == 4
