@@ -16,7 +16,7 @@ from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
-from debugger import rows
+from debugger import partitions, rows
 from debugger.models import (
     ACTIVE_STATUSES,
     PAYLOAD_RETENTION,
@@ -161,6 +161,7 @@ def traces_ingest(*, control_plane: ControlPlane, session_id, traces: list[Trace
     would pass max_samples, by the unlocked read or because that UPDATE matched nothing (a concurrent request
     took the room), locks the row and keeps the first traces that fit: the count stays exact."""
     sessions_expire(control_plane=control_plane)
+    partitions.ready()  # the day's partitions, were the scheduler down
     try:
         session = _open_session(control_plane, session_id, late_data=False)
     except SessionClosed as closed:
@@ -273,6 +274,7 @@ def _keep_what_fits(session: DebugSession, fresh: list[TraceIn], inserted: dict[
 def payloads_ingest(*, control_plane: ControlPlane, session_id, payloads: list[TracePayloadIn],
                     store: CaptureStore = ENCRYPTED_STORE) -> IngestResult:
     sessions_expire(control_plane=control_plane)
+    partitions.ready()  # the day's partitions, were the scheduler down
     session = _open_session(control_plane, session_id, late_data=True)
     with transaction.atomic():
         traces = {t.trace_id: t for t in Trace.objects.filter(
@@ -300,6 +302,7 @@ def payloads_ingest(*, control_plane: ControlPlane, session_id, payloads: list[T
 def logs_ingest(*, control_plane: ControlPlane, session_id, logs: list[LogIn],
                 store: CaptureStore = ENCRYPTED_STORE) -> IngestResult:
     sessions_expire(control_plane=control_plane)
+    partitions.ready()  # the day's partitions, were the scheduler down
     session = _open_session(control_plane, session_id, late_data=True)
     with transaction.atomic():
         result = IngestResult(session=session)

@@ -2,9 +2,23 @@
 
 Payload captures, request logs and spans are partitioned by RANGE on `created_at` (when the row was stored,
 the server's clock, so a data plane with a wrong clock cannot scatter rows), one partition per UTC day,
-named `<table>_pYYYYMMDD`, plus `<table>_default` for strays (a day nobody created ahead). The scheduled
-`ensure_debugger_partitions` task creates the next PARTITION_DAYS_AHEAD days every hour; a day whose rows
-already sit in the default partition is created detached, filled from the default, then attached.
+named `<table>_pYYYYMMDD`. The scheduled `ensure_debugger_partitions` task creates the next
+PARTITION_DAYS_AHEAD days every hour.
+
+No default partition. PostgreSQL refuses `DETACH PARTITION … CONCURRENTLY` on a table that has one, and
+without a concurrent detach retention holds the parent's ACCESS EXCLUSIVE lock while the expired days' files
+are unlinked, stopping ingest. A default also did little: rows are stamped with the server's clock when
+stored, so a stray is only ever a day the scheduler did not create ahead, and that is better fixed by
+creating it. So ingest calls `ready()` before it writes: each process checks once a day that today's and
+tomorrow's partitions exist (one catalog query) and creates them if the scheduler has been down for
+PARTITION_DAYS_AHEAD days — ingest never fails for want of a partition, and costs nothing otherwise.
+Migration 0007 moves the rows of the default partition that 0006 made into day partitions and drops it.
+
+Retention (`drop_before`) detaches each expired day CONCURRENTLY — ingest into the parent is never blocked,
+the detach waits for the transactions that could see the partition instead — then drops the detached
+table, whose file unlinking blocks nobody. A detach interrupted half-way leaves the partition "detach
+pending" (still listed, no longer routed to) and one interrupted before its drop leaves a plain table named
+like a partition: the next run finalizes the first and drops both.
 
 Keys. PostgreSQL requires the partition key in every primary key and unique constraint of a partitioned
 table. Django keeps seeing `id` as the primary key (no CompositePrimaryKey: the admin, forms and
@@ -16,9 +30,9 @@ partitioned table). The conversion keeps constraint and index names, so Django's
 
 SQLite has no partitions: everything here is a no-op there and retention deletes rows (debugger/retention.py).
 """
-
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -28,7 +42,11 @@ from django.db import connection, transaction
 PARTITIONED = ("debugger_payloadcapture", "debugger_requestlog", "debugger_span")
 KEY = "created_at"
 DAY = timedelta(days=1)
-_LOCK = 7_170_017  # pg_advisory_xact_lock key: one partition change at a time, whoever runs it
+_CREATE_LOCK = 7_170_017  # pg_advisory_xact_lock key: one partition creation at a time, whoever runs it
+# pg_advisory_lock key: one retention removal at a time. Not the creation's key: ingest may hold that one in its
+# transaction (`ready`) while a concurrent detach waits for that very transaction to end.
+_REMOVAL_LOCK = 7_170_018
+_ready: set[tuple[str, date]] = set()  # (database, day) whose partitions this process has seen
 
 
 def enabled() -> bool:
@@ -52,6 +70,7 @@ class Partition:
     table: str
     name: str
     day: date
+    detach_pending: bool = False
 
     @property
     def lower(self) -> datetime:
@@ -63,18 +82,18 @@ class Partition:
 
 
 def partitions(table: str) -> list[Partition]:
-    """The day partitions of `table`, oldest first (not the default one)."""
+    """The day partitions of `table`, oldest first, including any whose detach was interrupted."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT child.relname FROM pg_inherits JOIN pg_class parent ON parent.oid = inhparent "
+            "SELECT child.relname, inhdetachpending FROM pg_inherits JOIN pg_class parent ON parent.oid = inhparent "
             "JOIN pg_class child ON child.oid = inhrelid WHERE parent.relname = %s", [table])
-        names = [row[0] for row in cursor.fetchall()]
+        return sorted(_named(table, cursor.fetchall()), key=lambda partition: partition.day)
+
+
+def _named(table: str, rows) -> list[Partition]:
     prefix = f"{table}_p"
-    found = []
-    for name in names:
-        if name.startswith(prefix):
-            found.append(Partition(table, name, datetime.strptime(name.removeprefix(prefix), "%Y%m%d").date()))
-    return sorted(found, key=lambda partition: partition.day)
+    return [Partition(table, name, datetime.strptime(name.removeprefix(prefix), "%Y%m%d").date(), pending)
+            for name, pending in rows if name.startswith(prefix) and re.fullmatch(r"\d{8}", name.removeprefix(prefix))]
 
 
 def is_partitioned(table: str) -> bool:
@@ -93,7 +112,7 @@ def ensure(*, today: date | None = None, ahead: int | None = None, start: date |
     first = start or today
     made = []
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CREATE_LOCK])
         for table in PARTITIONED:
             if not is_partitioned(table):
                 continue
@@ -107,53 +126,104 @@ def ensure(*, today: date | None = None, ahead: int | None = None, start: date |
     return made
 
 
-def _create(cursor, table: str, day: date) -> None:
-    name, default = partition_name(table, day), f"{table}_default"
-    lower, upper = _bound(day), _bound(day + DAY)
-    cursor.execute(f'SELECT 1 FROM "{default}" WHERE {KEY} >= %s AND {KEY} < %s LIMIT 1',  # noqa: S608
-                   [lower, upper])
-    if cursor.fetchone() is None:
-        cursor.execute(f'CREATE TABLE "{name}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
+def ready(now: datetime | None = None) -> None:
+    """Make sure the partitions a write stamped `now` or a little later goes to exist (today's, tomorrow's).
+
+    Called by ingest before its transaction; checks the catalog once a day per process."""
+    if not enabled():
         return
-    # The default partition holds rows of this day: a new partition for it would overlap, so move them first.
-    cursor.execute(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
-    cursor.execute(f'WITH moved AS (DELETE FROM "{default}" WHERE {KEY} >= %s AND {KEY} < %s RETURNING *) '  # noqa: S608
-                   f'INSERT INTO "{name}" SELECT * FROM moved', [lower, upper])
-    cursor.execute(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" FOR VALUES FROM (%s) TO (%s)', [lower, upper])
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    seen = (connection.settings_dict["NAME"], today)
+    if seen in _ready:
+        return
+    names = [partition_name(table, day) for table in PARTITIONED for day in (today, today + DAY)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s) AND relispartition", [names])
+        if cursor.fetchone()[0] < len(names):
+            ensure(today=today, ahead=1)
+    _ready.add(seen)
+
+
+def reset_for_tests() -> None:
+    _ready.clear()
+
+
+def _create(cursor, table: str, day: date) -> None:
+    cursor.execute(f'CREATE TABLE "{partition_name(table, day)}" PARTITION OF "{table}" FOR VALUES FROM (%s) TO (%s)',
+                   [_bound(day), _bound(day + DAY)])
 
 
 def drop_before(table: str, cutoff: datetime) -> tuple[int, int]:
-    """Drop the day partitions of `table` that end at or before `cutoff`; returns (partitions, rows) dropped.
+    """Remove the day partitions of `table` that end at or before `cutoff`; returns (partitions, rows) removed.
 
-    The rows are the planner's count (`pg_class.reltuples`, kept by autovacuum's ANALYZE): counting them
-    exactly would read every row, the cost the drop avoids. A partition never analyzed is counted."""
+    Outside a transaction each goes by `DETACH PARTITION … CONCURRENTLY` then `DROP TABLE`, finishing what an
+    interrupted run left (see the module's docstring). Inside a caller's transaction a concurrent detach is
+    impossible, so the partition is dropped in place, locking the parent until that transaction ends.
+
+    The rows are the planner's count (`pg_class.reltuples`, kept by ANALYZE): counting them exactly would read
+    every row, the cost the drop avoids. A partition never analyzed is counted."""
     if not enabled() or not is_partitioned(table):
         return 0, 0
-    dropped = rows = 0
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # a table with pending foreign-key checks cannot be dropped
-        for partition in partitions(table):
-            if partition.upper > cutoff:
-                break
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [partition.name])
-            estimate = cursor.fetchone()[0]
-            if estimate < 0:
-                cursor.execute(f'SELECT count(*) FROM "{partition.name}"')  # noqa: S608 - our partition's name
-                estimate = cursor.fetchone()[0]
-            rows += estimate
-            cursor.execute(f'DROP TABLE "{partition.name}"')
-            dropped += 1
-    return dropped, rows
-
-
-def delete_default_before(table: str, cutoff: datetime) -> int:
-    """Delete the default partition's rows older than `cutoff` (strays of days that had no partition)."""
-    if not enabled() or not is_partitioned(table):
-        return 0
     with connection.cursor() as cursor:
-        cursor.execute(f'DELETE FROM "{table}_default" WHERE {KEY} < %s', [cutoff])  # noqa: S608
-        return cursor.rowcount
+        if connection.in_atomic_block:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REMOVAL_LOCK])
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # a table with pending foreign-key checks cannot be dropped
+            expired = [partition for partition in partitions(table) if partition.upper <= cutoff]
+            rows = sum(_estimate(cursor, partition.name) for partition in expired)
+            for partition in expired:
+                cursor.execute(f'DROP TABLE "{partition.name}"')
+            return len(expired), rows
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_REMOVAL_LOCK])
+        try:
+            return _detach_and_drop(cursor, table, cutoff)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_REMOVAL_LOCK])
+
+
+def _detach_and_drop(cursor, table: str, cutoff: datetime) -> tuple[int, int]:
+    """Detach the expired days (finishing any detach left pending), then drop every expired detached day, this
+    run's and those an interrupted run left."""
+    left = _detached(cursor, table)
+    rows = {partition.name: _estimate(cursor, partition.name) for partition in left if partition.upper <= cutoff}
+    for partition in partitions(table):
+        if partition.upper > cutoff:
+            break
+        rows[partition.name] = _estimate(cursor, partition.name)
+        how = "FINALIZE" if partition.detach_pending else "CONCURRENTLY"
+        cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition.name}" {how}')
+    _drop_detached(cursor, list(rows))
+    return len(rows), sum(rows.values())
+
+
+def _estimate(cursor, name: str) -> int:
+    cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [name])
+    estimate = cursor.fetchone()[0]
+    if estimate < 0:
+        cursor.execute(f'SELECT count(*) FROM "{name}"')  # noqa: S608 - our partition's name
+        estimate = cursor.fetchone()[0]
+    return estimate
+
+
+def _detached(cursor, table: str) -> list[Partition]:
+    """Plain tables named like a day partition of `table`: detached by a run that stopped before its drop."""
+    cursor.execute("SELECT relname, false FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
+                   "AND relnamespace = current_schema()::regnamespace AND starts_with(relname, %s)", [f"{table}_p"])
+    return sorted(_named(table, cursor.fetchall()), key=lambda partition: partition.day)
+
+
+def _drop_detached(cursor, names: list[str]) -> None:
+    """Drop detached days: their foreign keys first, in one short transaction, because dropping a foreign key
+    locks the table it references (traces, sessions) ACCESS EXCLUSIVE, and a DROP TABLE's commit, which
+    truncates and unlinks the files, would hold that lock the while. Then one DROP for all, one commit."""
+    if not names:
+        return
+    cursor.execute("SELECT conrelid::regclass::text, conname FROM pg_constraint "
+                   "WHERE conrelid = ANY(%s::regclass[]) AND contype = 'f'", [names])
+    foreign_keys = cursor.fetchall()
+    with transaction.atomic():
+        for table, key in foreign_keys:
+            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{key}"')
+    cursor.execute("DROP TABLE " + ", ".join(f'"{name}"' for name in names))
 
 
 # --- the conversion of existing tables (migration 0005) -----------------------------------------------------
@@ -189,6 +259,22 @@ def convert_table(cursor, table: str, *, today: date, ahead: int, fill: str | No
             definition = f"{definition[:definition.index('(')]}({_columns_of(definition)}, {KEY})"
         cursor.execute(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}')
     _recreate_indexes(cursor, indexes, old, table)
+
+
+def remove_default(cursor, table: str) -> None:
+    """Move the rows of `table`'s default partition (migration 0007) into day partitions, then drop it."""
+    default = f"{table}_default"
+    cursor.execute("SELECT to_regclass(%s)", [default])
+    if cursor.fetchone()[0] is None:
+        return
+    cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{default}"')
+    cursor.execute(f"SELECT DISTINCT ({KEY} AT TIME ZONE 'UTC')::date FROM \"{default}\"")  # noqa: S608
+    existing = {partition.day for partition in partitions(table)}
+    for (day,) in cursor.fetchall():
+        if day not in existing:
+            _create(cursor, table, day)
+    cursor.execute(f'INSERT INTO "{table}" SELECT * FROM "{default}"')  # noqa: S608
+    cursor.execute(f'DROP TABLE "{default}"')
 
 
 def unconvert_table(cursor, table: str) -> None:

@@ -136,12 +136,10 @@ def _partitioned(model) -> bool:
 
 
 def _drop_payload_partitions(now, report: PurgeReport) -> None:
-    """Drop the days whose every payload has expired, then delete expired strays of the default partition."""
-    table = PayloadCapture._meta.db_table
-    dropped, rows = partitions.drop_before(table, now - PAYLOAD_RETENTION)
-    strays = partitions.delete_default_before(table, now - PAYLOAD_RETENTION)
+    """Drop the days whose every payload has expired."""
+    dropped, rows = partitions.drop_before(PayloadCapture._meta.db_table, now - PAYLOAD_RETENTION)
     report.partitions_dropped += dropped
-    report.payloads += rows + strays
+    report.payloads += rows
 
 
 def _shred_expired_payload_keys(now) -> int:

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from debugger import partitions
 from debugger.models import PAYLOAD_RETENTION, Blob, DebugSession, PayloadCapture, RequestLog, Trace
 from encryption_keys import keyring
 from encryption_keys.models import DataKey
@@ -28,8 +29,10 @@ def keys_of(session, purpose=None):
 
 
 def stored_days_ago(payloads, days):
-    """Payloads stored `days` days and a minute ago: expired by their expiry, and by their day on PostgreSQL."""
+    """Payloads stored `days` days and a minute ago, in that day's partition on PostgreSQL (made if missing):
+    four days back, both their expiry and their whole day have passed."""
     stored = timezone.now() - timedelta(days=days, minutes=1)
+    partitions.ensure(start=stored.date(), ahead=0)
     payloads.update(created_at=stored, expires_at=stored + PAYLOAD_RETENTION)
 
 
@@ -68,7 +71,7 @@ def test_payloads_past_three_days_go_and_their_key_is_shredded(debug_session, in
     session = debug_session
     ingest(2, session=session)
     dp_client.post(f"/api/us/v1/debugger/sessions/{session.pk}/done")
-    stored_days_ago(PayloadCapture.objects.all(), 3)
+    stored_days_ago(PayloadCapture.objects.all(), 4)
     DebugSession.objects.filter(pk=session.pk).update(ended_at=timezone.now() - PAYLOAD_RETENTION - timedelta(minutes=6))
     out, _ = purge("--yes")
     assert "4 payload capture(s)" in out
@@ -82,7 +85,7 @@ def test_payload_key_stays_while_some_payloads_remain(debug_session, ingest):
     session = debug_session
     ingest(2, session=session)
     first = PayloadCapture.objects.order_by("created_at", "id").first()
-    stored_days_ago(PayloadCapture.objects.filter(pk=first.pk), 3)
+    stored_days_ago(PayloadCapture.objects.filter(pk=first.pk), 4)
     purge("--yes")
     assert PayloadCapture.objects.count() == 3
     assert keys_of(session, "debugger.payload").get().shredded_at is None
