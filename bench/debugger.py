@@ -316,15 +316,10 @@ def _serve():
 
 def _plaintext_store():
     """Twins of PayloadCapture and RequestLog with plain columns (bench/twins.py), created for this process."""
-    from django.db import connection
+    from bench import twins
 
-    from bench.twins import PlainPayloadCapture, PlainRequestLog
-    from debugger.ingest import CaptureStore
-
-    with connection.schema_editor() as editor:
-        editor.create_model(PlainPayloadCapture)
-        editor.create_model(PlainRequestLog)
-    return CaptureStore(payload_model=PlainPayloadCapture, log_model=PlainRequestLog)
+    twins.create_tables()
+    return twins.STORE
 
 
 def _urlconf(store) -> str:

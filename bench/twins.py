@@ -4,14 +4,21 @@ whose app runs in other processes (gunicorn): `ROOT_URLCONF = "bench.twins"` (be
 The twins have plain url/headers/body/message columns; their endpoints run the very same code as the app's
 (`debugger.api.trace_batch` and `debugger.ingest.traces_ingest` with `store=` the twins) behind the same
 authentication, body limits and schemas. bench/debugger.py creates these same twins in its own process.
+
+Same shape as the encrypted tables but for the sealing: the same columns (RequestLog's `created_at` included),
+indexes and constraints, and on PostgreSQL the same day partitions (`debugger.partitions.convert_table`, primary
+key and unique constraints widened by `created_at`, no default partition) — so a ratio against them measures
+encryption, not a cheaper table.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from uuid import UUID
 
 from django.db import models
+from django.db.models.functions import Now
 from django.urls import include, path
 from ninja import Router, Status
 
@@ -48,6 +55,7 @@ class PlainRequestLog(models.Model):  # noqa: DJ008 - a benchmark twin
     time = models.DateTimeField()
     level = models.CharField(max_length=8, choices=LogLevel)
     message = models.TextField()
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         app_label = "debugger"
@@ -62,9 +70,17 @@ STORE = ingest.CaptureStore(payload_model=PlainPayloadCapture, log_model=PlainRe
 def create_tables() -> None:
     from django.db import connection
 
+    from debugger import partitions
+
     with connection.schema_editor() as editor:
         editor.create_model(PlainPayloadCapture)
         editor.create_model(PlainRequestLog)
+    if partitions.enabled():
+        today = datetime.now(UTC).date()
+        with connection.cursor() as cursor:
+            for model in (PlainPayloadCapture, PlainRequestLog):
+                partitions.convert_table(cursor, model._meta.db_table, today=today, ahead=1)
+                partitions.remove_default(cursor, model._meta.db_table)
 
 
 router = Router(auth=debugger_api.DataPlaneIngestAuth(max_body_bytes=debugger_api.INGEST_MAX_BODY_BYTES))
