@@ -2,9 +2,10 @@
 
 One run, one scratch database (`bench.postgres_database`), the app's own migrations (so the payload table is
 partitioned by day, debugger/partitions.py). Six full days of payload captures are generated in the database
-with `INSERT … SELECT generate_series` (no ORM, no encryption: the bodies are random bytes of an envelope's
-size — retention never reads them), 4 captures per trace, `SESSIONS_PER_DAY` finished sessions a day, each
-with its own payload data key. The purge runs at midnight UTC, so exactly the three oldest days have expired
+with `INSERT … SELECT generate_series` (no ORM, no encryption: each body is an envelope's size of bytes
+repeated from an MD5 of its row — below the 2 KB TOAST threshold, so stored inline and never compressed, as
+ciphertext would be; retention never reads them), 4 captures per trace, `SESSIONS_PER_DAY` finished sessions
+a day, each with its own payload data key. The purge runs at midnight UTC, so exactly the three oldest days have expired
 (expires_at = created_at + 3 days) for every contender:
 
 - partition drop: `debugger.retention.purge_execute()` as PostgreSQL runs it (detaches the expired days
