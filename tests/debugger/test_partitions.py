@@ -20,7 +20,6 @@ from encryption_keys.models import DataKey
 
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="partitions are PostgreSQL's")
 BEFORE = [("debugger", "0005_partition_keys_and_keyset_indexes")]
-AFTER = [("debugger", "0006_partition_payloads_logs_spans")]
 
 
 def partition_of(table, pk) -> str:
@@ -129,16 +128,20 @@ def messages() -> list:
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_existing_rows_readable(debug_session, ingest, org_admin):
-    """Rows stored in plain tables (0004) are copied into partitions by 0005, readable, ids continuing."""
+    """Rows stored in plain tables (0005) are copied into partitions by 0006, readable, ids continuing.
+
+    The rows are ingested and read by today's code (whose trace rows have columns 0005 lacks), then taken back
+    to plain tables by reversing 0006 and on, which keeps them."""
+    ingest(3)
+    spans = dict(Span.objects.values_list("id", "trace__created_at"))
+    before = bodies()
+    logs = messages()
     MigrationExecutor(connection).migrate(BEFORE)
     try:
         assert not partitions.is_partitioned("debugger_span")
-        ingest(3)
-        spans = dict(Span.objects.values_list("id", "trace__created_at"))
-        before = bodies()
-        logs = messages()
     finally:
-        MigrationExecutor(connection).migrate(AFTER)
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
     assert all(partitions.is_partitioned(table) for table in partitions.PARTITIONED)
     keyring.reset_for_tests()
     assert bodies() == before and len(before) == 6 and all(before.values())
