@@ -23,9 +23,9 @@ median. The garbage collector runs between rounds, not during them. Every ratio 
 ratios, both sides measured alike.
 
 The minimal page is the floor: the same 50 rows with every field a row of the session page shows (the trace
-link and start time, method, request path, status, the three latencies, route and service — name from span
-attributes, else id — and the payload count) read in one SQL query (subqueries for the path, the count and the
-names), its values formatted in the view as the page's rows are (`TraceRow`), and written by a plain template,
+link and start time, method, request path, status, the three latencies, route and service — name as stored
+with the trace, else id — and the payload count) read in one SQL query (subqueries for the path and the count),
+its values formatted in the view as the page's rows are (`TraceRow`), and written by a plain template,
 behind the same middleware and login; no page header, filters, session facts or pagination. Its path comes from
 the plaintext twin, so it decrypts nothing.
 
@@ -363,13 +363,12 @@ def _urlconf(store) -> str:
 def _minimal_view(store):
     """The floor for the session page: its 50 rows, with every field they show, from one query; a plain template."""
     from django.db.models import Count, OuterRef, Subquery
-    from django.db.models.fields.json import KT
     from django.db.models.functions import Coalesce
     from django.http import HttpResponse
     from django.template import engines
     from django.utils import timezone
 
-    from debugger.models import Span, Trace
+    from debugger.models import Trace
     from debugger.panels import path_preview
 
     template = engines["django"].from_string(  # values formatted in the view, as TraceRow does for the page
@@ -382,14 +381,9 @@ def _minimal_view(store):
     url = captures.filter(kind="client_request").values("url")[:1]
     payloads = captures.order_by().values("trace").annotate(n=Count("id")).values("n")
 
-    def name(*keys):  # as debugger.selectors.entity_names: the first span attribute that names it
-        return Coalesce(*(Subquery(Span.objects.filter(trace=OuterRef("pk"), attributes__has_key=key).order_by()
-                                   .values(entity=KT(f"attributes__{key}"))[:1]) for key in keys))
-
     def minimal(request, pk):
         traces = list(Trace.objects.filter(session_id=pk).annotate(
             url=Subquery(url), payload_count=Coalesce(Subquery(payloads), 0),
-            route_name=name("kong.route.name", "route.name"), service_name=name("kong.service.name", "service.name"),
         ).order_by("-start_time", "-id")[:PAGE_TRACES])
         for trace in traces:
             trace.path = path_preview(trace.url)

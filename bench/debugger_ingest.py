@@ -215,13 +215,16 @@ class _FloorRows:
     """The rows ingest writes for a batch, as plain tuples (decoded once), COPYed with fresh ids."""
 
     TRACE = ("id", "session_id", "trace_id", "start_time", "method", "status_code", "latency_total_ms",
-             "latency_upstream_ms", "latency_kong_ms", "route_id", "service_id", "consumer_id", "created_at")
+             "latency_upstream_ms", "latency_kong_ms", "route_id", "service_id", "consumer_id", "route_name",
+             "service_name", "created_at")
     SPAN = ("trace_id", "span_id", "parent_span_id", "name", "start_ns", "end_ns", "attributes")
     PAYLOAD = ("id", "trace_id", "kind", "url", "headers", "body", "body_size", "created_at", "expires_at")
     LOG = ("id", "session_id", "trace_id", "span_id", "time", "level", "message")
 
     def __init__(self, traces: list[dict], session_id):
         import base64
+
+        from debugger.attributes import entity_names, name_attributes
 
         self.session_id = session_id
         self.traces = []
@@ -235,9 +238,13 @@ class _FloorRows:
                         for payload in trace["payloads"]]
             logs = [(log.get("span_id") or "", datetime.fromisoformat(log["time"]), log["level"],
                      log["message"].encode()) for log in trace["logs"]]
+            names = entity_names((name_attributes(span.get("attributes", {})) for span in
+                                  sorted(trace["spans"], key=lambda span: span["start_time_unix_nano"])),
+                                 entities=("route", "service"))
             self.traces.append(((datetime.fromisoformat(trace["start_time"]), trace["method"], trace["status_code"],
                                  latency["total_ms"], latency["upstream_ms"], latency["kong_ms"], trace["route_id"],
-                                 trace["service_id"], trace["consumer_id"]), spans, payloads, logs))
+                                 trace["service_id"], trace["consumer_id"], names.get("route", ""),
+                                 names.get("service", "")), spans, payloads, logs))
 
     def write(self, connection) -> int:
         now = datetime.now(UTC)

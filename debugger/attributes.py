@@ -116,3 +116,37 @@ def scrub(attributes: dict) -> tuple[dict, int]:
             continue
         kept[name] = redact_query(value) if isinstance(value, str) else value
     return kept, len(attributes) - len(kept)
+
+
+# The span attributes that name what a trace went through. The ingest API's trace carries ids only
+# (`route_id`, `service_id`, `consumer_id`); Kong's spans may carry the names (the router span's
+# `kong.route.name`), and a data plane may add the others. First listed wins.
+NAME_ATTRIBUTES = {
+    "route": ("kong.route.name", "route.name"),
+    "service": ("kong.service.name", "service.name"),
+    "consumer": ("kong.consumer.username", "consumer.username", "consumer.name"),
+}
+NAME_MAX_LENGTH = 200
+
+
+def entity_names(spans_attributes, entities=tuple(NAME_ATTRIBUTES)) -> dict[str, str]:
+    """{entity: name} for `entities` from a trace's stored (scrubbed) span attributes, spans in (start, id) order:
+    the first span naming an entity wins, and within a span the first attribute listed."""
+    found: dict[str, str] = {}
+    for attributes in spans_attributes:
+        for entity in entities:
+            if entity in found:
+                continue
+            for key in NAME_ATTRIBUTES[entity]:
+                value = attributes.get(key)
+                if isinstance(value, str) and value:
+                    found[entity] = value[:NAME_MAX_LENGTH]
+                    break
+    return found
+
+
+def name_attributes(attributes: dict) -> dict:
+    """The naming attributes of an incoming span as they will be stored: only those, scrubbed (cheaper than
+    scrubbing every attribute twice, and the same, as `scrub` treats each attribute alone)."""
+    names = {key: attributes[key] for keys in NAME_ATTRIBUTES.values() for key in keys if key in attributes}
+    return scrub(names)[0] if names else names

@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from debugger.attributes import NAME_MAX_LENGTH
 from debugger.attributes import scrub as scrub_attributes
 from encryption_keys.fields import EncryptedBinaryField, EncryptedJSONField, EncryptedTextField
 from encryption_keys.keyring import EncryptionScope, control_plane_scope_ref
@@ -145,6 +146,11 @@ class Trace(models.Model):
     route_id = models.CharField(max_length=64, blank=True)
     service_id = models.CharField(max_length=64, blank=True)
     consumer_id = models.CharField(max_length=64, blank=True)
+    # Named by the trace's span attributes (debugger/attributes.py, NAME_ATTRIBUTES), stored at ingest so the
+    # traces table reads them with the trace rather than searching its spans on every page; blank: unnamed.
+    # The database default lets servers still running the previous release insert traces during a deploy.
+    route_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="", db_default="")
+    service_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

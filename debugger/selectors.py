@@ -18,6 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from debugger.attributes import entity_names
 from debugger.ingest import ENCRYPTED_STORE, CaptureStore
 from debugger.models import DebugSession, PayloadCapture, PayloadKind, RequestLog, Span, Trace
 from debugger.panels import path_preview
@@ -60,16 +61,7 @@ class TraceRow:
     error: object = None
     payloads: int = 0
     sealed: bool = False  # the caller's role cannot read payloads
-    names: dict | None = None  # route / service → its name, where the trace's spans carry one
     start: datetime | None = None  # the trace's start in the reader's time zone (looked up once per page)
-
-    @property
-    def route_name(self) -> str:
-        return (self.names or {}).get("route", "")
-
-    @property
-    def service_name(self) -> str:
-        return (self.names or {}).get("service", "")
 
     # What the table cell shows, formatted here once rather than by template filters in each of 50 rows.
     @property
@@ -95,33 +87,6 @@ class TraceRow:
     @property
     def latency_upstream(self) -> str:
         return _ms(self.trace.latency_upstream_ms)
-
-
-# The span attributes that name what a trace went through. The ingest API's trace carries ids only
-# (`route_id`, `service_id`, `consumer_id`); Kong's spans may carry the names (the router span's
-# `kong.route.name`), and a data plane may add the others. First listed wins.
-NAME_ATTRIBUTES = {
-    "route": ("kong.route.name", "route.name"),
-    "service": ("kong.service.name", "service.name"),
-    "consumer": ("kong.consumer.username", "consumer.username", "consumer.name"),
-}
-
-
-def entity_names(traces, entities=tuple(NAME_ATTRIBUTES)) -> dict[int, dict[str, str]]:
-    """trace pk → {entity: name} for `entities` ("route", "service", "consumer") from the traces' span attributes,
-    in one query that looks only for the attributes naming those (each key is a JSON lookup on every span)."""
-    wanted = {entity: NAME_ATTRIBUTES[entity] for entity in entities}
-    found: dict[int, dict[str, str]] = {}
-    spans = Span.objects.filter(trace_id__in=[trace.pk for trace in traces],
-                                attributes__has_any_keys=[key for keys in wanted.values() for key in keys])
-    for trace_pk, attributes in spans.values_list("trace_id", "attributes"):
-        names = found.setdefault(trace_pk, {})
-        for entity, keys in wanted.items():
-            for key in keys:
-                value = attributes.get(key)
-                if entity not in names and isinstance(value, str) and value:
-                    names[entity] = value[:200]
-    return found
 
 
 def _ms(value: float | None) -> str:
@@ -272,10 +237,9 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
     pks = [trace.pk for trace in traces]
     payloads = dict(store.payload_model.objects.filter(trace_id__in=pks).values("trace").annotate(n=Count("id"))
                     .values_list("trace", "n"))
-    names = entity_names(traces, entities=("route", "service"))  # the table has no consumer column
     zone = timezone.get_current_timezone()
     if not payloads_readable(user=user, control_plane=control_plane):
-        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True, names=names.get(trace.pk),
+        return [TraceRow(trace=trace, payloads=payloads.get(trace.pk, 0), sealed=True,
                          start=trace.start_time.astimezone(zone)) for trace in traces]
     by_pk = {trace.pk: trace for trace in traces}
     captures = list(store.payload_model.objects.filter(trace_id__in=pks, kind=PayloadKind.CLIENT_REQUEST,
@@ -291,7 +255,6 @@ def trace_rows(traces, *, user: User, control_plane: ControlPlane, session: Debu
             path=path_preview(result.value) if result is not None and result.ok else "",
             error=result.error if result is not None else None,
             payloads=payloads.get(trace.pk, 0),
-            names=names.get(trace.pk),
             start=trace.start_time.astimezone(zone),
         ))
     return rows
@@ -303,6 +266,13 @@ def trace_get(*, session: DebugSession, trace_id: str) -> Trace:
         raise Http404("No such trace in this session.")
     trace.session = session
     return trace
+
+
+def trace_names(*, trace: Trace, spans: list[Span]) -> dict[str, str]:
+    """Route and service names as stored with the trace; the consumer's, which only the trace page shows, from
+    its spans (in their (start, id) order), which that page reads anyway for the waterfall."""
+    consumer = entity_names((span.attributes for span in spans), entities=("consumer",))
+    return {"route": trace.route_name, "service": trace.service_name, **consumer}
 
 
 def trace_payload_kinds(*, trace: Trace, store: CaptureStore = ENCRYPTED_STORE) -> list[dict]:

@@ -170,14 +170,15 @@ def trace_detail(request, cp, pk, trace_id):
     session = _session(request, cp, pk)
     trace = selectors.trace_get(session=session, trace_id=trace_id)
     payloads = selectors.trace_payload_kinds(trace=trace)
+    spans = list(trace.spans.all())
     context = {
         **_session_context(request, session, "traces"),
         "trace": trace,
-        "waterfall": waterfall(trace.spans.all()),
+        "waterfall": waterfall(spans),
         "payloads": payloads,
         "log_count": selectors.log_list(session=session, trace_id=trace.trace_id).count(),
         "payloads_card": _shared_payload_card(request, session, trace, payloads),
-        "names": selectors.entity_names([trace]).get(trace.pk, {}),
+        "names": selectors.trace_names(trace=trace, spans=spans),
     }
     return render_page(request, "debugger/trace_detail.html", context)
 

@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from debugger.attributes import entity_names
 from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Span, Trace
 from devtools import local_kms
 from encryption_keys.models import DataKey
@@ -320,3 +321,25 @@ def test_a_key_someone_must_fix_is_409_without_retry_after(dp_client, debug_sess
     assert response.status_code == 409 and "Retry-After" not in response
     assert (problem(response)["code"], problem(response)["retryable"]) == (code, False)
     assert debugger_rows() == {"Trace": 0, "Span": 0, "PayloadCapture": 0, "RequestLog": 0}
+
+
+def test_traces_keep_the_route_and_service_names_their_spans_carry_as_stored(dp_client, debug_session):
+    """As the traces table read them from the spans: the earliest span naming one (whatever its place in the
+    list), its first attribute listed, scrubbed as the span is stored, at most 200 characters; else blank."""
+    named, reordered, scrubbed, bare = (trace_json() for _ in range(4))
+    named["spans"][1]["attributes"].update({"route.name": "fallback", "kong.route.name": "orders-create",
+                                            "service.name": "orders"})
+    reordered["spans"][0]["attributes"]["route.name"] = "from-root"
+    reordered["spans"][2]["attributes"].update({"kong.route.name": "from-upstream", "kong.service.name": "svc"})
+    reordered["spans"].reverse()  # the upstream span first in the list; the root span still starts first
+    scrubbed["spans"][0]["attributes"].update({"kong.route.name": f"Bearer {QUERY_SECRET}",
+                                               "route.name": f"/orders?token={QUERY_SECRET}", "kong.service.name": ""})
+    scrubbed["spans"][1]["attributes"]["service.name"] = "s" * 300
+    assert post_traces(dp_client, debug_session, [named, reordered, scrubbed, bare]).status_code == 202
+    stored = {trace_id: (route, service) for trace_id, route, service in
+              Trace.objects.values_list("trace_id", "route_name", "service_name")}
+    assert [stored[trace["trace_id"]] for trace in (named, reordered, scrubbed, bare)] == [
+        ("orders-create", "orders"), ("from-root", "svc"), ("/orders?token=REDACTED", "s" * 200), ("", "")]
+    for trace in Trace.objects.all():  # what the look-up over the stored spans finds
+        found = entity_names(trace.spans.values_list("attributes", flat=True), entities=("route", "service"))
+        assert (trace.route_name, trace.service_name) == (found.get("route", ""), found.get("service", ""))

@@ -10,7 +10,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.urls import reverse
 
-from debugger.attributes import REDACTED, scrub
+from debugger.attributes import NAME_ATTRIBUTES, REDACTED, entity_names, name_attributes, scrub
 from debugger.models import Span
 from konnect_admin.models import User
 from tests import leaks
@@ -100,3 +100,20 @@ def test_the_migration_scrubs_rows_stored_in_clear(dp_client, debug_session):
     migration.scrub_stored_attributes(django_apps, None)
     for attributes in Span.objects.values_list("attributes", flat=True):
         assert attributes == {"kong.upstream.uri": f"/x?sig={REDACTED}", "kong.plugin.name": "acl"}
+
+
+def test_entity_names_take_the_first_span_naming_each_then_the_first_attribute_listed():
+    spans = [{"http.method": "GET"}, {"route.name": "first-span", "kong.service.name": "", "service.name": 7},
+             {"kong.route.name": "later-span", "service.name": "s" * 300}, {"kong.service.name": "too-late"}]
+    assert entity_names(spans, entities=("route", "service")) == {"route": "first-span", "service": "s" * 200}
+    both = [{"route.name": "second-key", "kong.route.name": "first-key", "consumer.name": "ada"}]
+    assert entity_names(both) == {"route": "first-key", "consumer": "ada"}
+    assert entity_names(both, entities=("service",)) == {}
+
+
+def test_name_attributes_are_those_of_the_names_scrubbed_as_stored():
+    attributes = {"kong.route.name": f"Bearer {CREDENTIAL}", "route.name": f"/orders?token={CREDENTIAL}",
+                  "service.name": "orders", "kong.plugin.name": "acl", "http.url": "https://api.test/"}
+    assert name_attributes(attributes) == {"route.name": f"/orders?token={REDACTED}", "service.name": "orders"}
+    naming = {key for keys in NAME_ATTRIBUTES.values() for key in keys}
+    assert name_attributes(attributes) == {key: value for key, value in scrub(attributes)[0].items() if key in naming}

@@ -112,8 +112,8 @@ def test_the_session_page_reads_as_many_queries_for_10_or_60_traces(login, org, 
                                                                      make_session, ingest, django_assert_max_num_queries,
                                                                      reader):
     """Bounded queries whatever the page size, for who reads the paths and who sees them sealed: the session, its
-    progress, the page of traces, the payload counts, the route and service names (from span attributes) and the
-    path previews come in one query each. 60 traces: the page shows 50 and reveals only their paths."""
+    progress, the page of traces (with its route and service names), the payload counts and the path previews
+    come in one query each. 60 traces: the page shows 50 and reveals only their paths."""
     small = make_session(name="small")
     ingest(10, session=small)
     ingest(60)
@@ -122,7 +122,7 @@ def test_the_session_page_reads_as_many_queries_for_10_or_60_traces(login, org, 
     counts = []
     for session, rows in ((small, 10), (debug_session, 50)):
         client.get(detail_url(session))  # warm: data keys cached, as a server is
-        with django_assert_max_num_queries(15 if reader == "org_admin" else 14) as captured:
+        with django_assert_max_num_queries(14 if reader == "org_admin" else 13) as captured:
             page = client.get(detail_url(session)).content.decode()
         assert page.count('<tr>\n        <td><a id="trace-') == rows
         assert page.count(f"<code>{PATH}</code>") == (rows if reader == "org_admin" else 0)
@@ -250,3 +250,19 @@ def test_the_filter_form_shows_each_requests_own_values(login, org_admin, debug_
             assert re.findall(r'<option value="([A-Z]*)" selected>', page) == [method]
             assert ('aria-invalid="true"' in page) == (status == "abc")
     assert 'name="status" value' not in client.get(detail_url(debug_session)).content.decode()
+
+
+def test_pages_show_the_names_stored_with_the_trace(login, org_admin, debug_session, dp_client):
+    """The traces table and the trace page read the names from the trace row, not from its spans."""
+    named, bare = trace_json(route_id="9f1c2d3e-route"), trace_json(route_id="7a6b5c4d-route")
+    named["spans"][1]["attributes"]["kong.route.name"] = "from-span"
+    post_traces(dp_client, debug_session, [named, bare])
+    Trace.objects.filter(trace_id=named["trace_id"]).update(route_name="stored-route", service_name="stored-svc")
+    client = login(org_admin)
+    table = client.get(detail_url(debug_session)).content.decode()
+    assert '<span class="debugger-entity" title="id 9f1c2d3e-route">stored-route</span>' in table
+    assert '<span class="debugger-entity" title="id svc-orders">stored-svc</span>' in table
+    assert "from-span" not in table
+    assert '<code class="debugger-id debugger-short-id" title="7a6b5c4d-route">7a6b5c4d-route</code>' in table
+    page = client.get(trace_url(debug_session, named["trace_id"])).content.decode()
+    assert 'title="id 9f1c2d3e-route">stored-route</span> <code class="debugger-id" id="trace-route-id">' in page
