@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import dotenv
+import pytest
 
 from tests.processes import PROJECT_ROOT
 
@@ -87,7 +88,11 @@ def test_demo_runs_web_worker_and_scheduler_and_ctrl_c_stops_all(tmp_path):
         assert_a_command_beside_the_demo_reaches_it(env_file, database, log)
 
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole foreground group
-        demo.wait(timeout=60)
+        try:
+            demo.wait(timeout=60)  # the demo gives its children STOP_GRACE_SECONDS (15 s) in all, then kills them
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the demo did not exit within 60 s of Ctrl-C; its log ends:\n{log.read_text()[-3000:]}")
+        assert "Stopped" in log.read_text()
         wait_until(lambda: not any(alive(pid) for pid in pids), what="the worker and scheduler exited", log=log,
                    timeout=60)
     finally:
@@ -128,3 +133,18 @@ def assert_a_command_beside_the_demo_reaches_it(env_file, database, log) -> None
     for dry_run in (["purge_logs"], ["purge_debugger_data"], ["reseal"], ["rotate_data_keys", "--org", "Acme"],
                     ["shred", "--org", "Acme", "--session", str(session)]):
         assert "Dry run: nothing changed." in beside_the_demo(*dry_run), dry_run
+
+
+def test_ctrl_c_kills_a_child_that_does_not_stop_within_the_grace(capsys):
+    """A worker held up (here: one that ignores SIGTERM) is killed after the grace, not waited for."""
+    from devtools.management.commands.demo import Command
+
+    stubborn = subprocess.Popen([sys.executable, "-c",  # noqa: S603 - our interpreter
+                                 "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                                 "print('ready', flush=True); time.sleep(120)"], stdout=subprocess.PIPE)
+    assert stubborn.stdout.readline() == b"ready\n"  # its handler is in place before the signal
+    started = time.monotonic()
+    Command().stop_background([stubborn], grace=0.5)
+    assert stubborn.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 30  # the grace, not the child's two minutes
+    assert f"pid {stubborn.pid} had not stopped after 0.5 s: killed" in capsys.readouterr().err

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dotenv
@@ -18,6 +19,7 @@ DEMO_PLATFORM_KEYS = "us=us-west-2+us-east-2,eu=eu-central-1+eu-west-1"
 # The demo's block in .env: what a later `manage.py <command>` needs to reach this demo's database and KMS.
 ENV_BLOCK_START = "# >>> make run: the demo's settings, database and local KMS (rewritten by each run; edit outside)"
 ENV_BLOCK_END = "# <<< make run"
+STOP_GRACE_SECONDS = 15.0  # after Ctrl-C, for the worker and the scheduler together
 
 
 class Command(BaseCommand):
@@ -69,15 +71,22 @@ class Command(BaseCommand):
         self.stdout.write(f"Task worker (pid {processes[0].pid}) and scheduler (pid {processes[1].pid}) started")
         return processes
 
-    def stop_background(self, processes: list[subprocess.Popen]) -> None:
+    def stop_background(self, processes: list[subprocess.Popen], *, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop the worker and the scheduler within `grace` seconds in all, then kill what is left: a child held up
+        (behind a database lock, on a loaded machine) must not keep the terminal after Ctrl-C."""
+        self.stdout.write("Stopping the task worker and the scheduler")
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
         for process in processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
+                self.stderr.write(f"pid {process.pid} had not stopped after {grace:g} s: killed")
                 process.kill()
+                process.wait()
+        self.stdout.write("Stopped")
 
     def start_local_kms(self) -> None:
         """Without KMS_ENDPOINT_URL, run the local KMS server in this process and create the platform keys. The
