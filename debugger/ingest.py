@@ -208,6 +208,7 @@ def _write_children(session: DebugSession, fresh: list[TraceIn], inserted: dict[
                     result: IngestResult) -> None:
     spans, payloads, logs = [], [], []
     now = timezone.now()
+    ids = iter(rows.uuid4s(sum(len(trace.payloads) + len(trace.logs) for trace in fresh)))
     for trace in fresh:
         trace_pk = inserted[trace.trace_id]
         for span in trace.spans:
@@ -217,10 +218,10 @@ def _write_children(session: DebugSession, fresh: list[TraceIn], inserted: dict[
                           "name": span.name, "start_ns": span.start_time_unix_nano,
                           "end_ns": span.end_time_unix_nano, "attributes": attributes})
         for payload in trace.payloads:
-            row = _payload_row(session, trace_pk, payload, now)
+            row = _payload_row(session, trace_pk, payload, now, next(ids))
             if row is not None:
                 payloads.append(row)
-        logs += [_log_row(session, log, default_trace_id=trace.trace_id) for log in trace.logs]
+        logs += [_log_row(session, log, next(ids), default_trace_id=trace.trace_id) for log in trace.logs]
     rows.write(Span, spans)
     _store_captures(store, session, payloads, logs)
 
@@ -285,12 +286,13 @@ def payloads_ingest(*, control_plane: ControlPlane, session_id, payloads: list[T
             raise UnknownTraces(unknown)
         stored = set(store.payload_model.objects.filter(trace__in=traces.values()).values_list("trace__trace_id", "kind"))
         result, captures, now = IngestResult(session=session), [], timezone.now()
+        ids = iter(rows.uuid4s(len(payloads)))
         for payload in payloads:
             if (payload.trace_id, payload.kind) in stored:
                 result.duplicates += 1
                 continue
             stored.add((payload.trace_id, payload.kind))
-            row = _payload_row(session, traces[payload.trace_id].pk, payload, now)
+            row = _payload_row(session, traces[payload.trace_id].pk, payload, now, next(ids))
             if row is None:
                 result.dropped += 1
             else:
@@ -310,7 +312,8 @@ def logs_ingest(*, control_plane: ControlPlane, session_id, logs: list[LogIn],
         if not session.capture_logs:
             result.dropped = len(logs)
             return result
-        _store_captures(store, session, [], [_log_row(session, log) for log in logs])
+        pks = rows.uuid4s(len(logs))
+        _store_captures(store, session, [], [_log_row(session, log, pk) for log, pk in zip(logs, pks, strict=True)])
         result.accepted = len(logs)
     return result
 
@@ -348,8 +351,10 @@ def _entity_names(trace: TraceIn) -> dict[str, str]:
     return entity_names((name_attributes(span.attributes) for span in spans), entities=("route", "service"))
 
 
-def _payload_row(session: DebugSession, trace_pk: int, payload: PayloadIn, now: datetime) -> dict | None:
-    """The capture to store, keeping only what the session asked for; None when nothing is left."""
+def _payload_row(session: DebugSession, trace_pk: int, payload: PayloadIn, now: datetime, pk: uuid.UUID
+                 ) -> dict | None:
+    """The capture to store as row `pk` (from `rows.uuid4s`), keeping only what the session asked for; None when
+    nothing is left."""
     is_request = payload.kind.endswith("_request")
     keep_headers = session.capture_request_headers if is_request else session.capture_response_headers
     keep_body = session.capture_request_body if is_request else session.capture_response_body
@@ -359,14 +364,14 @@ def _payload_row(session: DebugSession, trace_pk: int, payload: PayloadIn, now: 
     if url is None and headers is None and body is None:
         return None
     return {
-        "id": uuid.uuid4(), "trace_id": trace_pk, "kind": payload.kind, "url": url, "headers": headers, "body": body,
+        "id": pk, "trace_id": trace_pk, "kind": payload.kind, "url": url, "headers": headers, "body": body,
         "body_size": len(body) if body is not None else 0, "created_at": now, "expires_at": now + PAYLOAD_RETENTION,
     }
 
 
-def _log_row(session: DebugSession, log: LogIn, *, default_trace_id: str = "") -> dict:
+def _log_row(session: DebugSession, log: LogIn, pk: uuid.UUID, *, default_trace_id: str = "") -> dict:
     return {
-        "id": uuid.uuid4(), "session_id": session.pk, "trace_id": log.trace_id or default_trace_id,
+        "id": pk, "session_id": session.pk, "trace_id": log.trace_id or default_trace_id,
         "span_id": log.span_id or "", "time": _aware(log.time), "level": log.level, "message": log.message,
     }
 

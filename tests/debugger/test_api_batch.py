@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import uuid
 
 import pytest
 from django.db import connection, connections
@@ -13,6 +14,7 @@ from django.test import Client
 
 from debugger import ingest, schemas
 from debugger.models import DebugSession, PayloadCapture, RequestLog, SessionStatus, Span, Trace
+from debugger.rows import uuid4s
 from debugger.schemas import TraceIn
 from encryption_keys import keyring
 from encryption_keys.models import DataKey
@@ -64,6 +66,22 @@ def test_a_batch_stores_every_trace_with_its_spans_payloads_and_logs(dp_client, 
     scope_ref = f"{debug_session.control_plane_id}/{debug_session.pk}"
     assert set(DataKey.objects.values_list("purpose", "scope_ref")) == {
         ("debugger.payload", scope_ref), ("debugger.log", scope_ref)}
+
+
+def test_payload_and_log_ids_are_random_version_4_uuids_distinct_across_batches(dp_client, debug_session):
+    """The ids come from one OS read per batch (`rows.uuid4s`): still uuid4's bits, none shared between rows."""
+    for _ in range(2):
+        assert post_batch(dp_client, debug_session, [trace_json() for _ in range(20)]).status_code == 202
+    ids = list(PayloadCapture.objects.values_list("id", flat=True)) + list(RequestLog.objects.values_list("id", flat=True))
+    assert len(ids) == 160 and len(set(ids)) == 160
+    assert {(pk.version, pk.variant) for pk in ids} == {(4, uuid.RFC_4122)}
+
+
+def test_uuid4s_sets_the_version_bits_on_distinct_random_values():
+    pks = uuid4s(64)
+    assert len(pks) == len(set(pks)) == 64 and uuid4s(0) == []
+    assert {(pk.version, pk.variant) for pk in pks} == {(4, uuid.RFC_4122)}
+    assert len({pk.int >> 80 for pk in pks}) == 64  # not one value with a counter in its low bits
 
 
 def test_a_retried_batch_is_acknowledged_and_stored_once(dp_client, debug_session):
