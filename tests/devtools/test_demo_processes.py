@@ -72,6 +72,9 @@ def test_demo_runs_web_worker_and_scheduler_and_ctrl_c_stops_all(tmp_path):
         demo = subprocess.Popen(  # noqa: S603 - our interpreter and manage.py
             [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"], cwd=PROJECT_ROOT, env=env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: the terminal's Ctrl-C
+            # A terminal's foreground job takes Ctrl-C; this test may run in a background job (`.ci/run &`), whose
+            # SIGINT is ignored and would be inherited, and then the demo's server never hears it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - only a signal reset
         )
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/login/"), what="the web server answers",

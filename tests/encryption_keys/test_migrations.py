@@ -63,8 +63,8 @@ def test_a_key_linked_by_two_organizations_stops_the_upgrade(old_schema):
 SCOPE_BEFORE = [("encryption_keys", "0006_one_link_per_kms_key"), ("debugger", "0002_scrub_span_attributes"),
                 ("vault", "0002_backfill_vault_protection")]
 # Through the scope migrations (debugger 0003, vault 0003) to the schema this release's models read: key_ref
-# columns, the session's samples counter, the partition keys.
-SCOPE_AFTER = [("debugger", "0006_partition_payloads_logs_spans"), ("vault", "0006_protectionjob_key_ref"),
+# columns, the session's samples counter, the partition keys, the names traces keep.
+SCOPE_AFTER = [("debugger", "0008_trace_entity_names"), ("vault", "0006_protectionjob_key_ref"),
                ("encryption_keys", "0010_key_ref")]
 
 
