@@ -9,6 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from debugger.models import Trace
+from tests.migrations import schema_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("debugger", "0007_remove_default_partitions")]
@@ -19,13 +20,8 @@ BATCH = importlib.import_module("debugger.migrations.0008_trace_entity_names").B
 @pytest.fixture
 def old_schema():
     """The database before traces kept their names; yields the historical Trace and Span models."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    executor.loader.build_graph()
-    apps = executor.loader.project_state(BEFORE).apps
-    yield apps.get_model("debugger", "Trace"), apps.get_model("debugger", "Span")
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    with schema_at(BEFORE) as apps:
+        yield apps.get_model("debugger", "Trace"), apps.get_model("debugger", "Span")
 
 
 def test_stored_traces_get_the_names_their_spans_carry(old_schema, debug_session):

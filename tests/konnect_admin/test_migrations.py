@@ -12,6 +12,7 @@ from konnect_admin import tokens
 from konnect_admin.models import DataPlaneToken, PersonalAccessToken
 from konnect_admin.models.tokens import new_token, token_digest
 from tests import factories
+from tests.migrations import schema_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE = [("konnect_admin", "0002_tokens")]
@@ -21,13 +22,8 @@ AFTER = [("konnect_admin", "0004_token_expiry_required")]
 @pytest.fixture
 def old_schema():
     """The database before tokens expired; yields the historical token models (expires_at nullable)."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    executor.loader.build_graph()
-    apps = executor.loader.project_state(BEFORE).apps
-    yield apps.get_model("konnect_admin", "PersonalAccessToken"), apps.get_model("konnect_admin", "DataPlaneToken")
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    with schema_at(BEFORE) as apps:
+        yield apps.get_model("konnect_admin", "PersonalAccessToken"), apps.get_model("konnect_admin", "DataPlaneToken")
 
 
 def upgrade():
