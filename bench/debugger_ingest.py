@@ -224,7 +224,7 @@ class _FloorRows:
     def __init__(self, traces: list[dict], session_id):
         import base64
 
-        from debugger.attributes import entity_names, name_attributes
+        from debugger.attributes import trace_names
 
         self.session_id = session_id
         self.traces = []
@@ -238,9 +238,7 @@ class _FloorRows:
                         for payload in trace["payloads"]]
             logs = [(log.get("span_id") or "", datetime.fromisoformat(log["time"]), log["level"],
                      log["message"].encode()) for log in trace["logs"]]
-            names = entity_names((name_attributes(span.get("attributes", {})) for span in
-                                  sorted(trace["spans"], key=lambda span: span["start_time_unix_nano"])),
-                                 entities=("route", "service"))
+            names = trace_names((span["start_time_unix_nano"], span.get("attributes", {})) for span in trace["spans"])
             self.traces.append(((datetime.fromisoformat(trace["start_time"]), trace["method"], trace["status_code"],
                                  latency["total_ms"], latency["upstream_ms"], latency["kong_ms"], trace["route_id"],
                                  trace["service_id"], trace["consumer_id"], names.get("route", ""),

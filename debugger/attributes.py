@@ -150,3 +150,11 @@ def name_attributes(attributes: dict) -> dict:
     scrubbing every attribute twice, and the same, as `scrub` treats each attribute alone)."""
     names = {key: attributes[key] for keys in NAME_ATTRIBUTES.values() for key in keys if key in attributes}
     return scrub(names)[0] if names else names
+
+
+def trace_names(spans) -> dict[str, str]:
+    """The route and service names an incoming trace's spans carry, as ingest stores them on the trace: from
+    `spans` as (start_time_unix_nano, attributes), the naming attributes scrubbed as they will be stored, in the
+    order they are read back (start time, then position)."""
+    ordered = sorted(spans, key=lambda span: span[0])
+    return entity_names((name_attributes(attributes) for _start, attributes in ordered), entities=("route", "service"))

@@ -17,7 +17,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from debugger import partitions, rows
-from debugger.attributes import entity_names, name_attributes
+from debugger.attributes import trace_names
 from debugger.models import (
     ACTIVE_STATUSES,
     PAYLOAD_RETENTION,
@@ -334,7 +334,7 @@ def _lease_ahead(store: CaptureStore, session: DebugSession, *, payload_values: 
 
 def _trace_row(session: DebugSession, trace: TraceIn, now: datetime) -> dict:
     latency = trace.latency
-    names = _entity_names(trace)
+    names = trace_names((span.start_time_unix_nano, span.attributes) for span in trace.spans)  # spans go in after
     return {
         "session_id": session.pk, "trace_id": trace.trace_id, "start_time": _aware(trace.start_time),
         "method": trace.method, "status_code": trace.status_code, "latency_total_ms": latency.total_ms,
@@ -342,13 +342,6 @@ def _trace_row(session: DebugSession, trace: TraceIn, now: datetime) -> dict:
         "route_id": trace.route_id, "service_id": trace.service_id, "consumer_id": trace.consumer_id,
         "route_name": names.get("route", ""), "service_name": names.get("service", ""), "created_at": now,
     }
-
-
-def _entity_names(trace: TraceIn) -> dict[str, str]:
-    """The route and service names the trace's spans carry, as they will be stored (scrubbed) and in the order
-    they will be read back (start time, then position): the trace row goes in before its spans."""
-    spans = sorted(trace.spans, key=lambda span: span.start_time_unix_nano)
-    return entity_names((name_attributes(span.attributes) for span in spans), entities=("route", "service"))
 
 
 def _payload_row(session: DebugSession, trace_pk: int, payload: PayloadIn, now: datetime, pk: uuid.UUID
